@@ -1,0 +1,55 @@
+# Everything a fresh machine needs is installed by these targets: only python3 and make are assumed.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+RUN := $(UV) run --frozen --all-packages
+
+.PHONY: install up test lint fmt bench test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml */pyproject.toml
+	$(UV) sync --frozen --all-packages --all-extras
+	touch $@
+
+install: $(VENV)/.installed
+
+up: install
+	$(RUN) momentum-stack up
+
+test: install
+	$(RUN) pytest
+
+test-libs: install
+	$(RUN) pytest libs/tests
+test-gateway: install
+	$(RUN) pytest gateway/tests
+test-auth: install
+	$(RUN) pytest auth-service/tests
+test-tracking: install
+	$(RUN) pytest tracking-service/tests
+test-analytics: install
+	$(RUN) pytest analytics-service/tests
+test-e2e: install
+	$(RUN) pytest tests
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/src gateway/src auth-service/src tracking-service/src analytics-service/src
+
+fmt: install
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: install
+	$(RUN) python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,43 @@
+"""What every service's FastAPI app has: problem+json errors, request ids, logging, /health."""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from momentum_libs.logging import configure_logging
+from momentum_libs.problems import install_problem_handlers
+from momentum_libs.request_id import RequestIdMiddleware
+from momentum_libs.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def create_service_app(
+    service: str,
+    settings: ServiceSettings,
+    lifespan: Lifespan,
+    *,
+    title: str,
+    version: str = "1.0.0",
+    **kwargs: Any,
+) -> FastAPI:
+    configure_logging(service, settings.log_level, settings.log_json)
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        **kwargs,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/health", tags=["health"], summary="Liveness of this service")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

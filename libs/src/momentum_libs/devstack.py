@@ -1,0 +1,232 @@
+"""Run the whole stack on one machine: the stores, the four services, the gateway.
+
+``make up`` runs ``momentum-stack up`` in the foreground; the cross-service tests and
+the benchmarks use :class:`Stack` directly. Every process it starts it stops, on
+Ctrl-C, SIGTERM or a normal exit.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+
+import httpx
+
+from momentum_libs.stores import ManagedProcess, free_port, resolve_redis, start_nx_mongo
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    app_factory: str
+    env_prefix: str
+    database: str | None
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("auth", "momentum_auth.main:create_app", "MOMENTUM_AUTH_", "momentum_auth"),
+    ServiceSpec(
+        "tracking", "momentum_tracking.main:create_app", "MOMENTUM_TRACKING_", "momentum_tracking"
+    ),
+    ServiceSpec(
+        "analytics",
+        "momentum_analytics.main:create_app",
+        "MOMENTUM_ANALYTICS_",
+        "momentum_analytics",
+    ),
+    ServiceSpec("gateway", "momentum_gateway.main:create_app", "MOMENTUM_GATEWAY_", None),
+)
+
+
+class Stack:
+    """The stack as child processes on 127.0.0.1.
+
+    ``namespace`` prefixes database names and the event stream so that several stacks
+    (tests, ``make up``, benchmarks) share one Redis and never see each other's data.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        gateway_port: int | None = None,
+        namespace: str = "",
+        persist_mongo: bool = True,
+        log_to_files: bool = True,
+        extra_env: dict[str, str] | None = None,
+        mongodb_url: str | None = None,
+        redis_url: str | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.namespace = namespace
+        self.persist_mongo = persist_mongo
+        self.log_to_files = log_to_files
+        self.extra_env = extra_env or {}
+        self.ports = {spec.name: free_port() for spec in SERVICES}
+        self.ports["gateway"] = gateway_port or free_port()
+        self.mongodb_url = mongodb_url or os.environ.get("MONGODB_URL", "")
+        self.redis_url = redis_url or os.environ.get("REDIS_URL", "")
+        self.stores: list[ManagedProcess] = []
+        self.services: dict[str, ManagedProcess] = {}
+
+    # -- addresses -------------------------------------------------------------------
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.url("gateway")
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.namespace}momentum.events"
+
+    def database(self, name: str) -> str:
+        spec = next(s for s in SERVICES if s.name == name)
+        assert spec.database is not None
+        return f"{self.namespace}{spec.database}"
+
+    def log_path(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> "Stack":
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_stores()
+            for spec in SERVICES:
+                self.start_service(spec.name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_stores(self) -> None:
+        if not self.mongodb_url:
+            mongo_dir = self.data_dir / "mongodb" if self.persist_mongo else None
+            self.mongodb_url, proc = start_nx_mongo(mongo_dir, log_dir=self.data_dir / "logs")
+            self.stores.append(proc)
+        if not self.redis_url:
+            self.redis_url, redis_proc = resolve_redis(self.data_dir / "redis")
+            if redis_proc is not None:
+                self.stores.append(redis_proc)
+
+    def env_for(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "MONGODB_URL": self.mongodb_url,
+                "REDIS_URL": self.redis_url,
+                "MOMENTUM_EVENTS_STREAM": self.events_stream,
+                "MOMENTUM_DATA_DIR": str(self.data_dir),
+                "MOMENTUM_JWKS_URL": f"{self.url('auth')}/.well-known/jwks.json",
+                "MOMENTUM_GATEWAY_AUTH_URL": self.url("auth"),
+                "MOMENTUM_GATEWAY_TRACKING_URL": self.url("tracking"),
+                "MOMENTUM_GATEWAY_ANALYTICS_URL": self.url("analytics"),
+            }
+        )
+        for spec in SERVICES:
+            if spec.database:
+                env[f"{spec.env_prefix}MONGODB_DB"] = self.database(spec.name)
+        env.update(self.extra_env)
+        return env
+
+    def start_service(self, name: str, timeout_s: float = 30.0) -> None:
+        spec = next(s for s in SERVICES if s.name == name)
+        args = [
+            sys.executable, "-m", "uvicorn", "--factory", spec.app_factory,
+            "--host", "127.0.0.1", "--port", str(self.ports[name]),
+            "--no-access-log", "--timeout-graceful-shutdown", "5",
+        ]  # fmt: skip
+        log_path = self.log_path(name) if self.log_to_files else None
+        proc = ManagedProcess(name, args, env=self.env_for(name), log_path=log_path).start()
+        self.services[name] = proc
+        self._wait_healthy(name, proc, timeout_s)
+
+    def _wait_healthy(self, name: str, proc: ManagedProcess, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not proc.running():
+                raise RuntimeError(f"{name} exited during start-up; see {self.log_path(name)}")
+            try:
+                if httpx.get(f"{self.url(name)}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} not healthy after {timeout_s}s; see {self.log_path(name)}")
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.services[name]
+        proc.signal(sig)
+        assert proc.proc is not None
+        proc.proc.wait(10)
+
+    def restart_service(self, name: str) -> None:
+        self.services[name].stop()
+        self.start_service(name)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in [*self.stores, *self.services.values()] if p.running()]
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.services.values())):
+            proc.stop()
+        for proc in reversed(self.stores):
+            proc.stop()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _up(args: argparse.Namespace) -> int:
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack = Stack(Path(args.data_dir), gateway_port=args.port, log_to_files=False)
+    try:
+        stack.start()
+        print(
+            f"\nMomentum is up: {stack.gateway_url}  (docs: {stack.gateway_url}/docs)", flush=True
+        )
+        print(f"MongoDB {stack.mongodb_url}  Redis {stack.redis_url}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        while not stop_requested.wait(0.5):
+            dead = [n for n, p in stack.services.items() if not p.running()]
+            if dead:
+                print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        stack.stop()
+        print("Momentum stopped.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="momentum-stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole stack in the foreground")
+    up.add_argument(
+        "--port", type=int, default=int(os.environ.get("MOMENTUM_GATEWAY_PORT", "8000"))
+    )
+    up.add_argument("--data-dir", default=os.environ.get("MOMENTUM_DATA_DIR", ".data"))
+    args = parser.parse_args(argv)
+    return _up(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

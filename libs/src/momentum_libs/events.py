@@ -1,0 +1,161 @@
+"""Domain events: the envelope and every payload, one definition for producers and consumers.
+
+Wire format on the Redis stream: one field, ``event``, holding the envelope as JSON.
+A payload schema change bumps that type's ``version``; consumers accept every
+version they know and dead-letter the rest (see README, "Evolving an event").
+"""
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STREAM_FIELD = "event"
+
+
+class EventType(StrEnum):
+    USER_REGISTERED = "user.registered"
+    USER_UPDATED = "user.updated"
+    USER_DELETED = "user.deleted"
+    GOAL_CREATED = "goal.created"
+    GOAL_UPDATED = "goal.updated"
+    GOAL_ACTIVATED = "goal.activated"
+    GOAL_DELETED = "goal.deleted"
+    TARGET_CREATED = "target.created"
+    TARGET_UPDATED = "target.updated"
+    TARGET_DELETED = "target.deleted"
+    LOG_CREATED = "log.created"
+    LOG_UPDATED = "log.updated"
+    LOG_DELETED = "log.deleted"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UserPayload(_Payload):
+    """user.registered and user.updated: what other services need to know of a user."""
+
+    timezone: str
+
+
+class UserDeletedPayload(_Payload):
+    pass
+
+
+class GoalPayload(_Payload):
+    """goal.created, goal.updated, goal.activated. ``version`` grows with every change."""
+
+    goal_id: str
+    title: str
+    is_active: bool
+    version: int
+    # When the goal was last made active; the latest activation wins, whatever the order
+    # the events arrive in.
+    activated_at: datetime | None = None
+
+
+class GoalDeletedPayload(_Payload):
+    goal_id: str
+    version: int
+
+
+class TargetPayload(_Payload):
+    """target.created, target.updated, target.deleted (the state before deletion)."""
+
+    target_id: str
+    goal_id: str
+    week_start: date
+    target_minutes: int
+    version: int
+
+
+class LogState(_Payload):
+    goal_id: str
+    date: date
+    minutes: int
+
+
+class LogPayload(_Payload):
+    """log.created and log.deleted (the state it had)."""
+
+    log_id: str
+    goal_id: str
+    date: date
+    minutes: int
+    version: int
+
+
+class LogUpdatedPayload(_Payload):
+    log_id: str
+    version: int
+    old: LogState
+    new: LogState
+
+
+PAYLOADS: dict[EventType, type[_Payload]] = {
+    EventType.USER_REGISTERED: UserPayload,
+    EventType.USER_UPDATED: UserPayload,
+    EventType.USER_DELETED: UserDeletedPayload,
+    EventType.GOAL_CREATED: GoalPayload,
+    EventType.GOAL_UPDATED: GoalPayload,
+    EventType.GOAL_ACTIVATED: GoalPayload,
+    EventType.GOAL_DELETED: GoalDeletedPayload,
+    EventType.TARGET_CREATED: TargetPayload,
+    EventType.TARGET_UPDATED: TargetPayload,
+    EventType.TARGET_DELETED: TargetPayload,
+    EventType.LOG_CREATED: LogPayload,
+    EventType.LOG_UPDATED: LogUpdatedPayload,
+    EventType.LOG_DELETED: LogPayload,
+}
+CURRENT_VERSION = 1
+
+
+class UnknownEventError(ValueError):
+    """An entry no consumer can understand (unknown type or version): dead-letter it."""
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: EventType
+    version: int = CURRENT_VERSION
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    user_id: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def create(cls, type_: EventType, user_id: str, payload: _Payload) -> "Envelope":
+        if PAYLOADS[type_] is not type(payload):
+            raise TypeError(f"{type_} takes {PAYLOADS[type_].__name__}")
+        return cls(type=type_, user_id=user_id, payload=payload.model_dump(mode="json"))
+
+    def typed_payload(self) -> Any:
+        """The payload as its model; raises UnknownEventError for a version we do not know."""
+        if self.version != CURRENT_VERSION:
+            raise UnknownEventError(f"{self.type} version {self.version} is not supported")
+        return PAYLOADS[self.type].model_validate(self.payload)
+
+    def to_stream_fields(self) -> dict[str, str]:
+        return {STREAM_FIELD: self.model_dump_json()}
+
+    @classmethod
+    def from_stream_fields(cls, fields: dict[Any, Any]) -> "Envelope":
+        raw = fields.get(STREAM_FIELD, fields.get(STREAM_FIELD.encode()))
+        if raw is None:
+            raise UnknownEventError("stream entry has no 'event' field")
+        try:
+            return cls.model_validate_json(raw)
+        except ValueError as exc:
+            raise UnknownEventError(f"stream entry is not a valid event: {exc}") from exc
+
+
+def json_schemas() -> dict[str, Any]:
+    """The JSON schema of the envelope and of each payload, for docs and contract tests."""
+    return {
+        "envelope": Envelope.model_json_schema(),
+        "payloads": {t.value: m.model_json_schema() for t, m in PAYLOADS.items()},
+    }

@@ -1,0 +1,39 @@
+"""Health checks that do a real round trip, each bounded by a timeout."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+Status = Literal["ok", "down"]
+Check = Callable[[], Awaitable[None]]
+
+
+async def probe(check: Check, timeout_s: float = 2.0) -> Status:
+    try:
+        await asyncio.wait_for(check(), timeout_s)
+    except Exception:  # any failure of a probe means "down"; the reason is not the client's
+        return "down"
+    return "ok"
+
+
+def mongo_check(client: AsyncMongoClient[dict[str, object]]) -> Check:
+    async def check() -> None:
+        await client.admin.command("ping")
+
+    return check
+
+
+def redis_check(redis: "Redis") -> Check:
+    async def check() -> None:
+        await redis.ping()
+
+    return check
+
+
+async def probe_all(checks: dict[str, Check], timeout_s: float = 2.0) -> dict[str, Status]:
+    names = list(checks)
+    results = await asyncio.gather(*(probe(checks[n], timeout_s) for n in names))
+    return dict(zip(names, results, strict=True))

@@ -1,0 +1,25 @@
+"""One MongoDB client per process, Beanie on PyMongo's async API (motor is end-of-life)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from beanie import Document, init_beanie
+from pymongo import AsyncMongoClient
+
+
+def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
+    # Every wait is bounded so an outage answers 503 fast instead of hanging a request.
+    return AsyncMongoClient(
+        url,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 5, 10_000),
+        tz_aware=True,
+        uuidRepresentation="standard",
+    )
+
+
+async def init_documents(
+    client: AsyncMongoClient[dict[str, Any]], database: str, models: Sequence[type[Document]]
+) -> None:
+    await init_beanie(database=client[database], document_models=list(models))

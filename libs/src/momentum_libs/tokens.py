@@ -1,0 +1,170 @@
+"""Access-token verification, shared by the gateway and every service.
+
+auth-service signs; everyone else verifies with the public keys it serves as a
+JWKS. Algorithms are pinned (no ``alg`` from the token is trusted), ``iss``,
+``aud``, ``exp`` and ``iat`` are required, and a session revoked in Redis kills
+its tokens before they expire.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+ALGORITHMS: tuple[str, ...] = ("EdDSA",)
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "sid", "jti")
+
+
+class TokenInvalidError(Exception):
+    """The token must be refused with 401; the message says why (safe to show)."""
+
+
+class RevocationUnavailableError(Exception):
+    """Redis could not be asked whether the session is revoked (fail closed: 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    token_id: str
+    expires_at: int
+
+
+class SessionRevocations:
+    """Revoked session ids in Redis, each kept as long as a token of it could live."""
+
+    def __init__(self, redis: Redis, keep_seconds: int, prefix: str = "momentum:revoked-session:"):
+        self._redis = redis
+        self._keep_seconds = keep_seconds
+        self._prefix = prefix
+
+    async def revoke(self, *session_ids: str) -> None:
+        if not session_ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid in session_ids:
+                pipe.set(self._prefix + sid, "1", ex=self._keep_seconds)
+            await pipe.execute()
+
+    async def is_revoked(self, session_id: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self._prefix + session_id))
+        except (RedisError, OSError) as exc:
+            raise RevocationUnavailableError("session store unavailable") from exc
+
+
+KeyLookup = Callable[[str], Awaitable[jwt.PyJWK]]
+
+
+class JwksKeys:
+    """Public keys fetched from a JWKS URL, cached, refetched on an unknown ``kid``.
+
+    A miss refetches at most once per ``min_refetch_s`` so forged ``kid``s cannot
+    make us hammer auth-service.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        cache_seconds: int = 300,
+        min_refetch_s: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._min_refetch_s = min_refetch_s
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        response = await self._client.get(self._url, timeout=5.0)
+        response.raise_for_status()
+        keyset = jwt.PyJWKSet.from_dict(response.json())
+        self._keys = {key.key_id: key for key in keyset.keys if key.key_id}
+        self._fetched_at = time.monotonic()
+
+    async def __call__(self, kid: str) -> jwt.PyJWK:
+        age = time.monotonic() - self._fetched_at
+        if kid not in self._keys or age > self._cache_seconds:
+            async with self._lock:
+                age = time.monotonic() - self._fetched_at
+                stale = age > self._cache_seconds
+                if stale or (kid not in self._keys and age > self._min_refetch_s):
+                    try:
+                        await self._refresh()
+                    except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+                        if not self._keys:
+                            raise TokenInvalidError("signing keys unavailable") from exc
+        key = self._keys.get(kid)
+        if key is None:
+            raise TokenInvalidError("unknown signing key")
+        return key
+
+
+class AccessTokenVerifier:
+    def __init__(
+        self,
+        keys: KeyLookup,
+        issuer: str,
+        audience: str,
+        revocations: SessionRevocations,
+        algorithms: Sequence[str] = ALGORITHMS,
+        leeway_s: int = 5,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._revocations = revocations
+        self._algorithms = list(algorithms)
+        self._leeway_s = leeway_s
+
+    async def verify(self, token: str) -> AccessClaims:
+        claims = await self._decode(token)
+        if await self._revocations.is_revoked(claims.session_id):
+            raise TokenInvalidError("session has ended")
+        return claims
+
+    async def _decode(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalidError("malformed token") from exc
+        if header.get("alg") not in self._algorithms:
+            raise TokenInvalidError("token algorithm not accepted")
+        if header.get("typ", "JWT").upper() not in ("JWT", "AT+JWT"):
+            raise TokenInvalidError("not an access token")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise TokenInvalidError("token has no key id")
+        key = await self._keys(kid)
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenInvalidError("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalidError("token is not valid") from exc
+        if payload.get("token_use", "access") != "access":
+            raise TokenInvalidError("not an access token")
+        return AccessClaims(
+            user_id=str(payload["sub"]),
+            session_id=str(payload["sid"]),
+            token_id=str(payload["jti"]),
+            expires_at=int(payload["exp"]),
+        )
