@@ -168,3 +168,16 @@ class AccessTokenVerifier:
             token_id=str(payload["jti"]),
             expires_at=int(payload["exp"]),
         )
+
+
+class StaticKeys:
+    """Key lookup over keys held in memory (auth-service's own keys, or a test signer's)."""
+
+    def __init__(self, keys: dict[str, jwt.PyJWK]) -> None:
+        self._keys = keys
+
+    async def __call__(self, kid: str) -> jwt.PyJWK:
+        key = self._keys.get(kid)
+        if key is None:
+            raise TokenInvalidError("unknown signing key")
+        return key

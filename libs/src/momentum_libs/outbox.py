@@ -1,0 +1,188 @@
+"""Transactional outbox, embedded in the changed document itself.
+
+A change and the event that tells of it are ONE single-document write: the event is
+pushed onto the document's ``outbox`` array in the same insert or update. So no event
+is lost between a write and its publish, and none is published for a write that did
+not happen. A relay publishes pending events to the Redis stream and then clears them
+off the document; Redis being down only delays it. A crash between XADD and the clear
+may publish an event twice: consumers are idempotent by ``event_id``.
+
+Every write is guarded by the document's ``version`` (optimistic concurrency), and the
+array is always written whole with ``$set``: the embedded MongoDB server corrupts an
+array on ``$push`` of a document, and a whole-array write is right on MongoDB 7 too.
+The relay bumps ``version`` when it clears, so a writer racing it retries with the
+cleared array instead of re-adding events already published.
+
+Deletion writes a tombstone (``deleted=True`` plus the event); the relay removes the
+document once its last event is out. Every read must therefore filter ``deleted``.
+
+Why a flag as well as the array: the embedded MongoDB server cannot query an array's
+emptiness, and an indexed boolean lets the relay find pending documents without a scan.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from beanie import Document
+from pymongo import IndexModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from momentum_libs.events import Envelope
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_INDEX = IndexModel([("outbox_pending", 1)], name="outbox_pending")
+
+
+class OutboxDocument(Document):
+    """Base for documents whose changes emit events. Add OUTBOX_INDEX to Settings.indexes."""
+
+    version: int = 1
+    outbox: list[Envelope] = []
+    outbox_pending: bool = False
+    deleted: bool = False
+
+
+def new_with_event(doc: OutboxDocument, event: Envelope) -> OutboxDocument:
+    """Prepare a document for insert together with its creation event."""
+    doc.version = 1
+    doc.outbox = [event]
+    doc.outbox_pending = True
+    return doc
+
+
+def guard(doc: OutboxDocument) -> dict[str, Any]:
+    """The filter of a write to ``doc`` as it was read: same version, not deleted."""
+    return {"_id": doc.id, "version": doc.version, "deleted": False}
+
+
+def update_with_event(
+    doc: OutboxDocument, set_fields: Mapping[str, Any], event: Envelope, *, delete: bool = False
+) -> dict[str, Any]:
+    """The update of a change to ``doc`` (as read) plus its event; bumps ``version``.
+
+    Apply it with the filter :func:`guard(doc) <guard>`; a zero match means someone
+    else changed the document first: read it again and retry (or answer 404/409).
+    The event's payload ``version`` should be ``doc.version + 1``.
+    """
+    pending = [e.model_dump(mode="json") for e in doc.outbox]
+    fields = {
+        **set_fields,
+        "outbox": [*pending, event.model_dump(mode="json")],
+        "outbox_pending": True,
+    }
+    if delete:
+        fields["deleted"] = True
+    return {"$set": fields, "$inc": {"version": 1}}
+
+
+class OutboxRelay:
+    """Publishes pending outbox events of the given document classes to one stream.
+
+    Run :meth:`run` as a background task; call :meth:`notify` after a write to publish
+    at once instead of at the next sweep.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        models: Sequence[type[OutboxDocument]],
+        *,
+        maxlen: int = 1_000_000,
+        sweep_interval_s: float = 1.0,
+        batch_size: int = 500,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._models = list(models)
+        self._maxlen = maxlen
+        self._sweep_interval_s = sweep_interval_s
+        self._batch_size = batch_size
+        self._max_backoff_s = max_backoff_s
+        self._wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            self._wakeup.clear()
+            try:
+                while await self.drain_once() >= self._batch_size:
+                    pass  # more were waiting: keep going before sleeping
+                backoff = 0.1
+                wait = self._sweep_interval_s
+            except (RedisError, OSError) as exc:
+                log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff)
+                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
+            except Exception:
+                # MongoDB down or anything unexpected: retry, never die.
+                log.exception("outbox_relay_error", retry_in_s=backoff)
+                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+
+    async def drain_once(self) -> int:
+        """Publish what is pending now (up to a batch per model); returns events published."""
+        published = 0
+        for model in self._models:
+            published += await self._drain_model(model)
+        return published
+
+    async def _drain_model(self, model: type[OutboxDocument]) -> int:
+        collection = model.get_pymongo_collection()
+        docs = await collection.find(
+            {"outbox_pending": True},
+            projection={"outbox": 1, "version": 1, "deleted": 1},
+            limit=self._batch_size,
+        ).to_list()
+        if not docs:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for doc in docs:
+                for event in doc.get("outbox", []):
+                    pipe.xadd(
+                        self._stream,
+                        Envelope.model_validate(event).to_stream_fields(),  # type: ignore[arg-type]
+                        maxlen=self._maxlen,
+                        approximate=True,
+                    )
+            results = await pipe.execute()
+        for doc in docs:
+            await self._mark_published(collection, doc)
+        return len(results)
+
+    @staticmethod
+    async def _mark_published(collection: Any, doc: Mapping[str, Any]) -> None:
+        if doc.get("deleted"):
+            # A tombstone changes no more: once published, it goes.
+            await collection.delete_one({"_id": doc["_id"], "version": doc["version"]})
+            return
+        published = {event["event_id"] for event in doc.get("outbox", [])}
+        current: Mapping[str, Any] | None = doc
+        for _ in range(3):
+            assert current is not None
+            remaining = [e for e in current.get("outbox", []) if e["event_id"] not in published]
+            result = await collection.update_one(
+                {"_id": current["_id"], "version": current["version"]},
+                {
+                    "$set": {"outbox": remaining, "outbox_pending": bool(remaining)},
+                    "$inc": {"version": 1},
+                },
+            )
+            if result.matched_count:
+                return
+            # A write landed between our read and this clear: keep its new events.
+            current = await collection.find_one(
+                {"_id": doc["_id"]}, projection={"outbox": 1, "version": 1}
+            )
+            if current is None:
+                return
+        # Still racing: leave it pending; the next pass republishes (consumers dedupe).
