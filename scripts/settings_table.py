@@ -1,0 +1,64 @@
+"""Print the README's settings tables from the services' settings classes (the only source)."""
+
+import importlib
+from typing import Any
+
+from momentum_libs.settings import ServiceSettings
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+SETTINGS_CLASSES = {
+    "gateway": "momentum_gateway.settings:GatewaySettings",
+    "auth-service": "momentum_auth.settings:AuthSettings",
+    "tracking-service": "momentum_tracking.settings:TrackingSettings",
+    "analytics-service": "momentum_analytics.settings:AnalyticsSettings",
+}
+
+
+def load(path: str) -> type[BaseSettings]:
+    module, _, name = path.partition(":")
+    cls: type[BaseSettings] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return str(choices[0])
+    if isinstance(alias, str):
+        return alias
+    return (str(cls.model_config.get("env_prefix", "")) + name).upper()
+
+
+def env_settings(cls: type[BaseSettings]) -> dict[str, tuple[Any, str]]:
+    """Env var name → (default, description) for every field of a settings class."""
+    return {
+        env_name(cls, name, field): (
+            field.get_default(call_default_factory=False),
+            field.description or "",
+        )
+        for name, field in cls.model_fields.items()
+    }
+
+
+def table(rows: dict[str, tuple[Any, str]]) -> str:
+    lines = ["| env var | default | meaning |", "|---|---|---|"]
+    for env, (default, description) in sorted(rows.items()):
+        shown = "" if default is None else f"`{default}`"
+        lines.append(f"| `{env}` | {shown} | {description} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    shared = env_settings(ServiceSettings)
+    print("#### Shared by every service\n")
+    print(table(shared))
+    for service, path in SETTINGS_CLASSES.items():
+        own = {k: v for k, v in env_settings(load(path)).items() if k not in shared}
+        print(f"\n#### {service}\n")
+        print(table(own))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""README stays true: every setting any service reads is documented there, with its env var."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "settings_table", REPO / "scripts" / "settings_table.py"
+)
+assert _spec
+assert _spec.loader
+settings_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(settings_table)
+
+
+@pytest.mark.parametrize("service", sorted(settings_table.SETTINGS_CLASSES))
+def test_every_setting_is_in_the_readme(service: str) -> None:
+    readme = (REPO / "README.md").read_text()
+    cls = settings_table.load(settings_table.SETTINGS_CLASSES[service])
+    missing = [env for env in settings_table.env_settings(cls) if f"`{env}`" not in readme]
+    assert missing == [], f"README.md lacks {missing}; regenerate with scripts/settings_table.py"
