@@ -1,0 +1,265 @@
+"""Consume domain events from a Redis stream through a consumer group.
+
+Delivery is **at least once, never exactly once**: an entry is acknowledged (XACK)
+only after its handler returned, i.e. after the handler committed its work. A crash
+between the commit and the XACK, a handler that fails and is retried, or a consumer
+that is presumed dead while it is only slow all deliver the same event again.
+**Handlers must therefore be idempotent**: applying an event twice must change nothing
+(record applied ``event_id``s in the same write as the projection change, or compare
+the payload's ``version``, or make the projection a pure function of stored facts).
+
+One cycle (:meth:`StreamConsumer.process_once`):
+
+1. reclaim: XAUTOCLAIM the group's entries pending for at least ``claim_idle_ms``
+   (left by a consumer that died, or by a handler failure here) and take their
+   delivery counts from XPENDING;
+2. read new entries with XREADGROUP ``>`` (blocking up to ``block_ms`` only when
+   nothing was reclaimed);
+3. handle each batch in stream order. A handler exception leaves the entry pending;
+   the next reclaim after ``claim_idle_ms`` delivers it again, so a failed entry may
+   be handled after later ones: handlers must not rely on order across failures (the
+   payloads carry a ``version`` for that).
+
+An entry goes to the dead-letter stream (``<stream>.dead`` unless told otherwise),
+with the error, the original entry id and its original fields, and is then acked:
+
+- at once when it is not a valid event (:class:`~momentum_libs.events.UnknownEventError`
+  from parsing, or raised by the handler for a version it does not know);
+- when its handler fails on the ``max_deliveries``-th delivery;
+- without calling the handler when it has been delivered more than ``max_deliveries``
+  times (attempts that never finished, e.g. a handler that kills the process).
+
+The group is created at id ``0``, not ``$``: a consumer that starts after events were
+written still sees them. :meth:`StreamConsumer.run` loops forever and survives Redis
+outages (a restarted, empty Redis included: the group is created again).
+
+The Redis client's ``socket_timeout`` must exceed ``block_ms``.
+"""
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from momentum_libs.events import Envelope, UnknownEventError
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+# Fields a dead-letter entry carries besides the original entry's own fields.
+DEAD_ERROR = "dead_letter_error"
+DEAD_ENTRY_ID = "dead_letter_entry_id"
+DEAD_STREAM = "dead_letter_stream"
+DEAD_GROUP = "dead_letter_group"
+DEAD_CONSUMER = "dead_letter_consumer"
+DEAD_DELIVERIES = "dead_letter_deliveries"
+
+_MAX_BACKOFF_S = 5.0
+
+
+def default_consumer_name(prefix: str) -> str:
+    """A consumer name unique to this process (in Kubernetes the hostname is the pod name)."""
+    return f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class StreamConsumer:
+    """One consumer of a consumer group; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer_name: str,
+        handler: Handler,
+        *,
+        batch_size: int = 100,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        dead_letter_stream: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        self._redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer_name = consumer_name
+        self._handler = handler
+        self._batch_size = batch_size
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._max_deliveries = max_deliveries
+        self.dead_letter_stream = dead_letter_stream or f"{stream}.dead"
+        # XAUTOCLAIM is a cursor over the pending entries list; "0-0" starts over.
+        self._claim_cursor: Any = "0-0"
+
+    async def ensure_group(self) -> None:
+        """Create the group at id 0 (creating the stream too); an existing group is fine."""
+        try:
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def process_once(self) -> int:
+        """Reclaim idle pending entries, read new ones, handle them; returns entries handled.
+
+        "Handled" counts every entry taken off the pending list: acked after its handler,
+        or dead-lettered. Redis errors propagate (the entry stays pending).
+        """
+        handled = 0
+        reclaimed = await self._reclaim()
+        for entry_id, fields, deliveries in reclaimed:
+            handled += await self._handle(entry_id, fields, deliveries)
+        block = None if reclaimed or self._block_ms <= 0 else self._block_ms
+        response: Any = await self._redis.xreadgroup(
+            self.group,
+            self.consumer_name,
+            {self.stream: ">"},
+            count=self._batch_size,
+            block=block,
+        )
+        if isinstance(response, Mapping):  # RESP3 answers {stream: [entries]}
+            response = [(name, entries[0]) for name, entries in response.items()]
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                handled += await self._handle(entry_id, fields, 1)
+        return handled
+
+    async def run(self) -> None:
+        """Consume until cancelled; Redis outages are logged and retried with backoff."""
+        backoff = 0.1
+        group_ready = False
+        while True:
+            try:
+                if not group_ready:
+                    await self.ensure_group()
+                    group_ready = True
+                await self.process_once()
+                backoff = 0.1
+            except (RedisError, OSError) as exc:
+                # Also covers NOGROUP after Redis came back empty: create the group again.
+                group_ready = False
+                log.warning(
+                    "consumer_redis_error",
+                    stream=self.stream,
+                    group=self.group,
+                    error=str(exc),
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            except Exception:
+                log.exception(
+                    "consumer_error", stream=self.stream, group=self.group, retry_in_s=backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    async def _reclaim(self) -> list[tuple[Any, Any, int]]:
+        """Claim entries idle long enough, with how many times each has been delivered."""
+        reply = await self._redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer_name,
+            min_idle_time=self._claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=self._batch_size,
+        )
+        self._claim_cursor = reply[0]
+        claimed: list[tuple[Any, Any]] = [e for e in reply[1] if e[0] is not None]
+        if not claimed:
+            return []
+        gone = [entry_id for entry_id, fields in claimed if fields is None]
+        if gone:
+            # Trimmed from the stream while pending (Redis 6.2 still returns them).
+            await self._redis.xack(self.stream, self.group, *gone)
+        present = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+        if not present:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id, _ in present:
+                pipe.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+            pending = await pipe.execute()
+        result: list[tuple[Any, Any, int]] = []
+        for (entry_id, fields), info in zip(present, pending, strict=True):
+            if not info:
+                continue  # acked meanwhile by whoever still held it: nothing left to do
+            result.append((entry_id, fields, int(info[0]["times_delivered"])))
+        return result
+
+    async def _handle(self, entry_id: Any, fields: Mapping[Any, Any], deliveries: int) -> int:
+        if deliveries > self._max_deliveries:
+            await self._dead_letter(
+                entry_id,
+                fields,
+                deliveries,
+                f"delivered {deliveries} times without completing (max {self._max_deliveries})",
+            )
+            return 1
+        try:
+            envelope = Envelope.from_stream_fields(dict(fields))
+            await self._handler(envelope)
+        except UnknownEventError as exc:
+            await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
+            return 1
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if deliveries >= self._max_deliveries:
+                await self._dead_letter(entry_id, fields, deliveries, error)
+                return 1
+            log.warning(
+                "event_handler_failed",
+                stream=self.stream,
+                group=self.group,
+                entry_id=_text(entry_id),
+                deliveries=deliveries,
+                error=error,
+                exc_info=True,
+            )
+            return 0
+        await self._redis.xack(self.stream, self.group, entry_id)
+        return 1
+
+    async def _dead_letter(
+        self, entry_id: Any, fields: Mapping[Any, Any], deliveries: int, error: str
+    ) -> None:
+        dead: dict[Any, Any] = dict(fields)
+        dead.update(
+            {
+                DEAD_ERROR: error[:2000],
+                DEAD_ENTRY_ID: _text(entry_id),
+                DEAD_STREAM: self.stream,
+                DEAD_GROUP: self.group,
+                DEAD_CONSUMER: self.consumer_name,
+                DEAD_DELIVERIES: str(deliveries),
+            }
+        )
+        # One MULTI: the entry is either dead-lettered and acked, or still pending.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_letter_stream, dead)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+        log.error(
+            "event_dead_lettered",
+            stream=self.stream,
+            group=self.group,
+            entry_id=_text(entry_id),
+            deliveries=deliveries,
+            dead_letter_stream=self.dead_letter_stream,
+            error=error,
+        )
