@@ -141,8 +141,10 @@ class Stack:
         args = [
             sys.executable, "-m", "uvicorn", "--factory", spec.app_factory,
             "--host", "127.0.0.1", "--port", str(self.ports[name]),
-            "--no-access-log", "--timeout-graceful-shutdown", "5",
+            "--no-access-log", "--timeout-graceful-shutdown", "5", "--no-server-header",
         ]  # fmt: skip
+        if name == "gateway":  # the edge: a client's own X-Forwarded-For is not its address
+            args.append("--no-proxy-headers")
         log_path = self.log_path(name) if self.log_to_files else None
         proc = ManagedProcess(name, args, env=self.env_for(name), log_path=log_path).start()
         self.services[name] = proc

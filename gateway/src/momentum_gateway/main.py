@@ -1,0 +1,168 @@
+"""The gateway app: ``uvicorn --factory momentum_gateway.main:create_app``.
+
+Middleware, outermost first (all pure ASGI): security headers → request id →
+CORS (only when origins are configured) → the proxy → FastAPI's own routes
+(``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, and the JSON 404).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import httpx
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
+from momentum_libs.health import Check, Status, mongo_check, probe_all, redis_check
+from momentum_libs.logging import configure_logging
+from momentum_libs.problems import ProblemError, install_problem_handlers
+from momentum_libs.request_id import RequestIdMiddleware
+from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
+
+from momentum_gateway.proxy import ProxyMiddleware
+from momentum_gateway.runtime import Runtime, RuntimeRef
+from momentum_gateway.security import SecurityHeadersMiddleware
+from momentum_gateway.settings import GatewaySettings
+
+TITLE = "Momentum API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Momentum's HTTP API, served by the gateway. This document is merged at run time "
+    "from the services' own OpenAPI documents."
+)
+
+
+class GatewayHealth(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, Status]
+
+
+class StoresHealth(BaseModel):
+    status: Literal["ok", "degraded"]
+    mongodb: Status
+    redis: Status
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = request.app.state.runtime.current
+    if runtime is None:
+        raise ProblemError(503, "The gateway is starting; try again shortly.")
+    return runtime
+
+
+GatewayRuntime = Annotated[Runtime, Depends(_runtime)]
+
+
+def _service_check(client: httpx.AsyncClient, url: str, timeout_s: float) -> Check:
+    async def check() -> None:
+        response = await client.get(f"{url}/health", timeout=timeout_s)
+        if response.status_code != 200:
+            raise RuntimeError(f"health answered {response.status_code}")
+
+    return check
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Liveness of the gateway and of every service behind it",
+        response_model=GatewayHealth,
+        responses={503: {"model": GatewayHealth, "description": "A service is down"}},
+    )
+    async def health(runtime: GatewayRuntime) -> Response:
+        timeout_s = runtime.settings.health_timeout_seconds
+        checks = {
+            name: _service_check(runtime.client, url, timeout_s)
+            for name, url in runtime.settings.upstream_urls.items()
+        }
+        services = await probe_all(checks, timeout_s + 0.5)
+        ok = all(status == "ok" for status in services.values())
+        body = {"status": "ok" if ok else "degraded", "services": services}
+        return _json(body, 200 if ok else 503)
+
+    @app.get(
+        "/health/db",
+        tags=["health"],
+        summary="Round trips to MongoDB and Redis",
+        response_model=StoresHealth,
+        responses={503: {"model": StoresHealth, "description": "A store is down"}},
+    )
+    async def health_db(runtime: GatewayRuntime) -> Response:
+        timeout_s = runtime.settings.store_timeout_ms / 1000
+        checks = {"mongodb": mongo_check(runtime.mongo), "redis": redis_check(runtime.redis)}
+        stores = await probe_all(checks, timeout_s)
+        ok = all(status == "ok" for status in stores.values())
+        return _json({"status": "ok" if ok else "degraded", **stores}, 200 if ok else 503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(runtime: GatewayRuntime) -> Response:
+        return Response(await runtime.openapi.document(), media_type="application/json")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} — Swagger UI")
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    ref = RuntimeRef()
+    own_document: dict[str, Any] = {}
+
+    def own_openapi() -> dict[str, Any]:
+        if not own_document:
+            own_document.update(
+                get_openapi(
+                    title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes
+                )
+            )
+        return own_document
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.open(settings, own_openapi)
+        ref.current = runtime
+        try:
+            yield
+        finally:
+            ref.current = None
+            await asyncio.shield(runtime.close())
+
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.runtime = ref
+    install_problem_handlers(app)
+    _add_routes(app)
+
+    # add_middleware puts each one outside the previous: innermost first.
+    app.add_middleware(ProxyMiddleware, runtime=ref)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

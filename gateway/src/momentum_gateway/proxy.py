@@ -1,0 +1,239 @@
+"""The proxy: pure ASGI, one pooled httpx client, the response streamed back as it comes.
+
+For a path under a service's prefix it checks the access token (unless the route
+is public), reads the body (bounded), rebuilds the headers (no hop-by-hop, no
+identity a client made up, ``X-Forwarded-For`` = the real peer, ``X-Request-ID``),
+and streams the upstream's answer back. Any other path goes on to the FastAPI
+routes (health, docs, OpenAPI, the JSON 404).
+"""
+
+from typing import Any
+
+import httpx
+import structlog
+from momentum_libs.deps import verify_bearer
+from momentum_libs.problems import ProblemError, problem_response
+from momentum_libs.request_id import accept_or_make
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from momentum_gateway.routing import PUBLIC_PATHS, has_dot_segment, service_for
+from momentum_gateway.runtime import Runtime, RuntimeRef
+
+log = structlog.get_logger(__name__)
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus those only meaningful to this one connection.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Request fields the gateway sets itself or that a client must not choose.
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"x-request-id",
+    b"x-user-id",
+    b"x-real-ip",
+    b"forwarded",
+}
+_REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-momentum-")
+# Response fields the gateway's own server writes.
+_RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """Fields a `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1)."""
+    names: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            names.update(part.strip().lower() for part in value.split(b",") if part.strip())
+    return names
+
+
+def request_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    extra_drop = _connection_tokens(raw)
+    out = [
+        (name, value)
+        for name, value in raw
+        if name not in _REQUEST_DROP
+        and not name.startswith(_REQUEST_DROP_PREFIXES)
+        and name not in extra_drop
+    ]
+    client = scope.get("client")
+    if client:
+        out.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
+    out.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
+    out.append((b"x-request-id", request_id.encode("latin-1")))
+    return out
+
+
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    lowered = [(name.lower(), value) for name, value in raw]
+    extra_drop = _connection_tokens(lowered)
+    return [
+        (name, value)
+        for name, value in lowered
+        if name not in _RESPONSE_DROP and name not in extra_drop
+    ]
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None when the client went away. Over ``limit``: 413."""
+    declared = _header(scope, b"content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise ProblemError(400, "The Content-Length header is not a number.") from None
+        if length > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(
+        413, f"The request body is larger than {limit} bytes.", type_slug="payload-too-large"
+    )
+
+
+def upstream_problem(service: str, exc: httpx.HTTPError) -> ProblemError:
+    """Map a transport failure to what the client should see. No host names leak."""
+    if isinstance(exc, httpx.PoolTimeout):
+        status, detail = 503, "The gateway is at capacity; try again shortly."
+    elif isinstance(exc, httpx.TimeoutException):
+        status, detail = 504, "The service behind this path did not answer in time."
+    elif isinstance(exc, httpx.ConnectError):
+        status, detail = 503, "The service behind this path is unavailable; try again shortly."
+    else:
+        status, detail = 502, "The service behind this path sent a broken response."
+    log.warning("upstream_failed", upstream=service, error=type(exc).__name__, status=status)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return ProblemError(status, detail, headers=headers)
+
+
+class ProxyMiddleware:
+    def __init__(self, app: ASGIApp, runtime: RuntimeRef) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        service = service_for(path)
+        if service is None:
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime.current
+        try:
+            if runtime is None:
+                raise ProblemError(503, "The gateway is starting; try again shortly.")
+            if has_dot_segment(path):
+                raise ProblemError(404, "No resource at this path.")
+            response = await self._open(runtime, service, scope, receive)
+        except ProblemError as exc:
+            problem = problem_response(
+                exc.status,
+                exc.detail,
+                type_slug=exc.type_slug,
+                title=exc.title,
+                headers=exc.headers,
+                extra=exc.extra,
+            )
+            await problem(scope, receive, send)
+            return
+        except Exception:  # a bug of ours: logged with its trace, never shown
+            log.exception("proxy_error", upstream=service, path=path)
+            await problem_response(500, "An unexpected error occurred. It has been logged.")(
+                scope, receive, send
+            )
+            return
+        if response is None:  # the client left before sending its body
+            return
+        await self._relay(service, response, send)
+
+    async def _open(
+        self, runtime: Runtime, service: str, scope: Scope, receive: Receive
+    ) -> httpx.Response | None:
+        path: str = scope["path"]
+        if path not in PUBLIC_PATHS:
+            await verify_bearer(runtime.verifier, _header(scope, b"authorization"))
+        body = await read_body(scope, receive, runtime.settings.max_body_bytes)
+        if body is None:
+            return None
+        state: dict[str, Any] = scope.get("state") or {}
+        request_id = state.get("request_id") or accept_or_make(None)
+        raw_path: bytes = scope.get("raw_path") or path.encode("utf-8")
+        query: bytes = scope.get("query_string", b"")
+        target = raw_path + b"?" + query if query else raw_path
+        base = runtime.upstreams[service]
+        request = httpx.Request(
+            scope["method"],
+            base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target),
+            headers=request_headers(scope, request_id),
+            content=body,
+            extensions={"timeout": runtime.timeout},
+        )
+        try:
+            return await runtime.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise upstream_problem(service, exc) from exc
+
+    async def _relay(self, service: str, response: httpx.Response, send: Send) -> None:
+        # The upstream response is closed whatever happens (the httpx docs close it in a
+        # background task after a StreamingResponse; in pure ASGI `finally` is that point).
+        try:
+            start: Message = {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response_headers(response.headers.raw),
+            }
+            await send(start)
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:
+                # Headers are out: all we can do is cut the connection, so the client sees
+                # a broken response rather than a short one taken for whole.
+                log.warning("upstream_broke_mid_body", upstream=service, error=type(exc).__name__)
+                return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            return  # the client went away; nothing to tell it
+        finally:
+            await response.aclose()

@@ -1,0 +1,103 @@
+"""What the gateway holds while it runs: one pooled httpx client, Redis, MongoDB, the verifier.
+
+Everything is made in the lifespan (inside the server's event loop) and closed there.
+"""
+
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+from momentum_libs.mongo import mongo_client
+from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, SessionRevocations
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from momentum_gateway.openapi import OpenApiCache
+from momentum_gateway.settings import GatewaySettings
+
+
+def _no_cookies() -> httpx.Cookies:
+    # The client is shared by every user's requests: it must never keep a cookie.
+    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+
+
+def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout_seconds,
+            read=settings.read_timeout_seconds,
+            write=settings.write_timeout_seconds,
+            pool=settings.pool_timeout_seconds,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+            keepalive_expiry=settings.keepalive_expiry_seconds,
+        ),
+        cookies=_no_cookies(),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    # Proxied requests carry the client's own headers; add none of httpx's defaults.
+    for name in ("accept", "accept-encoding", "user-agent", "connection"):
+        client.headers.pop(name, None)
+    return client
+
+
+@dataclass
+class Runtime:
+    settings: GatewaySettings
+    client: httpx.AsyncClient
+    redis: "Redis"
+    mongo: AsyncMongoClient[dict[str, Any]]
+    verifier: AccessTokenVerifier
+    openapi: OpenApiCache
+    upstreams: dict[str, httpx.URL]
+    # The timeouts of a request built without client.build_request (see proxy.py).
+    timeout: dict[str, float | None] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: GatewaySettings, own_openapi: OpenApiCache.Own) -> "Runtime":
+        client = make_client(settings)
+        store_timeout_s = settings.store_timeout_ms / 1000
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=store_timeout_s,
+            socket_timeout=store_timeout_s,
+        )
+        revocations = SessionRevocations(redis, keep_seconds=settings.revoked_session_ttl_seconds)
+        keys = JwksKeys(settings.jwks_url, client, cache_seconds=settings.jwks_cache_seconds)
+        verifier = AccessTokenVerifier(
+            keys, settings.jwt_issuer, settings.jwt_audience, revocations
+        )
+        upstream_urls = settings.upstream_urls
+        openapi = OpenApiCache(
+            upstream_urls,
+            client,
+            own_openapi,
+            cache_seconds=settings.openapi_cache_seconds,
+            timeout_s=settings.openapi_fetch_timeout_seconds,
+        )
+        return cls(
+            settings=settings,
+            client=client,
+            redis=redis,
+            mongo=mongo_client(settings.mongodb_url, settings.store_timeout_ms),
+            verifier=verifier,
+            openapi=openapi,
+            upstreams={name: httpx.URL(url) for name, url in upstream_urls.items()},
+            timeout=client.timeout.as_dict(),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.redis.aclose()
+        await self.mongo.close()
+
+
+class RuntimeRef:
+    """Filled by the lifespan; read by the pure-ASGI proxy on every request."""
+
+    def __init__(self) -> None:
+        self.current: Runtime | None = None

@@ -1,0 +1,109 @@
+"""The gateway's settings: ``MOMENTUM_GATEWAY_…`` plus the shared unprefixed ones."""
+
+from typing import Annotated, Any
+
+import orjson
+from momentum_libs.settings import VerifyingServiceSettings
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+DEFAULT_AUTH_URL = "http://127.0.0.1:8001"
+DEFAULT_TRACKING_URL = "http://127.0.0.1:8002"
+DEFAULT_ANALYTICS_URL = "http://127.0.0.1:8003"
+
+
+class GatewaySettings(VerifyingServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MOMENTUM_GATEWAY_", extra="ignore", populate_by_name=True
+    )
+
+    auth_url: str = Field(DEFAULT_AUTH_URL, description="Base URL of auth-service")
+    tracking_url: str = Field(DEFAULT_TRACKING_URL, description="Base URL of tracking-service")
+    analytics_url: str = Field(DEFAULT_ANALYTICS_URL, description="Base URL of analytics-service")
+
+    connect_timeout_seconds: float = Field(
+        2.0, gt=0, description="Upstream connect timeout; past it the client gets 504"
+    )
+    read_timeout_seconds: float = Field(
+        15.0, gt=0, description="Upstream read timeout (per read); past it the client gets 504"
+    )
+    write_timeout_seconds: float = Field(
+        15.0, gt=0, description="Upstream write timeout (per write)"
+    )
+    pool_timeout_seconds: float = Field(
+        2.0, gt=0, description="Wait for a free upstream connection; past it the client gets 503"
+    )
+    max_connections: int = Field(
+        512, ge=1, description="Upstream connection pool size (all services together)"
+    )
+    max_keepalive_connections: int = Field(
+        128, ge=0, description="Idle upstream connections kept open for reuse"
+    )
+    keepalive_expiry_seconds: float = Field(
+        4.0,
+        gt=0,
+        description="Idle upstream connections are closed after this (below uvicorn's 5 s)",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=0, description="Largest request body accepted; larger is 413"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed by CORS, comma-separated or a JSON list; "
+        "empty: CORS closed",
+    )
+    openapi_cache_seconds: float = Field(
+        60.0, ge=0, description="How long the merged /openapi.json is reused"
+    )
+    openapi_fetch_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout for fetching a service's own /openapi.json"
+    )
+    health_timeout_seconds: float = Field(
+        1.0, gt=0, description="Timeout for each service's /health in GET /health"
+    )
+    revoked_session_ttl_seconds: int = Field(
+        1200,
+        ge=960,
+        description="Lifetime of a revoked-session key in Redis (>= 15 min access tokens + margin)",
+    )
+
+    @property
+    def upstream_urls(self) -> dict[str, str]:
+        """Service name → base URL."""
+        return {
+            "auth": self.auth_url,
+            "tracking": self.tracking_url,
+            "analytics": self.analytics_url,
+        }
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return orjson.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("auth_url", "tracking_url", "analytics_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _upstreams_configured_in_production(self) -> "GatewaySettings":
+        if self.is_production:
+            defaults = {DEFAULT_AUTH_URL, DEFAULT_TRACKING_URL, DEFAULT_ANALYTICS_URL}
+            unset = [
+                name
+                for name in ("auth_url", "tracking_url", "analytics_url")
+                if getattr(self, name) in defaults
+            ]
+            if unset:
+                names = ", ".join(f"MOMENTUM_GATEWAY_{n.upper()}" for n in unset)
+                raise ValueError(f"{names} must be configured in production")
+        return self
