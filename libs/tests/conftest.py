@@ -1,0 +1,38 @@
+"""Fixtures of the libs tests: a Redis client per test on the shared Redis, helpers."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+
+@pytest.fixture
+async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+Eventually = Callable[..., Awaitable[None]]
+
+
+async def _eventually(
+    condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 20.0, step_s: float = 0.02
+) -> None:
+    """Wait until ``condition`` holds; the timeout only bounds a hung test, it asserts no speed."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition never held within {timeout_s}s")
+        await asyncio.sleep(step_s)
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    return _eventually

@@ -1,0 +1,306 @@
+"""StreamConsumer against a real Redis: groups, acks, reclaim, dead letters, outages."""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from momentum_libs.consumer import (
+    DEAD_DELIVERIES,
+    DEAD_ENTRY_ID,
+    DEAD_ERROR,
+    StreamConsumer,
+    default_consumer_name,
+)
+from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
+from momentum_libs.testing.plugin import OwnRedis
+from redis.asyncio import Redis
+
+Eventually = Callable[..., Awaitable[None]]
+
+
+def event(user_id: str = "u1", timezone: str = "UTC") -> Envelope:
+    return Envelope.create(EventType.USER_UPDATED, user_id, UserPayload(timezone=timezone))
+
+
+class Recorder:
+    """A handler that records what it saw; fails the first ``fail_times`` calls per event."""
+
+    def __init__(self, fail_times: int = 0, error: Exception | None = None) -> None:
+        self.seen: list[Envelope] = []
+        self.fail_times = fail_times
+        self.error = error or RuntimeError("handler failed")
+        self.calls: dict[str, int] = {}
+
+    async def __call__(self, envelope: Envelope) -> None:
+        self.calls[envelope.event_id] = self.calls.get(envelope.event_id, 0) + 1
+        if self.calls[envelope.event_id] <= self.fail_times:
+            raise self.error
+        self.seen.append(envelope)
+
+
+async def pending_count(redis: Redis, stream: str, group: str) -> int:
+    summary: Any = await redis.xpending(stream, group)
+    return int(summary["pending"])
+
+
+def consumer(
+    redis: Redis, namespace: str, handler: Any, name: str = "c1", **kwargs: Any
+) -> StreamConsumer:
+    return StreamConsumer(redis, f"{namespace}events", f"{namespace}group", name, handler, **kwargs)
+
+
+async def test_default_consumer_name_is_unique_per_call_and_names_the_process() -> None:
+    import os
+    import socket
+
+    first, second = default_consumer_name("analytics"), default_consumer_name("analytics")
+    assert first != second
+    assert first.startswith(f"analytics-{socket.gethostname()}-{os.getpid()}-")
+
+
+async def test_group_created_at_zero_sees_entries_written_before_it(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    events = [event(timezone=tz) for tz in ("UTC", "Europe/Paris", "Asia/Tokyo")]
+    for e in events:
+        await redis.xadd(stream, e.to_stream_fields())  # type: ignore[arg-type]
+    handler = Recorder()
+    c = consumer(redis, namespace, handler, block_ms=10)
+    await c.ensure_group()
+    await c.ensure_group()  # an existing group is fine
+
+    assert await c.process_once() == 3
+    assert [e.event_id for e in handler.seen] == [e.event_id for e in events]  # stream order
+    assert handler.seen == events
+    assert await pending_count(redis, stream, c.group) == 0
+
+
+async def test_ensure_group_creates_the_stream(redis: Redis, namespace: str) -> None:
+    c = consumer(redis, namespace, Recorder())
+    await c.ensure_group()
+    groups: Any = await redis.xinfo_groups(c.stream)
+    assert [g["name"] for g in groups] == [c.group]
+    assert await c.process_once() == 0
+
+
+async def test_ack_happens_only_after_the_handler_returned(redis: Redis, namespace: str) -> None:
+    stream, group = f"{namespace}events", f"{namespace}group"
+    seen_pending: list[int] = []
+
+    async def handler(_: Envelope) -> None:
+        # While the work is being done the entry is still pending: a crash here loses nothing.
+        seen_pending.append(await pending_count(redis, stream, group))
+
+    c = consumer(redis, namespace, handler, block_ms=10)
+    await c.ensure_group()
+    await redis.xadd(stream, event().to_stream_fields())  # type: ignore[arg-type]
+    assert await c.process_once() == 1
+    assert seen_pending == [1]
+    assert await pending_count(redis, stream, group) == 0
+
+
+async def test_handler_failure_leaves_entry_pending_and_it_is_redelivered_after_idle(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    handler = Recorder(fail_times=1)
+    c = consumer(redis, namespace, handler, block_ms=20, claim_idle_ms=50, max_deliveries=3)
+    await c.ensure_group()
+    e = event()
+    await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+
+    assert await c.process_once() == 0
+    assert handler.seen == []
+    assert await pending_count(redis, c.stream, c.group) == 1
+
+    async def handled() -> bool:
+        await c.process_once()
+        return handler.seen == [e]
+
+    await eventually(handled)
+    assert handler.calls[e.event_id] == 2
+    assert await pending_count(redis, c.stream, c.group) == 0
+    assert await redis.xlen(c.dead_letter_stream) == 0
+
+
+async def test_entry_pending_on_a_dead_consumer_is_reclaimed_by_another(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    started = asyncio.Event()
+
+    async def hangs(_: Envelope) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    dying = consumer(redis, namespace, hangs, name="dying", block_ms=20)
+    task = asyncio.create_task(dying.run())
+    e = event()
+    await redis.xadd(dying.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    await asyncio.wait_for(started.wait(), 20)
+    task.cancel()  # the consumer dies mid-handler, its entry unacknowledged
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    pending: Any = await redis.xpending_range(dying.stream, dying.group, "-", "+", 10)
+    assert [p["consumer"] for p in pending] == ["dying"]
+
+    handler = Recorder()
+    survivor = consumer(redis, namespace, handler, name="survivor", block_ms=20, claim_idle_ms=50)
+
+    async def reclaimed() -> bool:
+        await survivor.process_once()
+        return handler.seen == [e]
+
+    await eventually(reclaimed)
+    assert await pending_count(redis, dying.stream, dying.group) == 0
+
+
+async def test_poison_entry_goes_to_dead_letter_after_max_deliveries_with_the_error(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    handler = Recorder(fail_times=10**6, error=ValueError("boom: cannot apply"))
+    c = consumer(redis, namespace, handler, block_ms=10, claim_idle_ms=20, max_deliveries=3)
+    await c.ensure_group()
+    e = event()
+    entry_id = await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    follower = event(user_id="u2")
+    await redis.xadd(c.stream, follower.to_stream_fields())  # type: ignore[arg-type]
+
+    async def dead_lettered() -> bool:
+        await c.process_once()
+        return bool(await redis.xlen(c.dead_letter_stream) == 2)
+
+    await eventually(dead_lettered)
+    assert handler.calls == {e.event_id: 3, follower.event_id: 3}
+    dead: Any = await redis.xrange(c.dead_letter_stream)
+    first = dead[0][1]
+    assert first[DEAD_ENTRY_ID] == entry_id
+    assert "ValueError" in first[DEAD_ERROR]
+    assert "boom: cannot apply" in first[DEAD_ERROR]
+    assert first[DEAD_DELIVERIES] == "3"
+    assert Envelope.from_stream_fields(first) == e  # the original fields, replayable
+    assert await pending_count(redis, c.stream, c.group) == 0
+    # Nothing comes back once dead-lettered.
+    assert await c.process_once() == 0
+    assert handler.calls[e.event_id] == 3
+
+
+async def test_garbage_entries_go_to_dead_letter_at_once_and_valid_ones_still_flow(
+    redis_url: str, namespace: str
+) -> None:
+    # A client without decode_responses: the consumer copes with bytes as well.
+    raw = Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        handler = Recorder()
+        c = consumer(raw, namespace, handler, block_ms=10, max_deliveries=5)
+        await c.ensure_group()
+        ids = [
+            await raw.xadd(c.stream, {"something": "else"}),
+            await raw.xadd(c.stream, {STREAM_FIELD: "{not json"}),
+            await raw.xadd(
+                c.stream,
+                {STREAM_FIELD: event().model_dump_json().replace("user.updated", "user.exploded")},
+            ),
+        ]
+        good = event()
+        await raw.xadd(c.stream, good.to_stream_fields())  # type: ignore[arg-type]
+
+        assert await c.process_once() == 4
+        assert handler.seen == [good]
+        dead: Any = await raw.xrange(c.dead_letter_stream)
+        assert [d[1][DEAD_ENTRY_ID.encode()] for d in dead] == ids
+        assert all(b"UnknownEventError" in d[1][DEAD_ERROR.encode()] for d in dead)
+        assert all(d[1][DEAD_DELIVERIES.encode()] == b"1" for d in dead)
+        assert dead[0][1][b"something"] == b"else"
+        assert await pending_count(raw, c.stream, c.group) == 0
+    finally:
+        keys = [key async for key in raw.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await raw.delete(*keys)
+        await raw.aclose()
+
+
+async def test_event_of_unknown_version_raised_by_handler_is_dead_lettered_at_once(
+    redis: Redis, namespace: str
+) -> None:
+    calls = 0
+
+    async def handler(envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        envelope.typed_payload()
+
+    c = consumer(redis, namespace, handler, block_ms=10, max_deliveries=5)
+    await c.ensure_group()
+    future = event().model_copy(update={"version": 2})
+    await redis.xadd(c.stream, future.to_stream_fields())  # type: ignore[arg-type]
+    assert await c.process_once() == 1
+    assert calls == 1
+    dead: Any = await redis.xrange(c.dead_letter_stream)
+    assert "version 2 is not supported" in dead[0][1][DEAD_ERROR]
+
+
+async def test_entry_delivered_more_than_max_times_is_dead_lettered_without_handling(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    # A handler that kills its process never fails cleanly: the delivery count still grows.
+    handler = Recorder()
+    c = consumer(redis, namespace, handler, block_ms=10, claim_idle_ms=20, max_deliveries=2)
+    await c.ensure_group()
+    entry_id = await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
+    await redis.xclaim(c.stream, c.group, "crashed", 0, [entry_id], retrycount=2)
+
+    async def dead_lettered() -> bool:
+        await c.process_once()
+        return bool(await redis.xlen(c.dead_letter_stream) == 1)
+
+    await eventually(dead_lettered)
+    assert handler.calls == {}
+    dead: Any = await redis.xrange(c.dead_letter_stream)
+    assert dead[0][1][DEAD_DELIVERIES] == "3"
+    assert "without completing" in dead[0][1][DEAD_ERROR]
+    assert await pending_count(redis, c.stream, c.group) == 0
+
+
+async def test_run_survives_redis_stopping_and_resumes_when_it_is_back(
+    own_redis: OwnRedis, namespace: str, eventually: Eventually
+) -> None:
+    client = Redis.from_url(
+        own_redis.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=1
+    )
+    handler = Recorder()
+    c = consumer(client, namespace, handler, block_ms=50)
+    task = asyncio.create_task(c.run())
+    try:
+        before = event(timezone="Europe/Paris")
+        await client.xadd(c.stream, before.to_stream_fields())  # type: ignore[arg-type]
+
+        async def seen(n: int) -> bool:
+            return len(handler.seen) >= n
+
+        await eventually(lambda: seen(1))
+        own_redis.stop()
+        # Let the loop hit the outage several times.
+        await asyncio.sleep(1.0)
+        assert not task.done()
+        own_redis.start()  # empty again (no persistence): the group must be created anew
+
+        after = event(timezone="Asia/Tokyo")
+
+        async def published() -> bool:
+            try:
+                await client.xadd(c.stream, after.to_stream_fields())  # type: ignore[arg-type]
+            except (OSError, ConnectionError, Exception):
+                return False
+            return True
+
+        await eventually(published)
+        await eventually(lambda: seen(2))
+        assert not task.done()
+        assert handler.seen == [before, after]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
