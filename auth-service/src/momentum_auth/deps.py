@@ -1,0 +1,38 @@
+"""FastAPI dependencies of auth-service, as ``Annotated`` aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from momentum_libs.deps import CurrentUser
+
+from momentum_auth.sessions.service import SessionService
+from momentum_auth.settings import AuthSettings
+from momentum_auth.users.service import UserService
+
+
+def _users(request: Request) -> UserService:
+    service: UserService = request.state.users
+    return service
+
+
+def _sessions(request: Request) -> SessionService:
+    service: SessionService = request.state.sessions
+    return service
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the gateway's X-Forwarded-For (first entry), else the peer."""
+    settings: AuthSettings = request.app.state.settings
+    if settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return request.client.host if request.client else "unknown"
+
+
+Users = Annotated[UserService, Depends(_users)]
+Sessions = Annotated[SessionService, Depends(_sessions)]
+ClientAddress = Annotated[str, Depends(client_address)]
+
+__all__ = ["ClientAddress", "CurrentUser", "Sessions", "Users"]

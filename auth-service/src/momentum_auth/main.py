@@ -1,0 +1,125 @@
+"""auth-service: users, sessions, tokens and the JWKS.
+
+Run: ``uvicorn --factory momentum_auth.main:create_app``.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+
+from fastapi import FastAPI
+from momentum_libs.app import create_service_app
+from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.outbox import OutboxRelay
+from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from momentum_auth.health.router import router as health_router
+from momentum_auth.keys.router import router as keys_router
+from momentum_auth.keys.service import SigningKey, load_signing_key
+from momentum_auth.passwords import Passwords
+from momentum_auth.sessions.models import RefreshToken, Session
+from momentum_auth.sessions.repository import SessionRepository
+from momentum_auth.sessions.router import router as auth_router
+from momentum_auth.sessions.service import SessionService
+from momentum_auth.sessions.throttle import LoginThrottle
+from momentum_auth.settings import AuthSettings
+from momentum_auth.users.models import User
+from momentum_auth.users.repository import UserRepository
+from momentum_auth.users.router import router as users_router
+from momentum_auth.users.service import UserService
+
+# Revoked session ids must outlive every access token of theirs (plus the verifier's leeway).
+REVOCATION_MARGIN_S = 60
+
+
+class State(TypedDict):
+    """What the lifespan hands every request (``request.state``)."""
+
+    mongo: AsyncMongoClient[dict[str, Any]]
+    redis: Redis
+    signing_key: SigningKey
+    token_verifier: AccessTokenVerifier
+    relay: OutboxRelay
+    users: UserService
+    sessions: SessionService
+
+
+def _lifespan(settings: AuthSettings) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        signing_key = load_signing_key(settings)  # refuses to start without a usable key
+        passwords = Passwords(settings)
+        timeout_s = settings.store_timeout_ms / 1000
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
+        relay_task: asyncio.Task[None] | None = None
+        try:
+            await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])
+            revocations = SessionRevocations(
+                redis, settings.access_token_ttl_seconds + REVOCATION_MARGIN_S
+            )
+            verifier = AccessTokenVerifier(
+                signing_key.verifier_keys(),
+                settings.jwt_issuer,
+                settings.jwt_audience,
+                revocations,
+            )
+            relay = OutboxRelay(
+                redis,
+                settings.events_stream,
+                [User],
+                sweep_interval_s=settings.outbox_sweep_interval_seconds,
+            )
+            user_repository = UserRepository()
+            sessions = SessionService(
+                settings,
+                SessionRepository(),
+                user_repository,
+                passwords,
+                signing_key,
+                revocations,
+                LoginThrottle(redis, settings),
+            )
+            users = UserService(user_repository, sessions, passwords, relay)
+            # momentum_libs.deps.current_user reads the verifier from app.state.
+            app.state.token_verifier = verifier
+            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            yield State(
+                mongo=mongo,
+                redis=redis,
+                signing_key=signing_key,
+                token_verifier=verifier,
+                relay=relay,
+                users=users,
+                sessions=sessions,
+            )
+        finally:
+            if relay_task is not None:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            await mongo.close()
+            await redis.aclose()
+
+    return lifespan
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    settings = settings or AuthSettings()
+    app = create_service_app(
+        "auth",
+        settings,
+        _lifespan(settings),
+        title="Momentum auth-service",
+        description="Accounts, sessions and access tokens; the JWKS for everyone who verifies.",
+    )
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(keys_router)
+    app.include_router(health_router)
+    return app

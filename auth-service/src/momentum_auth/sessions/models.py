@@ -1,0 +1,36 @@
+from datetime import datetime
+
+from beanie import Document
+from pymongo import IndexModel
+
+
+class Session(Document):
+    """One login: every refresh token rotated from it, and the access tokens they minted
+    (``sid``). Revoking it ends all of them."""
+
+    user_id: str
+    created_at: datetime
+    revoked: bool = False
+    revoked_at: datetime | None = None
+
+    class Settings:
+        name = "sessions"
+        indexes = [IndexModel([("user_id", 1)], name="user_id")]
+
+
+class RefreshToken(Document):
+    """A refresh token, stored only as the SHA-256 hex of the token (its ``_id``).
+
+    Spending it is one conditional write on ``spent: False``; a spent token presented
+    again means it was stolen, and its session is revoked."""
+
+    id: str  # type: ignore[assignment]
+    session_id: str
+    user_id: str
+    spent: bool = False
+    created_at: datetime
+    expires_at: datetime
+
+    class Settings:
+        name = "refresh_tokens"
+        indexes = [IndexModel([("user_id", 1)], name="user_id")]

@@ -1,0 +1,41 @@
+"""/users/me: the signed-in user's profile."""
+
+from fastapi import APIRouter, Response
+from momentum_libs.problems import problem_responses
+
+from momentum_auth.deps import CurrentUser, Users
+from momentum_auth.users.schemas import UserRead, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", summary="The signed-in user", responses=problem_responses(401, 503))
+async def read_me(claims: CurrentUser, users: Users) -> UserRead:
+    return UserRead.of(await users.get(claims))
+
+
+@router.patch(
+    "/me",
+    summary="Change the profile or the password",
+    description=(
+        "Only the given fields change; `display_name: null` clears the name. Changing the "
+        "password needs `current_password` (wrong: 400 `…/wrong-password`) and ends every "
+        "other session of the user."
+    ),
+    responses=problem_responses(400, 401, 409, 422, 503),
+)
+async def update_me(claims: CurrentUser, users: Users, body: UserUpdate) -> UserRead:
+    return UserRead.of(await users.update(claims, body))
+
+
+@router.delete(
+    "/me",
+    status_code=204,
+    summary="Delete the account and all its data",
+    description="Ends every session at once and frees the email; other services erase "
+    "their part on the `user.deleted` event.",
+    responses=problem_responses(401, 409, 503),
+)
+async def delete_me(claims: CurrentUser, users: Users) -> Response:
+    await users.delete(claims)
+    return Response(status_code=204)

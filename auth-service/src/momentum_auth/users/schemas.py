@@ -1,0 +1,90 @@
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any, Self
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from momentum_auth.users.models import User
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _known_timezone(name: str) -> str:
+    if name not in _timezones():
+        raise ValueError("must be an IANA timezone name, such as 'Europe/Berlin'")
+    return name
+
+
+Email = Annotated[EmailStr, StringConstraints(max_length=254), AfterValidator(normalize_email)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+TimezoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_timezone)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_Request):
+    email: Email
+    password: Password
+    display_name: DisplayName | None = None
+    timezone: TimezoneName = "UTC"
+
+
+class UserUpdate(_Request):
+    """Only the fields given change; ``display_name: null`` clears the name."""
+
+    display_name: DisplayName | None = None
+    timezone: TimezoneName | None = None
+    password: Password | None = None
+    current_password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+    @field_validator("timezone", "password", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_current(self) -> Self:
+        if self.password is not None and self.current_password is None:
+            raise ValueError("changing the password needs current_password")
+        return self
+
+
+class UserRead(BaseModel):
+    id: str
+    email: str
+    display_name: str | None
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> "UserRead":
+        return cls(
+            id=str(user.id),
+            email=user.email,
+            display_name=user.display_name,
+            timezone=user.timezone,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
