@@ -1,0 +1,1 @@
+"""Momentum's benchmarks: ``make bench`` (full) or ``python -m bench --quick`` (smoke)."""

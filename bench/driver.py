@@ -1,0 +1,120 @@
+"""The asyncio httpx load driver: closed-loop, N concurrent workers, for a fixed time.
+
+Run as its own process (``python -m bench.driver`` reading a JSON config on stdin and
+printing a JSON result), so the bench's own event loop never skews what it measures
+and a background load can run beside a foreground probe. SIGTERM ends the run early
+and still prints the result.
+"""
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from typing import Any, TypedDict
+
+import httpx
+
+from bench.stats import LatencySummary
+
+
+class DriverConfig(TypedDict, total=False):
+    mode: str  # "get" (a fixed path) or "post_logs" (POST /daily-logs)
+    base_url: str
+    path: str
+    tokens: list[str]
+    goal_ids: list[str]  # post_logs: one per token
+    concurrency: int
+    duration_s: float
+    warmup_s: float
+    days_back: int  # post_logs: dates spread over the last N days
+    expect_status: int
+
+
+async def _run(config: DriverConfig) -> dict[str, Any]:
+    mode = config["mode"]
+    concurrency = config.get("concurrency", 1)
+    tokens = config["tokens"]
+    goal_ids = config.get("goal_ids", [])
+    expect = config.get("expect_status", 201 if mode == "post_logs" else 200)
+    days_back = config.get("days_back", 14)
+    path = config.get("path", "/daily-logs")
+    today = dt.datetime.now(dt.UTC).date()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    recording = False
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=config["base_url"], limits=limits, timeout=30.0
+    ) as client:
+
+        async def worker(index: int) -> None:
+            rng = random.Random(index)
+            i = index
+            while not stop.is_set():
+                slot = i % len(tokens)
+                i += concurrency
+                headers = {"Authorization": f"Bearer {tokens[slot]}"}
+                start = time.perf_counter()
+                try:
+                    if mode == "post_logs":
+                        day = today - dt.timedelta(days=rng.randrange(days_back))
+                        body = {
+                            "goal_id": goal_ids[slot],
+                            "date": day.isoformat(),
+                            "minutes": rng.randint(5, 90),
+                        }
+                        response = await client.post(path, json=body, headers=headers)
+                    else:
+                        response = await client.get(path, headers=headers)
+                    status = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                elapsed = time.perf_counter() - start
+                if recording:
+                    statuses[status] += 1
+                    if status == str(expect):
+                        latencies.append(elapsed)
+
+        tasks = [asyncio.create_task(worker(n)) for n in range(concurrency)]
+        warmup = config.get("warmup_s", 0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), warmup)
+        recording = True
+        started = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.get("duration_s", 10.0))
+        recording = False
+        seconds = time.perf_counter() - started
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    errors = sum(n for s, n in statuses.items() if s != str(expect))
+    summary = LatencySummary.of(latencies, errors, seconds)
+    return {**summary.as_dict(), "statuses": dict(statuses), "concurrency": concurrency}
+
+
+def main() -> int:
+    config: DriverConfig = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        result = uvloop.run(_run(config))
+    except ImportError:
+        result = asyncio.run(_run(config))
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""bench/results/latest.json (the figures) and latest.md (the same, for people)."""
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from momentum_libs.devstack import Stack
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    section: str
+    key: str
+    op: str  # "<=" or ">="
+    bound: float
+    unit: str
+
+    def check(self, value: float | None) -> bool | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return value <= self.bound if self.op == "<=" else value >= self.bound
+
+
+TARGETS = (
+    Target("gateway adds ≤ 1 ms p50 (c=1)", "gateway_overhead", "overhead_p50_ms", "<=", 1.0, "ms"),
+    Target(
+        "gateway keeps ≥ 70% of direct throughput (c=32)",
+        "gateway_overhead",
+        "throughput_ratio",
+        ">=",
+        0.70,
+        "x",
+    ),
+    Target("dashboard p50 3 years ≤ 1.1 x 1 day", "dashboard_flatness", "ratio", "<=", 1.1, "x"),
+    Target("event lag p99 ≤ 50 ms at idle", "event_lag", "p99_ms", "<=", 50.0, "ms"),
+    Target("rebuild ≥ 50,000 logs/s", "rebuild", "logs_per_s", ">=", 50_000, "logs/s"),
+    *(
+        Target(f"{svc} ≤ 120 MB RSS idle", "memory_mb", svc, "<=", 120.0, "MB")
+        for svc in ("gateway", "auth", "tracking", "analytics")
+    ),
+)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(stack: Stack) -> dict[str, Any]:
+    """What the figures were taken on; never a host name or a path."""
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "mongodb": "external (MONGODB_URL)"
+        if os.environ.get("MONGODB_URL")
+        else "nx-27017 (embedded, in memory)",
+        "redis": "external (REDIS_URL)" if os.environ.get("REDIS_URL") else "local redis-server",
+        "uvicorn_workers_per_service": 1,
+    }
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf are not JSON: null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for target in TARGETS:
+        value = results.get(target.section, {}).get(target.key)
+        rows.append(
+            {
+                "target": target.name,
+                "value": value,
+                "bound": target.bound,
+                "unit": target.unit,
+                "met": target.check(value),
+            }
+        )
+    return rows
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[met]
+
+
+def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> str:
+    m = results["machine"]
+    lines = [
+        "# Momentum benchmark results",
+        "",
+        f"Run: {results['mode']} mode, started {results['started_at']}, "
+        f"took {results['total_seconds']} s. Machine: {m['cores']} cores ({m['cpu']}), "
+        f"{m['memory_gb']} GB, {m['os']}, Python {m['python']}; MongoDB {m['mongodb']}, "
+        f"Redis {m['redis']}; one uvicorn worker per service. Everything (stores, four "
+        "services, load generator) shares the same cores.",
+        "",
+        "Load generators: "
+        + ", ".join(f"{k}: {v}" for k, v in results["load_generator"].items())
+        + ".",
+        "",
+        "## Targets",
+        "",
+        "| target | value | verdict |" + (" before |" if before else ""),
+        "|---|---|---|" + ("---|" if before else ""),
+    ]
+    before_rows = {r["target"]: r for r in evaluate(before)} if before else {}
+    for row in results["targets"]:
+        line = f"| {row['target']} | {_fmt(row['value'])} {row['unit']} | {_verdict(row['met'])} |"
+        if before:
+            old = before_rows.get(row["target"], {}).get("value")
+            line += f" {_fmt(old)} |"
+        lines.append(line)
+
+    g = results.get("gateway_overhead")
+    if g:
+        lines += [
+            "",
+            f"## Gateway overhead — {g['request']}, {g['load_generator']}",
+            "",
+            "| concurrency | path | p50 ms | p99 ms | req/s | errors |",
+            "|---|---|---|---|---|---|",
+        ]
+        for conc, row in g["by_concurrency"].items():
+            for side in ("direct", "gateway"):
+                f = row[side]
+                lines.append(
+                    f"| {conc} | {side} | {_fmt(f['p50_ms'])} | {_fmt(f['p99_ms'])} | "
+                    f"{_fmt(f['rps'], 0)} | {f['errors']} |"
+                )
+            lines.append(
+                f"| {conc} | gateway - direct | {_fmt(row['overhead_p50_ms'])} | | "
+                f"ratio {_fmt(row['throughput_ratio'])} | |"
+            )
+    w = results.get("write")
+    if w:
+        lines += [
+            "",
+            "## Write path — POST /daily-logs at the gateway",
+            "",
+            f"Concurrency {w['concurrency']} over {w['users']} users ({w['load_generator']}): "
+            f"**{_fmt(w['rps'], 0)} req/s**, p50 {_fmt(w['p50_ms'])} ms, "
+            f"p99 {_fmt(w['p99_ms'])} ms, {w['detail']['errors']} errors in "
+            f"{w['detail']['count']} requests. Analytics then needed "
+            f"{_fmt(w.get('analytics_catch_up_s'))} s to catch up with the backlog.",
+        ]
+    d = results.get("dashboard_flatness")
+    if d:
+        lines += [
+            "",
+            "## Analytics flatness — GET /analytics/dashboard",
+            "",
+            f"One day of logs: p50 {_fmt(d['p50_ms_1_day'])} ms (p99 {_fmt(d['p99_ms_1_day'])}). "
+            f"{d['history_days']} days ({d['history_logs']:,} logs): "
+            f"p50 {_fmt(d['p50_ms_3_years'])} ms (p99 {_fmt(d['p99_ms_3_years'])}). "
+            f"Ratio **{_fmt(d['ratio'])}** over {d['samples_each']} interleaved requests each. "
+            f"Seeding through the API ran at {_fmt(d['seed_logs_per_s'], 0)} logs/s; analytics "
+            f"had applied them all {_fmt(d['analytics_catch_up_s'])} s after the last 201.",
+        ]
+    e = results.get("event_lag")
+    if e:
+        idle, load = e["idle"], e["under_load"]
+        bg = load["background_write"]
+        lines += [
+            "",
+            "## Event lag — 201 on POST /daily-logs → dashboard shows it",
+            "",
+            "| condition | probes | p50 ms | p90 ms | p99 ms | max ms | polls/probe |",
+            "|---|---|---|---|---|---|---|",
+            f"| idle | {idle['probes']} | {_fmt(idle['p50_ms'])} | {_fmt(idle['p90_ms'])} | "
+            f"{_fmt(idle['p99_ms'])} | {_fmt(idle['max_ms'])} | {idle['polls_per_probe']} |",
+            f"| under write load | {load['probes']} | {_fmt(load['p50_ms'])} | "
+            f"{_fmt(load['p90_ms'])} | {_fmt(load['p99_ms'])} | {_fmt(load['max_ms'])} | "
+            f"{load['polls_per_probe']} |",
+            "",
+            f"The load: POST /daily-logs at concurrency {bg['concurrency']}, "
+            f"{_fmt(bg['rps'], 0)} req/s while the probes ran.",
+        ]
+    r = results.get("rebuild")
+    if r:
+        lines += [
+            "",
+            "## Rebuild",
+            "",
+            f"{r.get('command', 'rebuild')}: {_fmt(r.get('logs'))} logs "
+            f"of {_fmt(r.get('users'))} users "
+            f"in {_fmt(r.get('seconds'))} s = **{_fmt(r.get('logs_per_s'), 0)} logs/s** "
+            f"(wall time of the command, interpreter start included). " + (r.get("note") or ""),
+        ]
+    mem = results.get("memory_mb")
+    if mem:
+        after = results.get("memory_mb_after_load", {})
+        lines += [
+            "",
+            "## Memory — RSS in MB (10^6 bytes)",
+            "",
+            "| service | idle | after the load |",
+            "|---|---|---|",
+        ]
+        for svc in ("gateway", "auth", "tracking", "analytics"):
+            lines.append(f"| {svc} | {_fmt(mem.get(svc), 1)} | {_fmt(after.get(svc), 1)} |")
+    lines += [
+        "",
+        "## Phase durations (s)",
+        "",
+        ", ".join(f"{k} {v}" for k, v in results.get("phase_seconds", {}).items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(
+    results: dict[str, Any], out: Path, compare: Path | None = None
+) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    results = _clean(results)
+    results["targets"] = evaluate(results)
+    before = json.loads(compare.read_text()) if compare else None
+    json_path = out / "latest.json"
+    md_path = out / "latest.md"
+    json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    md_path.write_text(render_markdown(results, before))
+    return json_path, md_path

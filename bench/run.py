@@ -1,0 +1,431 @@
+"""``python -m bench [--quick] [--out DIR]``: start a private stack, measure, report, stop.
+
+The phases, in order (each on the same machine in the same run, so ratios hold):
+gateway overhead (wrk, or the httpx driver without it) → analytics flatness → event lag
+at idle → write path → event lag under the write load → memory → rebuild. See
+``bench/README.md`` for what each figure means.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import psutil
+from momentum_libs.devstack import Stack
+
+from bench import loadgen, profiling, rebuild
+from bench.api import Api, User, bounded, today_utc
+from bench.report import machine_info, write_results
+from bench.sizes import FULL, QUICK, Sizes
+from bench.stats import LatencySummary
+from bench.system import rss_mb
+
+SERVICES = ("gateway", "auth", "tracking", "analytics")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, stack: Stack, sizes: Sizes, profiler: profiling.Profiler) -> None:
+        self.stack = stack
+        self.sizes = sizes
+        self.profiler = profiler
+        self.results: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    # -- helpers ---------------------------------------------------------------------
+    def memory(self) -> dict[str, float]:
+        return {name: rss_mb(self.stack.services[name].pid) for name in SERVICES}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        log(f"{name} ...")
+        started = time.perf_counter()
+        with self.profiler.phase(name):
+            yield
+        seconds = time.perf_counter() - started
+        self.results.setdefault("phase_seconds", {})[name] = round(seconds, 1)
+        log(f"{name} done in {seconds:.1f}s")
+
+    async def wait_reflected(
+        self, api: Api, user: User, total_minutes: int, timeout_s: float
+    ) -> float:
+        """Seconds until the user's dashboard shows total_minutes (the consumer caught up)."""
+        started = time.perf_counter()
+        while True:
+            board = await api.dashboard(user)
+            if board["total_minutes"] >= total_minutes:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError(
+                    f"analytics shows {board['total_minutes']} minutes for a user with "
+                    f"{total_minutes} after {timeout_s}s"
+                )
+            await asyncio.sleep(0.05)
+
+    async def drain(self, api: Api, sentinel: User) -> float:
+        """Write one log for the sentinel user and wait until analytics shows it.
+
+        The stream is ordered, so once the sentinel's event is applied the backlog
+        before it is too (modulo the consumer's own concurrency, hence a short settle).
+        """
+        before = (await api.dashboard(sentinel))["total_minutes"]
+        await api.post_log(sentinel, sentinel.goal_ids[0], today_utc(), 1)
+        seconds = await self.wait_reflected(api, sentinel, before + 1, self.sizes.drain_timeout_s)
+        await asyncio.sleep(self.sizes.settle_s)
+        return seconds
+
+    # -- phases ----------------------------------------------------------------------
+    async def run(self) -> None:
+        sizes = self.sizes
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=self.stack.gateway_url, timeout=30.0, limits=limits
+        ) as client:
+            api = Api(client)
+            with self.phase("users"):
+                # Registration hashes a password (slow on purpose): a handful, in parallel.
+                labels = ["reader", "probe", "oneday", "threeyears", "sentinel"]
+                labels += [f"writer{i}" for i in range(sizes.write_users)]
+                users = await bounded(4, [lambda x=x: api.register(x) for x in labels])
+                by_label = dict(zip(labels, users, strict=True))
+                await bounded(8, [lambda u=u: api.create_goal(u) for u in users])
+                writers = [by_label[f"writer{i}"] for i in range(sizes.write_users)]
+                # Touch every route once so lazily imported code is in memory.
+                for user in users[:3]:
+                    await api.dashboard(user)
+                    await client.get("/auth/me", headers=user.headers)
+                    await client.get(f"/goals/{user.goal_ids[0]}", headers=user.headers)
+            await asyncio.sleep(sizes.settle_s)
+            self.results["memory_mb"] = self.memory()
+
+            with self.phase("gateway_overhead"):
+                await self.gateway_overhead(api, by_label["reader"])
+
+            with self.phase("dashboard_flatness"):
+                await self.dashboard_flatness(api, by_label["oneday"], by_label["threeyears"])
+            await self.drain(api, by_label["sentinel"])
+
+            with self.phase("event_lag_idle"):
+                idle = await self.event_lag(api, by_label["probe"], sizes.lag_probes_idle)
+
+            with self.phase("write"):
+                write = await self.write_path(api, writers)
+            catch_up = await self.drain(api, by_label["sentinel"])
+            write["analytics_catch_up_s"] = round(catch_up, 2)
+            self.results["write"] = write
+
+            with self.phase("event_lag_under_load"):
+                tokens = [await api.fresh(u) for u in writers]
+                driver = await loadgen.Driver.start(
+                    {
+                        "mode": "post_logs",
+                        "base_url": self.stack.gateway_url,
+                        "tokens": tokens,
+                        "goal_ids": [u.goal_ids[0] for u in writers],
+                        "concurrency": sizes.write_concurrency,
+                        "duration_s": sizes.load_max_s,
+                        "warmup_s": 0.0,
+                    }
+                )
+                await asyncio.sleep(sizes.load_rampup_s)
+                loaded = await self.event_lag(api, by_label["probe"], sizes.lag_probes_load)
+                background = await driver.stop()
+            self.results["event_lag"] = {
+                "p50_ms": idle["p50_ms"],
+                "p99_ms": idle["p99_ms"],
+                "p99_ms_under_load": loaded["p99_ms"],
+                "idle": idle,
+                "under_load": {**loaded, "background_write": background},
+            }
+            catch_up = await self.drain(api, by_label["sentinel"])
+            self.results["event_lag"]["under_load"]["analytics_catch_up_s"] = round(catch_up, 2)
+            self.results["memory_mb_after_load"] = self.memory()
+
+        with self.phase("rebuild"):
+            self.results["rebuild"] = await rebuild.measure(self.stack, sizes.rebuild_logs, log)
+
+    async def gateway_overhead(self, api: Api, user: User) -> None:
+        target = await self.pick_cheap_get(api, user)
+        sizes = self.sizes
+        by_concurrency: dict[str, dict[str, Any]] = {}
+        for concurrency in (1, sizes.gateway_concurrency):
+            row: dict[str, Any] = {}
+            for side in ("direct", "gateway"):
+                base = self.stack.url(target["service"]) if side == "direct" else None
+                url = (base or self.stack.gateway_url) + target["path"]
+                token = await api.fresh(user)
+                if loadgen.wrk_path():
+                    figures = await loadgen.run_wrk(
+                        url, token, concurrency, sizes.gateway_duration_s, sizes.warmup_s
+                    )
+                else:
+                    figures = await loadgen.run_driver(
+                        {
+                            "mode": "get",
+                            "base_url": base or self.stack.gateway_url,
+                            "path": target["path"],
+                            "tokens": [token],
+                            "concurrency": concurrency,
+                            "duration_s": sizes.gateway_duration_s,
+                            "warmup_s": sizes.warmup_s,
+                        }
+                    )
+                row[side] = figures
+                log(
+                    f"  {side:8} c={concurrency:<3} p50 {figures['p50_ms']:.2f} ms  "
+                    f"p99 {figures['p99_ms']:.2f} ms  {figures['rps']:.0f} rps  "
+                    f"errors {figures['errors']}"
+                )
+            row["overhead_p50_ms"] = round(row["gateway"]["p50_ms"] - row["direct"]["p50_ms"], 3)
+            row["throughput_ratio"] = round(row["gateway"]["rps"] / row["direct"]["rps"], 3)
+            by_concurrency[str(concurrency)] = row
+        c1, cn = by_concurrency["1"], by_concurrency[str(sizes.gateway_concurrency)]
+        self.results["gateway_overhead"] = {
+            # Latency: at concurrency 1 (the hop's own cost, no queueing);
+            # throughput: at full concurrency (what the gateway lets through).
+            "direct_p50_ms": c1["direct"]["p50_ms"],
+            "gateway_p50_ms": c1["gateway"]["p50_ms"],
+            "direct_p99_ms": c1["direct"]["p99_ms"],
+            "gateway_p99_ms": c1["gateway"]["p99_ms"],
+            "direct_rps": cn["direct"]["rps"],
+            "gateway_rps": cn["gateway"]["rps"],
+            "overhead_p50_ms": c1["overhead_p50_ms"],
+            "throughput_ratio": cn["throughput_ratio"],
+            "request": f"GET {target['template']} ({target['service']})",
+            "load_generator": "wrk" if loadgen.wrk_path() else "httpx-driver",
+            "by_concurrency": by_concurrency,
+        }
+
+    async def pick_cheap_get(self, api: Api, user: User) -> dict[str, str]:
+        """GET /auth/me if the auth service answers it directly, else GET /goals/{id}."""
+        candidates = [
+            {"service": "auth", "path": "/auth/me", "template": "/auth/me"},
+            {
+                "service": "tracking",
+                "path": f"/goals/{user.goal_ids[0]}",
+                "template": "/goals/{goal_id}",
+            },
+        ]
+        async with httpx.AsyncClient(timeout=10.0) as direct:
+            for candidate in candidates:
+                url = self.stack.url(candidate["service"]) + candidate["path"]
+                response = await direct.get(url, headers=user.headers)
+                via_gateway = await api.client.get(candidate["path"], headers=user.headers)
+                if response.status_code == 200 and via_gateway.status_code == 200:
+                    return candidate
+        raise RuntimeError("no authenticated GET answers 200 both directly and at the gateway")
+
+    async def dashboard_flatness(self, api: Api, one_day: User, three_years: User) -> None:
+        sizes = self.sizes
+        today = today_utc()
+        goal = three_years.goal_ids[0]
+        days = [today - dt.timedelta(days=n) for n in range(sizes.history_days)]
+        jobs = [
+            (lambda d=d, m=m: api.post_log(three_years, goal, d, m))
+            for d in days
+            for m in range(10, 10 + sizes.logs_per_day)
+        ]
+        total_3y = sum(range(10, 10 + sizes.logs_per_day)) * len(days)
+        started = time.perf_counter()
+        await bounded(sizes.seed_concurrency, jobs)
+        seed_s = time.perf_counter() - started
+        for m in range(10, 10 + sizes.logs_per_day):
+            await api.post_log(one_day, one_day.goal_ids[0], today, m)
+        total_1d = sum(range(10, 10 + sizes.logs_per_day))
+        catch_up = await self.wait_reflected(api, three_years, total_3y, sizes.drain_timeout_s)
+        await self.wait_reflected(api, one_day, total_1d, sizes.drain_timeout_s)
+        await asyncio.sleep(sizes.settle_s)
+
+        samples: dict[str, list[float]] = {"1d": [], "3y": []}
+        for _ in range(sizes.warmup_samples):
+            await api.dashboard(one_day)
+            await api.dashboard(three_years)
+        for _ in range(sizes.dashboard_samples):
+            # Interleaved, so any drift in the machine's load hits both users alike.
+            for key, user in (("1d", one_day), ("3y", three_years)):
+                started = time.perf_counter()
+                await api.dashboard(user)
+                samples[key].append(time.perf_counter() - started)
+        one = LatencySummary.of(samples["1d"], 0, sum(samples["1d"]))
+        three = LatencySummary.of(samples["3y"], 0, sum(samples["3y"]))
+        self.results["dashboard_flatness"] = {
+            "p50_ms_1_day": round(one.p50_ms, 3),
+            "p50_ms_3_years": round(three.p50_ms, 3),
+            "ratio": round(three.p50_ms / one.p50_ms, 3),
+            "p99_ms_1_day": round(one.p99_ms, 3),
+            "p99_ms_3_years": round(three.p99_ms, 3),
+            "samples_each": sizes.dashboard_samples,
+            "history_days": sizes.history_days,
+            "history_logs": len(jobs),
+            "seed_seconds": round(seed_s, 2),
+            "seed_logs_per_s": round(len(jobs) / seed_s, 1),
+            "analytics_catch_up_s": round(catch_up, 2),
+        }
+        log(
+            f"  dashboard p50 1 day {one.p50_ms:.2f} ms, {sizes.history_days} days "
+            f"{three.p50_ms:.2f} ms (seeded {len(jobs)} logs in {seed_s:.1f}s)"
+        )
+
+    async def event_lag(self, api: Api, user: User, probes: int) -> dict[str, Any]:
+        """POST one log; from its 201, poll the dashboard with no pause until it shows."""
+        goal = user.goal_ids[0]
+        expected = (await api.dashboard(user))["total_minutes"]
+        lags: list[float] = []
+        polls = 0
+        timeouts = 0
+        for _ in range(probes):
+            await api.fresh(user)
+            await api.post_log(user, goal, today_utc(), 1)
+            acked = time.perf_counter()
+            expected += 1
+            while True:
+                board = await api.dashboard(user)
+                polls += 1
+                now = time.perf_counter()
+                if board["total_minutes"] >= expected:
+                    lags.append(now - acked)
+                    break
+                if now - acked > self.sizes.lag_timeout_s:
+                    timeouts += 1
+                    lags.append(now - acked)
+                    break
+        summary = LatencySummary.of(lags, timeouts, sum(lags))
+        result = {
+            "probes": probes,
+            "p50_ms": round(summary.p50_ms, 3),
+            "p90_ms": round(summary.p90_ms, 3),
+            "p99_ms": round(summary.p99_ms, 3),
+            "max_ms": round(summary.max_ms, 3),
+            "polls_per_probe": round(polls / probes, 2),
+            "timeouts": timeouts,
+        }
+        log(
+            f"  event lag p50 {summary.p50_ms:.1f} ms p99 {summary.p99_ms:.1f} ms "
+            f"({probes} probes, {timeouts} timeouts)"
+        )
+        return result
+
+    async def write_path(self, api: Api, writers: list[User]) -> dict[str, Any]:
+        sizes = self.sizes
+        tokens = [await api.fresh(u) for u in writers]
+        figures = await loadgen.run_driver(
+            {
+                "mode": "post_logs",
+                "base_url": self.stack.gateway_url,
+                "tokens": tokens,
+                "goal_ids": [u.goal_ids[0] for u in writers],
+                "concurrency": sizes.write_concurrency,
+                "duration_s": sizes.write_duration_s,
+                "warmup_s": sizes.warmup_s,
+            }
+        )
+        log(
+            f"  write c={sizes.write_concurrency} {figures['rps']:.0f} rps "
+            f"p50 {figures['p50_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms "
+            f"errors {figures['errors']}"
+        )
+        return {
+            "rps": figures["rps"],
+            "p50_ms": figures["p50_ms"],
+            "p99_ms": figures["p99_ms"],
+            "concurrency": sizes.write_concurrency,
+            "users": len(writers),
+            "load_generator": "httpx-driver",
+            "detail": figures,
+        }
+
+
+def _raise_on_term(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, same code paths")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="comma-separated services to sample with py-spy (e.g. gateway,analytics)",
+    )
+    parser.add_argument(
+        "--profile-phase", default="", help="only this phase (e.g. write, gateway_overhead)"
+    )
+    parser.add_argument("--compare", type=Path, help="an earlier latest.json: before/after")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, _raise_on_term)
+
+    started_at = dt.datetime.now(dt.UTC)
+    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
+    namespace = f"bench{uuid.uuid4().hex[:8]}_"
+    stack = Stack(data_dir, namespace=namespace, persist_mongo=False)
+    profiler = profiling.Profiler(
+        stack, [s for s in args.profile.split(",") if s], args.profile_phase, args.out
+    )
+    bench = Bench(stack, sizes, profiler)
+    t0 = time.perf_counter()
+    pids: list[int] = []
+    try:
+        log(f"starting the stack ({'quick' if args.quick else 'full'} mode)")
+        stack.start()
+        pids = stack.pids()
+        log(f"stack pids: {' '.join(map(str, pids))}")
+        bench.results["phase_seconds"] = {"stack_start": round(time.perf_counter() - t0, 1)}
+        asyncio.run(bench.run())
+    except BaseException:
+        log("failed; service logs follow")
+        for name in SERVICES:
+            path = stack.log_path(name)
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {name}\n" + "\n".join(tail), file=sys.stderr)
+        raise
+    finally:
+        profiler.stop_all()
+        loadgen.kill_all()
+        stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    results = {
+        **bench.results,
+        "mode": "quick" if args.quick else "full",
+        "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(stack),
+        "load_generator": {
+            "gateway_overhead": "wrk" if loadgen.wrk_path() else "httpx-driver",
+            "write": "httpx-driver",
+            "flows": "httpx (sequential probes in the bench process)",
+        },
+        "sizes": sizes.as_dict(),
+    }
+    json_path, md_path = write_results(results, args.out, compare=args.compare)
+    log(f"wrote {json_path} and {md_path} in {results['total_seconds']}s")
+    leftover = [pid for pid in pids if _alive(pid)]
+    if leftover:
+        log(f"processes still running: {leftover}")
+        return 1
+    return 0

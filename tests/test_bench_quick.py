@@ -1,0 +1,62 @@
+"""`python -m bench --quick` runs end to end and writes every key of the results.
+
+A smoke check of the harness only: it asserts no figure (the machine running the
+tests is busy with them; the figures come from `make bench`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+
+KEYS = {
+    "gateway_overhead": {
+        "direct_p50_ms",
+        "gateway_p50_ms",
+        "direct_p99_ms",
+        "gateway_p99_ms",
+        "direct_rps",
+        "gateway_rps",
+    },
+    "write": {"rps", "p50_ms", "p99_ms"},
+    "dashboard_flatness": {"p50_ms_1_day", "p50_ms_3_years", "ratio"},
+    "event_lag": {"p50_ms", "p99_ms", "p99_ms_under_load"},
+    "rebuild": {"logs", "seconds", "logs_per_s"},
+    "memory_mb": {"gateway", "auth", "tracking", "analytics"},
+}
+
+
+def test_bench_quick_writes_every_key(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = json.loads((tmp_path / "latest.json").read_text())
+    for section, keys in KEYS.items():
+        assert section in data, section
+        assert keys <= set(data[section]), (section, keys - set(data[section]))
+    assert {"cores", "python"} <= set(data["machine"])
+    assert data["load_generator"]["gateway_overhead"] in {"wrk", "httpx-driver"}
+    assert (tmp_path / "latest.md").read_text().startswith("# Momentum benchmark results")
+    # The bench stopped everything it started.
+    line = next(x for x in result.stderr.splitlines() if "stack pids:" in x)
+    pids = [int(p) for p in line.split("stack pids:")[1].split()]
+    assert len(pids) >= 4
+    assert not [p for p in pids if psutil.pid_exists(p) and not _zombie(p)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
