@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 STREAM_FIELD = "event"
 
@@ -123,9 +123,18 @@ class Envelope(BaseModel):
     event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     type: EventType
     version: int = CURRENT_VERSION
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC), validate_default=True)
     user_id: str
     payload: dict[str, Any]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc_milliseconds(cls, value: datetime) -> datetime:
+        # MongoDB keeps milliseconds and may hand back naive UTC: an event read back from an
+        # outbox must equal the event written, whichever way it was stored.
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
 
     @classmethod
     def create(cls, type_: EventType, user_id: str, payload: _Payload) -> "Envelope":

@@ -1,0 +1,285 @@
+"""The embedded outbox and its relay against the real MongoDB-compatible server and Redis."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from beanie import PydanticObjectId
+from momentum_libs.events import Envelope, EventType, UserPayload
+from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.outbox import (
+    OUTBOX_INDEX,
+    OutboxDocument,
+    OutboxRelay,
+    guard,
+    new_with_event,
+    update_with_event,
+)
+from momentum_libs.testing.plugin import OwnRedis
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+Eventually = Callable[..., Awaitable[None]]
+
+
+class Note(OutboxDocument):
+    owner: str
+    text: str
+
+    class Settings:
+        name = "notes"
+        indexes = [OUTBOX_INDEX]
+
+
+@pytest.fixture
+async def mongo(mongodb_url: str, namespace: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client = mongo_client(mongodb_url, 5000)
+    database = f"{namespace}outbox"
+    await init_documents(client, database, [Note])
+    try:
+        yield client
+    finally:
+        await client.drop_database(database)
+        await client.close()
+
+
+def event(owner: str, timezone: str) -> Envelope:
+    return Envelope.create(EventType.USER_UPDATED, owner, UserPayload(timezone=timezone))
+
+
+async def create(owner: str, text: str) -> tuple[Note, Envelope]:
+    ev = event(owner, f"create/{text}")
+    note = new_with_event(Note(owner=owner, text=text), ev)
+    await note.insert()
+    assert isinstance(note, Note)
+    return note, ev
+
+
+async def change(note_id: PydanticObjectId | None, text: str, *, delete: bool = False) -> Envelope:
+    """A writer as a service would write: read, guarded update, retry on a lost race."""
+    for _ in range(10):
+        current = await Note.get(note_id)
+        assert current is not None
+        ev = event(current.owner, f"{'delete' if delete else 'update'}/{text}")
+        result = await Note.get_pymongo_collection().update_one(
+            guard(current), update_with_event(current, {"text": text}, ev, delete=delete)
+        )
+        if result.matched_count == 1:
+            return ev
+    raise AssertionError("the write never won")
+
+
+async def published(redis: Redis, stream: str) -> list[Envelope]:
+    entries: Any = await redis.xrange(stream)
+    return [Envelope.from_stream_fields(fields) for _, fields in entries]
+
+
+def ids(events: list[Envelope]) -> list[str]:
+    return [e.event_id for e in events]
+
+
+async def raw(note_id: Any) -> dict[str, Any] | None:
+    doc: dict[str, Any] | None = await Note.get_pymongo_collection().find_one({"_id": note_id})
+    return doc
+
+
+async def test_create_update_delete_publish_in_order_and_the_tombstone_goes(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note])
+    note, created = await create("u1", "a")
+
+    assert await relay.drain_once() == 1
+    assert ids(await published(redis, stream)) == [created.event_id]
+    after = await Note.get(note.id)
+    assert after is not None
+    assert after.outbox == []
+    assert after.outbox_pending is False
+    assert after.version == 2  # the relay's clear bumps the version
+
+    updated = await change(note.id, "b")
+    updated_again = await change(note.id, "c")
+    current = await Note.get(note.id)
+    assert current is not None
+    assert ids(current.outbox) == [updated.event_id, updated_again.event_id]
+    assert current.text == "c"
+
+    assert await relay.drain_once() == 2
+    deleted = await change(note.id, "c", delete=True)
+    tombstone = await raw(note.id)
+    assert tombstone is not None
+    assert bool(tombstone["deleted"]) is True
+    assert await relay.drain_once() == 1
+
+    events = await published(redis, stream)
+    assert ids(events) == [e.event_id for e in (created, updated, updated_again, deleted)]
+    assert events[-1].payload == {"timezone": "delete/c"}
+    assert await raw(note.id) is None  # tombstone removed once its last event is out
+    assert await relay.drain_once() == 0
+    assert len(await published(redis, stream)) == 4
+
+
+async def test_a_stale_write_matches_nothing_and_a_deleted_document_takes_no_write(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    note, _ = await create("u1", "a")
+    stale = await Note.get(note.id)
+    assert stale is not None
+    await change(note.id, "b")
+    collection = Note.get_pymongo_collection()
+    lost = await collection.update_one(
+        guard(stale), update_with_event(stale, {"text": "x"}, event("u1", "x"))
+    )
+    assert lost.matched_count == 0
+    await change(note.id, "b", delete=True)
+    current = await Note.get(note.id)
+    assert current is not None
+    refused = await collection.update_one(
+        guard(current), update_with_event(current, {"text": "y"}, event("u1", "y"))
+    )
+    assert refused.matched_count == 0
+    final = await raw(note.id)
+    assert final is not None
+    assert final["text"] == "b"
+
+
+async def test_redis_down_writes_succeed_then_everything_is_published_exactly_once(
+    mongo: AsyncMongoClient[Any], own_redis: OwnRedis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    client = Redis.from_url(own_redis.url, socket_timeout=2, socket_connect_timeout=1)
+    relay = OutboxRelay(client, stream, [Note], sweep_interval_s=0.05, max_backoff_s=0.2)
+    own_redis.stop()
+    try:
+        expected: list[Envelope] = []
+        notes: list[Note] = []
+        note, ev = await create("u0", "a")  # the write succeeds while Redis is down
+        notes.append(note)
+        expected.append(ev)
+        with pytest.raises((RedisError, OSError)):
+            await relay.drain_once()
+
+        task = asyncio.create_task(relay.run())
+        expected.append(await change(note.id, "b"))
+        for i in range(1, 5):
+            note, ev = await create(f"u{i}", "a")
+            notes.append(note)
+            expected.append(ev)
+            expected.append(await change(note.id, "b"))
+            relay.notify()
+        expected.append(await change(notes[0].id, "b", delete=True))
+        await asyncio.sleep(0.5)  # the relay keeps failing meanwhile, and keeps running
+        assert not task.done()
+        pending = await Note.get_pymongo_collection().count_documents({"outbox_pending": True})
+        assert pending == 5  # nothing was published, nothing was cleared
+
+        own_redis.start()
+
+        async def all_out() -> bool:
+            try:
+                return len(await published(client, stream)) >= len(expected)
+            except (RedisError, OSError):
+                return False
+
+        await eventually(all_out)
+
+        async def all_cleared() -> bool:
+            collection = Note.get_pymongo_collection()
+            return await collection.count_documents({"outbox_pending": True}) == 0
+
+        await eventually(all_cleared)
+        assert not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        events = await published(client, stream)
+        assert len(ids(events)) == len(set(ids(events)))  # no event twice
+        assert set(ids(events)) == set(ids(expected))
+        for note in notes:  # each document's events in the order written
+            own = [e.event_id for e in expected if e.user_id == note.owner]
+            assert [e.event_id for e in events if e.user_id == note.owner] == own
+        assert await raw(notes[0].id) is None
+    finally:
+        await client.aclose()
+
+
+class HookedRedis(Redis):
+    """A real Redis client that runs a hook right after the relay's publish pipeline."""
+
+    after_publish: Callable[[], Awaitable[None]] | None = None
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        hook, execute = self.after_publish, pipe.execute
+
+        async def execute_then_hook(raise_on_error: bool = True) -> Any:
+            result = await execute(raise_on_error)
+            if hook is not None:
+                await hook()
+            return result
+
+        pipe.execute = execute_then_hook  # type: ignore[method-assign]
+        return pipe
+
+
+async def test_a_writer_racing_the_relay_keeps_its_new_event(
+    mongo: AsyncMongoClient[Any], redis_url: str, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    client = HookedRedis.from_url(redis_url, socket_timeout=5)
+    try:
+        relay = OutboxRelay(client, stream, [Note])
+        note, created = await create("u1", "a")
+        racing: list[Envelope] = []
+
+        async def writer_lands_between_publish_and_clear() -> None:
+            client.after_publish = None
+            racing.append(await change(note.id, "b"))
+
+        client.after_publish = writer_lands_between_publish_and_clear
+        assert await relay.drain_once() == 1
+        current = await Note.get(note.id)
+        assert current is not None
+        assert ids(current.outbox) == ids(racing)  # kept, and the published one cleared
+        assert current.outbox_pending is True
+
+        assert await relay.drain_once() == 1
+        assert ids(await published(client, stream)) == [created.event_id, racing[0].event_id]
+
+        # A writer that read before the relay cleared loses its guard and retries on the
+        # cleared array: it never re-adds an event already published.
+        stale = await Note.get(note.id)
+        assert stale is not None
+        await change(note.id, "c")
+        await relay.drain_once()
+        lost = await Note.get_pymongo_collection().update_one(
+            guard(stale), update_with_event(stale, {"text": "d"}, event("u1", "d"))
+        )
+        assert lost.matched_count == 0
+        last = await change(note.id, "d")
+        current = await Note.get(note.id)
+        assert current is not None
+        assert ids(current.outbox) == [last.event_id]
+        await relay.drain_once()
+        events = await published(client, stream)
+        assert len(events) == 4
+        assert len(set(ids(events))) == 4
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_published_events_are_the_events_written(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    note, created = await create("u1", "a")
+    updated = await change(note.id, "b")
+    await OutboxRelay(redis, stream, [Note]).drain_once()
+    assert await published(redis, stream) == [created, updated]
