@@ -66,8 +66,10 @@ KeyLookup = Callable[[str], Awaitable[jwt.PyJWK]]
 class JwksKeys:
     """Public keys fetched from a JWKS URL, cached, refetched on an unknown ``kid``.
 
-    A miss refetches at most once per ``min_refetch_s`` so forged ``kid``s cannot
-    make us hammer auth-service.
+    A miss refetches at most once per ``min_refetch_s`` (counted from the last attempt,
+    failed or not) so forged ``kid``s cannot make us hammer auth-service, and an
+    auth-service that is down costs one timeout per interval, not one per request:
+    meanwhile the keys already held keep serving.
     """
 
     def __init__(
@@ -76,34 +78,50 @@ class JwksKeys:
         client: httpx.AsyncClient,
         cache_seconds: int = 300,
         min_refetch_s: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = url
         self._client = client
         self._cache_seconds = cache_seconds
         self._min_refetch_s = min_refetch_s
+        self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
+        self._attempted_at = self._clock()
         response = await self._client.get(self._url, timeout=5.0)
         response.raise_for_status()
         keyset = jwt.PyJWKSet.from_dict(response.json())
         self._keys = {key.key_id: key for key in keyset.keys if key.key_id}
-        self._fetched_at = time.monotonic()
+        self._fetched_at = self._clock()
+
+    def _should_refresh(self, kid: str) -> bool:
+        if self._attempted_at is None:
+            return True  # never fetched
+        now = self._clock()
+        stale = self._fetched_at is None or now - self._fetched_at > self._cache_seconds
+        if kid in self._keys and not stale:
+            return False
+        # Holding no key at all, retry sooner: every token fails until a fetch succeeds.
+        interval = self._min_refetch_s if self._keys else min(self._min_refetch_s, 1.0)
+        return now - self._attempted_at >= interval
 
     async def __call__(self, kid: str) -> jwt.PyJWK:
-        age = time.monotonic() - self._fetched_at
-        if kid not in self._keys or age > self._cache_seconds:
+        # While a fetch is in flight, wait for it rather than judge the keys held before it.
+        if self._lock.locked() or self._should_refresh(kid):
             async with self._lock:
-                age = time.monotonic() - self._fetched_at
-                stale = age > self._cache_seconds
-                if stale or (kid not in self._keys and age > self._min_refetch_s):
+                if self._should_refresh(kid):  # another request may have just fetched
                     try:
                         await self._refresh()
-                    except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+                    except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
                         if not self._keys:
                             raise TokenInvalidError("signing keys unavailable") from exc
+        if not self._keys:
+            raise TokenInvalidError("signing keys unavailable")
         key = self._keys.get(kid)
         if key is None:
             raise TokenInvalidError("unknown signing key")
@@ -140,7 +158,8 @@ class AccessTokenVerifier:
             raise TokenInvalidError("malformed token") from exc
         if header.get("alg") not in self._algorithms:
             raise TokenInvalidError("token algorithm not accepted")
-        if header.get("typ", "JWT").upper() not in ("JWT", "AT+JWT"):
+        typ = header.get("typ", "JWT")
+        if not isinstance(typ, str) or typ.upper() not in ("JWT", "AT+JWT"):
             raise TokenInvalidError("not an access token")
         kid = header.get("kid")
         if not isinstance(kid, str):
