@@ -127,6 +127,7 @@ class Upstream:
     def __init__(self, name: str, signer: TestSigner | None = None) -> None:
         self.name = name
         self.hits: Counter[str] = Counter()
+        self.healthy = True
         self.app = self._build(signer)
         self.server = ServerThread(self.app)
 
@@ -140,8 +141,10 @@ class Upstream:
         hits = self.hits
 
         @app.get("/health")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        async def health() -> JSONResponse:
+            if not self.healthy:
+                return JSONResponse({"status": "sick"}, status_code=503)
+            return JSONResponse({"status": "ok"})
 
         @app.post("/internal/users/{user_id}/erase", tags=["internal"])
         async def erase(user_id: str) -> InternalOnly:
@@ -224,6 +227,16 @@ class Upstream:
         return app
 
 
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = dict(response.json())
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
+
+
 def header_values(echo: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in echo["headers"] if k.lower() == name.lower()]
 
@@ -288,8 +301,9 @@ def upstreams(signer: TestSigner) -> Iterator[dict[str, Upstream]]:
 
 
 def gateway_settings(
-    upstreams: dict[str, Upstream], redis_url: str, mongodb_url: str, **overrides: Any
+    upstreams: dict[str, Upstream], stores: tuple[str, str], **overrides: Any
 ) -> GatewaySettings:
+    redis_url, mongodb_url = stores
     values: dict[str, Any] = {
         "auth_url": upstreams["auth"].url,
         "tracking_url": upstreams["tracking"].url,
@@ -311,7 +325,7 @@ def gateway_settings(
 
 @pytest.fixture(scope="session")
 def gateway_url(upstreams: dict[str, Upstream], redis_url: str, mongodb_url: str) -> Iterator[str]:
-    server = ServerThread(create_app(gateway_settings(upstreams, redis_url, mongodb_url)))
+    server = ServerThread(create_app(gateway_settings(upstreams, (redis_url, mongodb_url))))
     server.start()
     try:
         yield server.url
@@ -337,7 +351,7 @@ def start_gateway(
     clients: list[httpx.Client] = []
 
     def start(**overrides: Any) -> httpx.Client:
-        settings = gateway_settings(upstreams, redis_url, mongodb_url, **overrides)
+        settings = gateway_settings(upstreams, (redis_url, mongodb_url), **overrides)
         server = ServerThread(create_app(settings)).start()
         servers.append(server)
         client = httpx.Client(base_url=server.url, timeout=15)
@@ -351,6 +365,24 @@ def start_gateway(
             client.close()
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def spare_upstream() -> Iterator[Callable[[str], Upstream]]:
+    """A stand-in service of a test's own, which it may break or stop."""
+    started: list[Upstream] = []
+
+    def start(name: str) -> Upstream:
+        upstream = Upstream(name)
+        upstream.server.start()
+        started.append(upstream)
+        return upstream
+
+    try:
+        yield start
+    finally:
+        for upstream in started:
+            upstream.server.stop()
 
 
 @pytest.fixture

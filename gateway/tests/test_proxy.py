@@ -13,20 +13,12 @@ from .conftest import (
     GarbageServer,
     StartGateway,
     Upstream,
+    assert_problem,
     bearer,
     header_values,
 )
 
 MIB = 1024 * 1024
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = dict(response.json())
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
 
 
 @pytest.fixture

@@ -125,8 +125,14 @@ def merge(own: Json, services: dict[str, Json]) -> Json:
         final_names: dict[tuple[str, str], str] = {}
         for section, name in needed:
             taken = components.get(section, {})
+            ours = {other for sec, other in needed if sec == section and other != name}
+            assigned = {final for (sec, _), final in final_names.items() if sec == section}
             final = name
-            while final in taken and taken[final] != theirs[section][name]:
+            while (
+                final in assigned
+                or (final != name and final in ours)
+                or (final in taken and taken[final] != theirs[section][name])
+            ):
                 final = service.capitalize() + final
             final_names[section, name] = final
             if final != name:
