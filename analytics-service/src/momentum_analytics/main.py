@@ -1,0 +1,129 @@
+"""analytics-service: projections fed by the event stream, and the reads over them.
+
+Run: ``uvicorn --factory momentum_analytics.main:create_app``.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from momentum_libs.app import create_service_app
+from momentum_libs.consumer import StreamConsumer, default_consumer_name
+from momentum_libs.mongo import mongo_client
+from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
+from redis.asyncio import Redis
+
+from momentum_analytics.health.router import router as health_router
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.router import router as reads_router
+from momentum_analytics.reads.service import ReadService
+from momentum_analytics.settings import AnalyticsSettings
+from momentum_analytics.state import State
+
+log = structlog.get_logger(__name__)
+
+# Only read here (revocations are written by auth-service); the value is not used.
+_REVOCATION_KEEP_S = 3600
+
+
+def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout_s = settings.store_timeout_ms / 1000
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        # XREADGROUP blocks: this client's socket timeout must exceed the block time.
+        consumer_redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=timeout_s + settings.consumer_block_ms / 1000,
+            socket_connect_timeout=timeout_s,
+        )
+        sessions_redis = (
+            Redis.from_url(
+                settings.sessions_redis_url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+            )
+            if settings.sessions_redis_url
+            else redis
+        )
+        mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
+        http = httpx.AsyncClient()
+        task: asyncio.Task[None] | None = None
+        try:
+            repo = ProjectionRepository(mongo[settings.mongodb_db])
+            await repo.ensure_indexes()
+            keys = token_keys or JwksKeys(settings.jwks_url, http, settings.jwks_cache_seconds)
+            verifier = AccessTokenVerifier(
+                keys,
+                settings.jwt_issuer,
+                settings.jwt_audience,
+                SessionRevocations(sessions_redis, _REVOCATION_KEEP_S),
+            )
+            projections = ProjectionService(repo)
+            consumer: StreamConsumer | None = None
+            if settings.consumer_enabled:
+                consumer = StreamConsumer(
+                    consumer_redis,
+                    settings.events_stream,
+                    settings.consumer_group,
+                    default_consumer_name(settings.consumer_name_prefix),
+                    projections.handle,
+                    batch_size=settings.consumer_batch_size,
+                    block_ms=settings.consumer_block_ms,
+                    claim_idle_ms=settings.consumer_claim_idle_ms,
+                    max_deliveries=settings.consumer_max_deliveries,
+                    dead_letter_stream=settings.dead_letters,
+                )
+                task = asyncio.create_task(consumer.run(), name="analytics-consumer")
+                log.info(
+                    "consumer_started",
+                    stream=settings.events_stream,
+                    group=settings.consumer_group,
+                    consumer=consumer.consumer_name,
+                )
+            app.state.token_verifier = verifier
+            app.state.analytics = State(
+                settings=settings,
+                mongo=mongo,
+                redis=redis,
+                reads=ReadService(repo),
+                projections=projections,
+                consumer=consumer,
+            )
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await mongo.close()
+            await http.aclose()
+            await consumer_redis.aclose()
+            if sessions_redis is not redis:
+                await sessions_redis.aclose()
+            await redis.aclose()
+
+    return lifespan
+
+
+def create_app(
+    settings: AnalyticsSettings | None = None, *, token_keys: KeyLookup | None = None
+) -> FastAPI:
+    settings = settings or AnalyticsSettings()
+    app = create_service_app(
+        "analytics",
+        settings,
+        _lifespan(settings, token_keys),
+        title="Momentum analytics-service",
+        description="Dashboard, weekly summary, streak and heatmap, precomputed from events.",
+    )
+    app.include_router(reads_router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,62 @@
+"""Response bodies of the analytics endpoints, exactly as API.md defines them."""
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ActiveGoalOut(_Out):
+    id: str
+    title: str
+
+
+class Dashboard(_Out):
+    active_goal: ActiveGoalOut | None
+    week_start: dt.date
+    week_end: dt.date
+    weekly_target_minutes: int | None
+    weekly_logged_minutes: int
+    weekly_progress_percent: float | None
+    current_streak: int
+    longest_streak: int
+    total_minutes: int
+    total_hours: float
+
+
+class DayMinutes(_Out):
+    date: dt.date
+    minutes: int
+
+
+class WeeklySummary(_Out):
+    week_start: dt.date
+    week_end: dt.date
+    goal_id: str | None
+    target_minutes: int | None
+    logged_minutes: int
+    progress_percent: float | None
+    active_days: int
+    days: list[DayMinutes]
+
+
+class Streak(_Out):
+    current_streak: int
+    longest_streak: int
+    last_activity_date: dt.date | None
+
+
+class HeatmapDay(_Out):
+    date: dt.date
+    minutes: int
+    level: int
+
+
+class Heatmap(_Out):
+    from_: dt.date = Field(serialization_alias="from")
+    to: dt.date
+    max_minutes: int
+    days: list[HeatmapDay]

@@ -1,0 +1,175 @@
+"""The four reads. Each costs a few lookups by ``_id`` whatever the user's history."""
+
+import math
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from momentum_libs.problems import ProblemError
+
+from momentum_analytics.projections import streaks
+from momentum_analytics.projections.models import UserProjection
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.reads.schemas import (
+    ActiveGoalOut,
+    Dashboard,
+    DayMinutes,
+    Heatmap,
+    HeatmapDay,
+    Streak,
+    WeeklySummary,
+)
+
+MAX_HEATMAP_DAYS = 1098
+DEFAULT_HEATMAP_DAYS = 365
+
+
+def validation_problem(loc: list[str | int], msg: str) -> ProblemError:
+    """A 422 shaped like FastAPI's own validation errors."""
+    return ProblemError(
+        422,
+        f"The request is not valid: {'.'.join(str(p) for p in loc)}: {msg}",
+        type_slug="validation-error",
+        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
+    )
+
+
+def today_in(timezone: str, now: datetime | None = None) -> date:
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (now or datetime.now(zone)).astimezone(zone).date()
+
+
+def week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def progress(logged: int, target: int | None) -> float | None:
+    return None if not target else round(100 * logged / target, 1)
+
+
+class ReadService:
+    def __init__(self, repo: ProjectionRepository) -> None:
+        self.repo = repo
+
+    async def _user(self, user_id: str) -> UserProjection:
+        user = await self.repo.get_user(user_id)
+        if user is None or user.deleted:
+            return UserProjection(id=user_id)
+        return user
+
+    async def _minutes(
+        self, user_id: str, first: date, last: date, goal_id: str | None
+    ) -> list[tuple[date, int]]:
+        """Every date of [first, last] with its minutes (one goal's, or all goals')."""
+        years = await self.repo.get_years(user_id, range(first.year, last.year + 1))
+        result: list[tuple[date, int]] = []
+        day = first
+        while day <= last:
+            total = years[day.year].days.get(day.isoformat())
+            minutes = 0
+            if total is not None:
+                minutes = total.t if goal_id is None else total.g.get(goal_id, 0)
+            result.append((day, minutes))
+            day += timedelta(days=1)
+        return result
+
+    async def _target(self, user: UserProjection, goal_id: str, week_start: date) -> int | None:
+        if goal_id in user.deleted_goals:
+            return None
+        live = [
+            t
+            for t in await self.repo.targets_for(user.id, goal_id, week_start.isoformat())
+            if not t.deleted
+        ]
+        return max(live, key=lambda t: t.version).target_minutes if live else None
+
+    async def dashboard(self, user_id: str) -> Dashboard:
+        user = await self._user(user_id)
+        today = today_in(user.timezone)
+        start = week_of(today)
+        end = start + timedelta(days=6)
+        goal = user.active_goal
+        target: int | None = None
+        logged = 0
+        if goal is not None:
+            target = await self._target(user, goal.id, start)
+            logged = sum(m for _, m in await self._minutes(user.id, start, end, goal.id))
+        total = user.total_minutes
+        return Dashboard(
+            active_goal=None if goal is None else ActiveGoalOut(id=goal.id, title=goal.title),
+            week_start=start,
+            week_end=end,
+            weekly_target_minutes=target,
+            weekly_logged_minutes=logged,
+            weekly_progress_percent=progress(logged, target),
+            current_streak=streaks.current(user.streak, today),
+            longest_streak=streaks.longest(user.streak),
+            total_minutes=total,
+            total_hours=round(total / 60, 2),
+        )
+
+    async def weekly_summary(
+        self, user_id: str, week_start: date | None, goal_id: str | None
+    ) -> WeeklySummary:
+        if week_start is not None and week_start.weekday() != 0:
+            raise validation_problem(["query", "week_start"], "week_start must be a Monday.")
+        user = await self._user(user_id)
+        start = week_start or week_of(today_in(user.timezone))
+        end = start + timedelta(days=6)
+        if goal_id is not None:
+            known = user.goals.get(goal_id)
+            if known is None or known.deleted:
+                raise ProblemError(404, "Goal not found.")
+        else:
+            goal_id = user.active_goal.id if user.active_goal else None
+        days = await self._minutes(user.id, start, end, goal_id)
+        target = None if goal_id is None else await self._target(user, goal_id, start)
+        logged = sum(m for _, m in days)
+        return WeeklySummary(
+            week_start=start,
+            week_end=end,
+            goal_id=goal_id,
+            target_minutes=target,
+            logged_minutes=logged,
+            progress_percent=progress(logged, target),
+            active_days=sum(1 for _, m in days if m > 0),
+            days=[DayMinutes(date=d, minutes=m) for d, m in days],
+        )
+
+    async def streak(self, user_id: str) -> Streak:
+        user = await self._user(user_id)
+        today = today_in(user.timezone)
+        return Streak(
+            current_streak=streaks.current(user.streak, today),
+            longest_streak=streaks.longest(user.streak),
+            last_activity_date=streaks.last_active(user.streak),
+        )
+
+    async def heatmap(self, user_id: str, first: date | None, last: date | None) -> Heatmap:
+        user = await self._user(user_id)
+        if last is None:
+            if first is None:
+                last = today_in(user.timezone)
+            else:
+                last = first + timedelta(days=DEFAULT_HEATMAP_DAYS - 1)
+        if first is None:
+            first = last - timedelta(days=DEFAULT_HEATMAP_DAYS - 1)
+        if first > last:
+            raise validation_problem(["query", "from"], "from must not be after to.")
+        if (last - first).days + 1 > MAX_HEATMAP_DAYS:
+            raise validation_problem(
+                ["query", "to"], f"The range may span at most {MAX_HEATMAP_DAYS} days."
+            )
+        days = await self._minutes(user.id, first, last, None)
+        busiest = max((m for _, m in days), default=0)
+        return Heatmap(
+            from_=first,
+            to=last,
+            max_minutes=busiest,
+            days=[
+                HeatmapDay(date=d, minutes=m, level=0 if m == 0 else math.ceil(4 * m / busiest))
+                for d, m in days
+            ],
+        )
