@@ -1,6 +1,7 @@
 """The access token is checked at the edge: what gets through, what is 401, what is 503."""
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ def test_expired_token_is_401(gw: httpx.Client, signer: TestSigner) -> None:
     [{"iss": "someone-else"}, {"aud": "another-app"}, {"token_use": "refresh"}],
 )
 def test_wrong_issuer_audience_or_use_is_401(
-    gw: httpx.Client, signer: TestSigner, claims: dict[str, str]
+    gw: httpx.Client, signer: TestSigner, claims: dict[str, Any]
 ) -> None:
     assert_unauthorized(gw.get("/goals", headers=bearer(signer.mint(**claims))))
 
