@@ -206,3 +206,16 @@ class ProjectionRepository:
     async def targets_of_user(self, user_id: str) -> list[TargetFact]:
         cursor = self.targets.find({"user_id": user_id})
         return [TargetFact.model_validate(doc) async for doc in cursor]
+
+    async def mark_targets_deleted(self, facts: list[TargetFact]) -> None:
+        """Targets gone from tracking: deleted at the version we hold (newer ones win)."""
+        ops: list[Any] = [
+            UpdateOne({"_id": t.id, "version": t.version}, {"$set": {"deleted": True}})
+            for t in facts
+        ]
+        if ops:
+            await self.targets.bulk_write(ops, ordered=False)
+
+    async def live_user_ids(self) -> set[str]:
+        cursor = self.users.find({}, {"_id": 1, "deleted": 1})
+        return {str(doc["_id"]) async for doc in cursor if not doc.get("deleted")}
