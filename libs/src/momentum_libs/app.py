@@ -5,7 +5,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import install_problem_handlers
@@ -29,7 +28,6 @@ def create_service_app(
         title=title,
         version=version,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
         **kwargs,
     )
     app.state.settings = settings

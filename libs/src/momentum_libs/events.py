@@ -143,10 +143,14 @@ class Envelope(BaseModel):
         return cls(type=type_, user_id=user_id, payload=payload.model_dump(mode="json"))
 
     def typed_payload(self) -> Any:
-        """The payload as its model; raises UnknownEventError for a version we do not know."""
+        """The payload as its model; UnknownEventError for a version we do not know, or a
+        payload that does not fit its type's schema (no retry can fix either: dead-letter)."""
         if self.version != CURRENT_VERSION:
             raise UnknownEventError(f"{self.type} version {self.version} is not supported")
-        return PAYLOADS[self.type].model_validate(self.payload)
+        try:
+            return PAYLOADS[self.type].model_validate(self.payload)
+        except ValueError as exc:
+            raise UnknownEventError(f"{self.type} payload is not valid: {exc}") from exc
 
     def to_stream_fields(self) -> dict[str, str]:
         return {STREAM_FIELD: self.model_dump_json()}

@@ -2,7 +2,7 @@
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -25,13 +25,55 @@ _SECRET_KEYS = frozenset(
 )
 
 
+_REDACTED = "[redacted]"
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if depth > 5:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: _REDACTED
+            if isinstance(k, str) and k.lower() in _SECRET_KEYS
+            else _redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v, depth + 1) for v in value)
+    return value
+
+
 def redact_secrets(
     _: Any, __: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """Hide the value of every secret-named key, at the top level and in nested dicts/lists."""
     for key in list(event_dict):
         if key.lower() in _SECRET_KEYS:
-            event_dict[key] = "[redacted]"
+            event_dict[key] = _REDACTED
+        elif isinstance(event_dict[key], Mapping | list | tuple):
+            event_dict[key] = _redact(event_dict[key])
     return event_dict
+
+
+# Tracebacks as data, WITHOUT each frame's local variables: those would carry the very
+# passwords and tokens a handler was working on when it failed.
+_exception_dicts = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at write time (not at configure time): a stream replaced
+    later (pytest's capture, a redirect) never leaves loggers writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
@@ -47,11 +89,11 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks if json else structlog.processors.format_exc_info,
+            _exception_dicts if json else structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

@@ -131,10 +131,15 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, detail, type_slug="validation-error", extra={"errors": errors})
 
 
+def unexpected_error_response() -> JSONResponse:
+    """The 500 a client sees for a bug: no trace, no exception text (they go to our log)."""
+    return problem_response(500, "An unexpected error occurred. It has been logged.")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to our log, never to the client.
     log.exception("unhandled_error", path=request.url.path, method=request.method)
-    return problem_response(500, "An unexpected error occurred. It has been logged.")
+    return unexpected_error_response()
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -7,15 +7,20 @@ from contextvars import ContextVar
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from momentum_libs.problems import unexpected_error_response
+
+log = structlog.get_logger(__name__)
+
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def accept_or_make(candidate: str | None) -> str:
     """A client's id is echoed only if it cannot smuggle anything into logs or headers."""
-    if candidate and _SAFE_ID.match(candidate):
+    # fullmatch: with match, "$" would let one trailing newline through.
+    if candidate and _SAFE_ID.fullmatch(candidate):
         return candidate
     return uuid.uuid4().hex
 
@@ -40,8 +45,12 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER.encode()
                 ]
@@ -51,6 +60,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if response_started:
+                raise  # nothing more can be said to the client; the server logs it
+            # Starlette's ServerErrorMiddleware sits outside every added middleware: its 500
+            # would carry no X-Request-ID and be logged after the id is unbound. Answer here.
+            log.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
+            await unexpected_error_response()(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
