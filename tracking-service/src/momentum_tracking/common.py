@@ -1,0 +1,111 @@
+"""Small helpers every domain uses: ids, clocks, keyset cursors, list pages, problems."""
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from fastapi import Query
+from momentum_libs.problems import ProblemError
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+T = TypeVar("T")
+
+MAX_WRITE_ATTEMPTS = 20
+"""Version-guarded writes retry this often when another writer (or the relay) got there first."""
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1-200)")]
+Cursor = Annotated[
+    str | None, Query(description="The previous page's next_cursor; omit for the first page")
+]
+
+
+def now() -> datetime:
+    """UTC now, truncated to what BSON keeps (milliseconds), so cursors compare exactly."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_object_id(value: str) -> ObjectId | None:
+    """An id from a client; None when it cannot be one of ours (the caller answers 404)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, f"{what} not found.")
+
+
+def validation_problem(loc: list[str | int], msg: str) -> ProblemError:
+    """A 422 shaped like FastAPI's own validation errors."""
+    return ProblemError(
+        422,
+        f"The request is not valid: {'.'.join(str(p) for p in loc)}: {msg}",
+        type_slug="validation-error",
+        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
+    )
+
+
+class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(kind: str, key: str, oid: ObjectId) -> str:
+    raw = json.dumps([kind, key, str(oid)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str) -> tuple[str, ObjectId]:
+    """The (sort key, id) a cursor of ``kind`` holds; 422 for anything else."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value: Any = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        value = None
+    if (
+        isinstance(value, list)
+        and len(value) == 3
+        and value[0] == kind
+        and isinstance(value[1], str)
+        and isinstance(value[2], str)
+    ):
+        oid = parse_object_id(value[2])
+        if oid is not None:
+            return value[1], oid
+    raise validation_problem(["query", "cursor"], "Not a cursor of this list.")
+
+
+def keyset_after(field: str, key: Any, oid: ObjectId) -> dict[str, Any]:
+    """Filter for the items after (key, id) in (field desc, _id desc) order."""
+    return {"$or": [{field: {"$lt": key}}, {field: key, "_id": {"$lt": oid}}]}
+
+
+def iso_date(value: date) -> str:
+    return value.isoformat()
+
+
+def _iso_date_only(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+"""A date in a body: only ``YYYY-MM-DD`` (no timestamps, no numbers)."""

@@ -1,0 +1,28 @@
+"""The ``goals`` collection (analytics rebuilds from it: keep the field names)."""
+
+from datetime import datetime
+
+from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from pymongo import IndexModel
+
+
+class Goal(OutboxDocument):
+    user_id: str
+    title: str
+    description: str | None = None
+    target_date: str | None = None  # "YYYY-MM-DD"
+    is_active: bool = False
+    # The user's id while the goal is active, else the goal's own id: a unique index on
+    # it means a user never has two active goals, whatever the races.
+    active_slot: str
+    activated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "goals"
+        indexes = [
+            OUTBOX_INDEX,
+            IndexModel([("user_id", 1), ("created_at", -1)], name="user_created"),
+            IndexModel([("active_slot", 1)], unique=True, name="one_active_goal_per_user"),
+        ]

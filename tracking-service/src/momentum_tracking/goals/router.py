@@ -1,0 +1,72 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from momentum_libs.problems import problem_responses
+
+from momentum_tracking.common import Cursor, Limit, Page
+from momentum_tracking.deps import CurrentUser, Notifier
+from momentum_tracking.goals import service
+from momentum_tracking.goals.schemas import GoalCreate, GoalRead, GoalUpdate
+
+router = APIRouter(prefix="/goals", tags=["goals"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a goal (a user's first goal is created active)",
+    responses=problem_responses(401, 422, 503),
+)
+async def create_goal(body: GoalCreate, user: CurrentUser, notify: Notifier) -> GoalRead:
+    return GoalRead.from_doc(await service.create(user.user_id, body, notify))
+
+
+@router.get(
+    "",
+    summary="List goals, newest first",
+    responses=problem_responses(401, 422, 503),
+)
+async def list_goals(
+    user: CurrentUser,
+    is_active: Annotated[bool | None, Query(description="Only active (or inactive) goals")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[GoalRead]:
+    goals, next_cursor = await service.list_page(user.user_id, is_active, cursor, limit)
+    return Page(items=[GoalRead.from_doc(g) for g in goals], next_cursor=next_cursor)
+
+
+@router.get("/{goal_id}", summary="Get a goal", responses=problem_responses(401, 404, 503))
+async def get_goal(goal_id: str, user: CurrentUser) -> GoalRead:
+    return GoalRead.from_doc(await service.get(user.user_id, goal_id))
+
+
+@router.patch(
+    "/{goal_id}",
+    summary="Change a goal (only the fields given; null clears an optional one)",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def update_goal(
+    goal_id: str, body: GoalUpdate, user: CurrentUser, notify: Notifier
+) -> GoalRead:
+    return GoalRead.from_doc(await service.update(user.user_id, goal_id, body, notify))
+
+
+@router.delete(
+    "/{goal_id}",
+    status_code=204,
+    summary="Delete a goal with its weekly targets and daily logs",
+    responses=problem_responses(401, 404, 409, 503),
+)
+async def delete_goal(goal_id: str, user: CurrentUser, notify: Notifier) -> Response:
+    await service.delete(user.user_id, goal_id, notify)
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/{goal_id}/activate",
+    summary="Make this the one active goal (the previous one is deactivated)",
+    responses=problem_responses(401, 404, 409, 503),
+)
+async def activate_goal(goal_id: str, user: CurrentUser, notify: Notifier) -> GoalRead:
+    return GoalRead.from_doc(await service.activate(user.user_id, goal_id, notify))

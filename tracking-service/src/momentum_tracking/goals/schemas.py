@@ -1,0 +1,57 @@
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from momentum_tracking.common import IsoDate
+from momentum_tracking.goals.models import Goal
+
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=2000)]
+
+
+class GoalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    target_date: IsoDate | None = None
+
+
+class GoalUpdate(BaseModel):
+    """Only the fields given change; ``null`` clears ``description`` or ``target_date``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    target_date: IsoDate | None = None
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title_not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("title cannot be null")
+        return value
+
+
+class GoalRead(BaseModel):
+    id: str
+    title: str
+    description: str | None
+    target_date: date | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_doc(cls, goal: Goal) -> "GoalRead":
+        return cls(
+            id=str(goal.id),
+            title=goal.title,
+            description=goal.description,
+            target_date=date.fromisoformat(goal.target_date) if goal.target_date else None,
+            is_active=goal.is_active,
+            created_at=goal.created_at,
+            updated_at=goal.updated_at,
+        )

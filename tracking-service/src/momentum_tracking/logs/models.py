@@ -1,0 +1,60 @@
+"""The ``daily_logs`` and ``idempotency_keys`` collections.
+
+analytics rebuilds its projections from ``daily_logs``: keep the field names and types
+(``date`` a "YYYY-MM-DD" string, ``minutes`` an int, ``goal_id`` and ``user_id`` strings).
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from beanie import Document
+from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from pydantic import Field
+from pymongo import IndexModel
+
+
+class DailyLog(OutboxDocument):
+    user_id: str
+    goal_id: str
+    date: str  # "YYYY-MM-DD", the user's local calendar date
+    minutes: int
+    note: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "daily_logs"
+        indexes = [
+            OUTBOX_INDEX,
+            IndexModel([("user_id", 1), ("date", -1)], name="user_date"),
+            IndexModel(
+                [("user_id", 1), ("goal_id", 1), ("date", -1)],
+                name="user_goal_date",
+            ),
+        ]
+
+
+class IdempotencyRecord(Document):
+    """One ``Idempotency-Key`` of one user: ``_id`` is ``"<user_id>:<key>"``.
+
+    Inserting it claims the key (a single-document write: exactly one request wins). It
+    holds the id the log gets, so a retry that takes over an abandoned claim writes the
+    same log, never a second one.
+    """
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    user_id: str
+    request_hash: str
+    log_id: str
+    state: Literal["pending", "done"] = "pending"
+    response: dict[str, Any] | None = None
+    lease_until: datetime
+    expires_at: datetime
+
+    class Settings:
+        name = "idempotency_keys"
+        indexes = [
+            IndexModel([("user_id", 1)], name="user"),
+            # MongoDB drops expired keys itself; reads check expires_at too.
+            IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires"),
+        ]

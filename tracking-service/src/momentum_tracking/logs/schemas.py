@@ -1,0 +1,80 @@
+import datetime as dt
+from datetime import UTC, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+
+from momentum_tracking.common import IsoDate
+from momentum_tracking.logs.models import DailyLog
+
+Minutes = Annotated[int, Strict(), Field(ge=1, le=1440)]
+Note = Annotated[str, Field(max_length=2000)]
+EARLIEST = dt.date(2000, 1, 1)
+
+
+def check_log_date(value: dt.date) -> dt.date:
+    """A log's date: not before 2000-01-01, not more than one day after today (UTC)."""
+    if value < EARLIEST:
+        raise ValueError("date must be 2000-01-01 or later")
+    if value > dt.datetime.now(UTC).date() + timedelta(days=1):
+        raise ValueError("date must not be more than one day after today (UTC)")
+    return value
+
+
+class LogCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal_id: str
+    date: IsoDate
+    minutes: Minutes
+    note: Note | None = None
+
+    @field_validator("date")
+    @classmethod
+    def _date_bounds(cls, value: dt.date) -> dt.date:
+        return check_log_date(value)
+
+
+class LogUpdate(BaseModel):
+    """Only the fields given change; ``null`` clears ``note``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    goal_id: str | None = None
+    date: IsoDate | None = None
+    minutes: Minutes | None = None
+    note: Note | None = None
+
+    @field_validator("goal_id", "date", "minutes", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("this field cannot be null")
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _date_bounds(cls, value: dt.date | None) -> dt.date | None:
+        return None if value is None else check_log_date(value)
+
+
+class LogRead(BaseModel):
+    id: str
+    goal_id: str
+    date: dt.date
+    minutes: int
+    note: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_doc(cls, log: DailyLog) -> "LogRead":
+        return cls(
+            id=str(log.id),
+            goal_id=log.goal_id,
+            date=dt.date.fromisoformat(log.date),
+            minutes=log.minutes,
+            note=log.note,
+            created_at=log.created_at,
+            updated_at=log.updated_at,
+        )

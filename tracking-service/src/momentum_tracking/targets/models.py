@@ -1,0 +1,39 @@
+"""The ``weekly_targets`` collection (analytics rebuilds from it: keep the field names)."""
+
+from datetime import datetime
+
+from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from pymongo import IndexModel
+
+
+def live_slot(goal_id: str, week_start: str) -> str:
+    return f"{goal_id}:{week_start}"
+
+
+def dead_slot(target_id: str) -> str:
+    return f"deleted:{target_id}"
+
+
+class WeeklyTarget(OutboxDocument):
+    user_id: str
+    goal_id: str
+    week_start: str  # "YYYY-MM-DD", a Monday
+    target_minutes: int
+    note: str | None = None
+    # "<goal_id>:<week_start>" while live, "deleted:<id>" once tombstoned: a unique index on
+    # it allows one target per goal and week, and a deleted one never blocks a new one.
+    slot: str
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "weekly_targets"
+        indexes = [
+            OUTBOX_INDEX,
+            IndexModel([("user_id", 1), ("week_start", -1)], name="user_week"),
+            IndexModel(
+                [("user_id", 1), ("goal_id", 1), ("week_start", -1)],
+                name="user_goal_week",
+            ),
+            IndexModel([("slot", 1)], unique=True, name="one_target_per_goal_week"),
+        ]

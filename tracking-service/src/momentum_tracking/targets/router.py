@@ -1,0 +1,74 @@
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from momentum_libs.problems import problem_responses
+
+from momentum_tracking.common import Cursor, Limit, Page
+from momentum_tracking.deps import CurrentUser, Notifier
+from momentum_tracking.targets import service
+from momentum_tracking.targets.schemas import TargetCreate, TargetRead, TargetUpdate
+
+router = APIRouter(prefix="/weekly-targets", tags=["weekly targets"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Set a goal's target for one ISO week",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def create_target(body: TargetCreate, user: CurrentUser, notify: Notifier) -> TargetRead:
+    return TargetRead.from_doc(await service.create(user.user_id, body, notify))
+
+
+@router.get(
+    "",
+    summary="List weekly targets, latest week first",
+    responses=problem_responses(401, 422, 503),
+)
+async def list_targets(
+    user: CurrentUser,
+    goal_id: Annotated[str | None, Query(description="Only this goal's targets")] = None,
+    week_from: Annotated[
+        date | None, Query(alias="from", description="Earliest week_start (inclusive)")
+    ] = None,
+    week_to: Annotated[
+        date | None, Query(alias="to", description="Latest week_start (inclusive)")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TargetRead]:
+    targets, next_cursor = await service.list_page(
+        user.user_id, goal_id, week_from, week_to, cursor, limit
+    )
+    return Page(items=[TargetRead.from_doc(t) for t in targets], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{target_id}", summary="Get a weekly target", responses=problem_responses(401, 404, 503)
+)
+async def get_target(target_id: str, user: CurrentUser) -> TargetRead:
+    return TargetRead.from_doc(await service.get(user.user_id, target_id))
+
+
+@router.patch(
+    "/{target_id}",
+    summary="Change a weekly target (only the fields given; null clears the note)",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def update_target(
+    target_id: str, body: TargetUpdate, user: CurrentUser, notify: Notifier
+) -> TargetRead:
+    return TargetRead.from_doc(await service.update(user.user_id, target_id, body, notify))
+
+
+@router.delete(
+    "/{target_id}",
+    status_code=204,
+    summary="Delete a weekly target",
+    responses=problem_responses(401, 404, 409, 503),
+)
+async def delete_target(target_id: str, user: CurrentUser, notify: Notifier) -> Response:
+    await service.delete(user.user_id, target_id, notify)
+    return Response(status_code=204)

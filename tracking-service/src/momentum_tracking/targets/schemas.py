@@ -1,0 +1,64 @@
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+
+from momentum_tracking.common import IsoDate
+from momentum_tracking.targets.models import WeeklyTarget
+
+Minutes = Annotated[int, Strict(), Field(ge=1, le=10080)]
+Note = Annotated[str, Field(max_length=2000)]
+
+
+class TargetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal_id: str
+    week_start: IsoDate
+    target_minutes: Minutes
+    note: Note | None = None
+
+    @field_validator("week_start")
+    @classmethod
+    def _monday(cls, value: date) -> date:
+        if value.isoweekday() != 1:
+            raise ValueError("week_start must be a Monday (ISO weeks)")
+        return value
+
+
+class TargetUpdate(BaseModel):
+    """Only the fields given change; ``null`` clears ``note``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_minutes: Minutes | None = None
+    note: Note | None = None
+
+    @field_validator("target_minutes", mode="before")
+    @classmethod
+    def _minutes_not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("target_minutes cannot be null")
+        return value
+
+
+class TargetRead(BaseModel):
+    id: str
+    goal_id: str
+    week_start: date
+    target_minutes: int
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_doc(cls, target: WeeklyTarget) -> "TargetRead":
+        return cls(
+            id=str(target.id),
+            goal_id=target.goal_id,
+            week_start=date.fromisoformat(target.week_start),
+            target_minutes=target.target_minutes,
+            note=target.note,
+            created_at=target.created_at,
+            updated_at=target.updated_at,
+        )
