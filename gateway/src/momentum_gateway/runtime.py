@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from momentum_gateway.openapi import OpenApiCache
 from momentum_gateway.settings import GatewaySettings
+from momentum_gateway.verifier import RememberingVerifier
 
 
 def _no_cookies() -> httpx.Cookies:
@@ -68,7 +69,7 @@ class Runtime:
         )
         revocations = SessionRevocations(redis, keep_seconds=settings.revoked_session_ttl_seconds)
         keys = JwksKeys(settings.jwks_url, client, cache_seconds=settings.jwks_cache_seconds)
-        verifier = AccessTokenVerifier(
+        verifier = RememberingVerifier(
             keys, settings.jwt_issuer, settings.jwt_audience, revocations
         )
         upstream_urls = settings.upstream_urls
