@@ -2,9 +2,12 @@
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from momentum_libs.consumer import (
     DEAD_DELIVERIES,
     DEAD_ENTRY_ID,
@@ -51,9 +54,6 @@ def consumer(
 
 
 async def test_default_consumer_name_is_unique_per_call_and_names_the_process() -> None:
-    import os
-    import socket
-
     first, second = default_consumer_name("analytics"), default_consumer_name("analytics")
     assert first != second
     assert first.startswith(f"analytics-{socket.gethostname()}-{os.getpid()}-")
@@ -304,3 +304,53 @@ async def test_run_survives_redis_stopping_and_resumes_when_it_is_back(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
+
+
+async def test_consumers_of_one_group_share_the_work_without_handling_twice(
+    redis: Redis, namespace: str
+) -> None:
+    handler = Recorder()
+    first = consumer(redis, namespace, handler, name="a", block_ms=10, batch_size=3)
+    second = consumer(redis, namespace, handler, name="b", block_ms=10, batch_size=3)
+    await first.ensure_group()
+    events = [event(user_id=f"u{i}") for i in range(10)]
+    for e in events:
+        await redis.xadd(first.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    handled = 0
+    while handled < len(events):
+        got = await first.process_once() + await second.process_once()
+        assert got > 0
+        handled += got
+    seen = [e.event_id for e in handler.seen]
+    assert len(seen) == len(set(seen)) == len(events)
+    assert set(seen) == {e.event_id for e in events}
+    assert await pending_count(redis, first.stream, first.group) == 0
+
+
+async def test_a_pending_entry_trimmed_from_the_stream_does_not_wedge_reclaim(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    handler = Recorder()
+    c = consumer(redis, namespace, handler, block_ms=10, claim_idle_ms=20)
+    await c.ensure_group()
+    gone_id = await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
+    await redis.xdel(c.stream, gone_id)  # e.g. MAXLEN trimmed it while it was pending
+    after = event(user_id="u2")
+    await redis.xadd(c.stream, after.to_stream_fields())  # type: ignore[arg-type]
+
+    async def drained() -> bool:
+        await c.process_once()
+        return await pending_count(redis, c.stream, c.group) == 0
+
+    await eventually(drained)
+    assert handler.seen == [after]
+    assert await redis.xlen(c.dead_letter_stream) == 0
+
+
+async def test_invalid_settings_are_refused(redis: Redis) -> None:
+    with pytest.raises(ValueError, match="max_deliveries"):
+        StreamConsumer(redis, "s", "g", "c", Recorder(), max_deliveries=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        StreamConsumer(redis, "s", "g", "c", Recorder(), batch_size=0)
+    assert StreamConsumer(redis, "s", "g", "c", Recorder()).dead_letter_stream == "s.dead"
