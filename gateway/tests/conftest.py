@@ -221,6 +221,7 @@ class Upstream:
                     "body_len": len(body),
                     "body_sha256": hashlib.sha256(body).hexdigest(),
                     "client": request.client.host if request.client else None,
+                    "client_port": request.client.port if request.client else None,
                 }
             )
 
