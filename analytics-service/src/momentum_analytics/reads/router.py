@@ -4,7 +4,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import ORJSONResponse
 from momentum_libs.deps import CurrentUser
 from momentum_libs.problems import problem_responses
 
@@ -50,14 +49,11 @@ async def streak(user: CurrentUser, service: Reads) -> Streak:
     "/heatmap",
     summary="Minutes per day with levels 0-4 (default: the 365 days ending today)",
     responses=problem_responses(401, 422, 503),
-    response_model=Heatmap,
-    response_model_by_alias=True,
 )
 async def heatmap(
     user: CurrentUser,
     service: Reads,
     from_: Annotated[date | None, Query(alias="from", description="First day")] = None,
     to: Annotated[date | None, Query(description="Last day (at most 1098 days in all)")] = None,
-) -> ORJSONResponse:
-    result = await service.heatmap(user.user_id, from_, to)
-    return ORJSONResponse(result.model_dump(mode="json", by_alias=True))
+) -> Heatmap:
+    return await service.heatmap(user.user_id, from_, to)

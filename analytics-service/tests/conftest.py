@@ -1,0 +1,102 @@
+"""analytics-service in-process against the real stores (plugin fixtures), one namespace per test."""
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from momentum_analytics.main import create_app
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.settings import AnalyticsSettings
+from momentum_libs.mongo import mongo_client
+from momentum_libs.testing.tokens import TestSigner
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from analytics_support import FakeTracking, drained, eventually
+
+SettingsFactory = Callable[..., AnalyticsSettings]
+
+
+@pytest.fixture
+def make_settings(mongodb_url: str, redis_url: str, namespace: str) -> SettingsFactory:
+    def make(**overrides: Any) -> AnalyticsSettings:
+        values: dict[str, Any] = {
+            "mongodb_url": mongodb_url,
+            "redis_url": redis_url,
+            "mongodb_db": f"{namespace}momentum_analytics",
+            "tracking_mongodb_db": f"{namespace}momentum_tracking",
+            "events_stream": f"{namespace}momentum.events",
+            "consumer_block_ms": 100,
+            "consumer_claim_idle_ms": 1000,
+            "log_json": False,
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return AnalyticsSettings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def signer() -> TestSigner:
+    return TestSigner()
+
+
+@dataclass
+class Service:
+    settings: AnalyticsSettings
+    client: httpx.AsyncClient
+    redis: Redis
+    mongo: AsyncMongoClient[dict[str, Any]]
+    repo: ProjectionRepository
+    signer: TestSigner
+
+    def headers(self, user_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.signer.mint(user_id)}"}
+
+    async def get(self, path: str, user_id: str, **params: Any) -> httpx.Response:
+        return await self.client.get(path, params=params, headers=self.headers(user_id))
+
+    async def send(self, tracker: FakeTracking) -> None:
+        """Publish what ``tracker`` emitted and wait until the consumer has applied it."""
+        await tracker.flush(self.redis, self.settings.events_stream)
+        await self.wait_drained()
+
+    async def wait_drained(self, timeout_s: float = 60.0) -> float:
+        async def check() -> bool:
+            return await drained(
+                self.redis, self.settings.events_stream, self.settings.consumer_group
+            )
+
+        return await eventually(check, timeout_s)
+
+    @property
+    def tracking_db(self) -> Any:
+        return self.mongo[self.settings.tracking_mongodb_db]
+
+
+@pytest.fixture
+async def service(make_settings: SettingsFactory, signer: TestSigner) -> AsyncIterator[Service]:
+    settings = make_settings()
+    app = create_app(settings, token_keys=signer.keys)
+    redis = Redis.from_url(settings.redis_url)
+    mongo = mongo_client(settings.mongodb_url, 5000)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://analytics") as client:
+            yield Service(
+                settings,
+                client,
+                redis,
+                mongo,
+                ProjectionRepository(mongo[settings.mongodb_db]),
+                signer,
+            )
+    await redis.aclose()
+    await mongo.close()
