@@ -1,4 +1,4 @@
-"""analytics-service in-process against the real stores (plugin fixtures), one namespace per test."""
+"""analytics-service in-process against the real stores (plugin fixtures), a namespace each."""
 
 import sys
 from collections.abc import AsyncIterator, Callable

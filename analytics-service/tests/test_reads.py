@@ -82,7 +82,7 @@ async def test_dashboard_week_target_progress_and_totals(service: Service) -> No
 
     # Activating the other goal switches the week's figures to it; no target: null progress.
     t.activate_goal(other)
-    t.update_log(list(t.logs)[0], minutes=400)  # progress is not capped once it is back
+    t.update_log(next(iter(t.logs)), minutes=400)  # progress is not capped once it is back
     await service.send(t)
     body = (await service.get("/analytics/dashboard", t.user_id)).json()
     assert body["active_goal"] == {"id": other, "title": "Other"}
