@@ -184,7 +184,7 @@ async def test_a_sane_request_id_is_echoed_and_bound(client: httpx.AsyncClient, 
     ids=["space", "semicolon", "quote", "too-long", "non-ascii", "slash", "html", "empty"],
 )
 async def test_a_junk_request_id_is_replaced(client: httpx.AsyncClient, junk: str) -> None:
-    response = await client.get("/whoami", headers={"X-Request-ID": junk.encode("latin-1")})
+    response = await client.get("/whoami", headers={b"X-Request-ID": junk.encode("latin-1")})
     made = response.headers["x-request-id"]
     assert made != junk
     assert len(made) == 32

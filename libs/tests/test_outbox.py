@@ -231,6 +231,7 @@ async def test_a_writer_racing_the_relay_keeps_its_new_event(
 ) -> None:
     stream = f"{namespace}events"
     client = HookedRedis.from_url(redis_url, socket_timeout=5)
+    assert isinstance(client, HookedRedis)
     try:
         relay = OutboxRelay(client, stream, [Note])
         note, created = await create("u1", "a")
