@@ -146,7 +146,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
         lines.append(line)
 
     g = results.get("gateway_overhead")
-    if g:
+    if g and not g.get("skipped"):
         lines += [
             "",
             f"## Gateway overhead — {g['request']}, {g['load_generator']}",
@@ -166,7 +166,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
                 f"ratio {_fmt(row['throughput_ratio'])} | |"
             )
     w = results.get("write")
-    if w:
+    if w and not w.get("skipped"):
         lines += [
             "",
             "## Write path — POST /daily-logs at the gateway",
@@ -178,7 +178,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"{_fmt(w.get('analytics_catch_up_s'))} s to catch up with the backlog.",
         ]
     d = results.get("dashboard_flatness")
-    if d:
+    if d and not d.get("skipped"):
         lines += [
             "",
             "## Analytics flatness — GET /analytics/dashboard",
@@ -191,7 +191,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"had applied them all {_fmt(d['analytics_catch_up_s'])} s after the last 201.",
         ]
     e = results.get("event_lag")
-    if e:
+    if e and not e.get("skipped"):
         idle, load = e["idle"], e["under_load"]
         bg = load["background_write"]
         lines += [
@@ -210,7 +210,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"{_fmt(bg['rps'], 0)} req/s while the probes ran.",
         ]
     r = results.get("rebuild")
-    if r:
+    if r and not r.get("skipped"):
         lines += [
             "",
             "## Rebuild",
@@ -242,11 +242,38 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
     return "\n".join(lines)
 
 
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "gateway_overhead": (
+        "direct_p50_ms",
+        "gateway_p50_ms",
+        "direct_p99_ms",
+        "gateway_p99_ms",
+        "direct_rps",
+        "gateway_rps",
+    ),
+    "write": ("rps", "p50_ms", "p99_ms"),
+    "dashboard_flatness": ("p50_ms_1_day", "p50_ms_3_years", "ratio"),
+    "event_lag": ("p50_ms", "p99_ms", "p99_ms_under_load"),
+    "rebuild": ("logs", "seconds", "logs_per_s"),
+    "memory_mb": ("gateway", "auth", "tracking", "analytics"),
+}
+
+
+def _complete(results: dict[str, Any]) -> dict[str, Any]:
+    """Every key of the issue is there; a phase not run reports null (and says skipped)."""
+    for section, keys in REQUIRED.items():
+        if section not in results:
+            results[section] = {"skipped": True}
+        for key in keys:
+            results[section].setdefault(key, None)
+    return results
+
+
 def write_results(
     results: dict[str, Any], out: Path, compare: Path | None = None
 ) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    results = _clean(results)
+    results = _complete(_clean(results))
     results["targets"] = evaluate(results)
     before = json.loads(compare.read_text()) if compare else None
     json_path = out / "latest.json"

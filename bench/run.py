@@ -33,6 +33,7 @@ from bench.stats import LatencySummary
 from bench.system import rss_mb
 
 SERVICES = ("gateway", "auth", "tracking", "analytics")
+PHASES = ("gateway_overhead", "dashboard_flatness", "event_lag", "write", "rebuild")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -41,7 +42,10 @@ def log(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, stack: Stack, sizes: Sizes, profiler: profiling.Profiler) -> None:
+    def __init__(
+        self, stack: Stack, sizes: Sizes, profiler: profiling.Profiler, phases: set[str]
+    ) -> None:
+        self.phases = phases
         self.stack = stack
         self.sizes = sizes
         self.profiler = profiler
@@ -49,6 +53,9 @@ class Bench:
         self.notes: list[str] = []
 
     # -- helpers ---------------------------------------------------------------------
+    def wanted(self, phase: str) -> bool:
+        return not self.phases or phase in self.phases
+
     def memory(self) -> dict[str, float]:
         return {name: rss_mb(self.stack.services[name].pid) for name in SERVICES}
 
@@ -114,51 +121,64 @@ class Bench:
             await asyncio.sleep(sizes.settle_s)
             self.results["memory_mb"] = self.memory()
 
-            with self.phase("gateway_overhead"):
-                await self.gateway_overhead(api, by_label["reader"])
+            if self.wanted("gateway_overhead"):
+                with self.phase("gateway_overhead"):
+                    await self.gateway_overhead(api, by_label["reader"])
 
-            with self.phase("dashboard_flatness"):
-                await self.dashboard_flatness(api, by_label["oneday"], by_label["threeyears"])
-            await self.drain(api, by_label["sentinel"])
+            if self.wanted("dashboard_flatness"):
+                with self.phase("dashboard_flatness"):
+                    await self.dashboard_flatness(api, by_label["oneday"], by_label["threeyears"])
+                await self.drain(api, by_label["sentinel"])
 
-            with self.phase("event_lag_idle"):
-                idle = await self.event_lag(api, by_label["probe"], sizes.lag_probes_idle)
+            lag: dict[str, Any] = {"p50_ms": None, "p99_ms": None, "p99_ms_under_load": None}
+            if self.wanted("event_lag"):
+                with self.phase("event_lag_idle"):
+                    idle = await self.event_lag(api, by_label["probe"], sizes.lag_probes_idle)
+                lag.update(p50_ms=idle["p50_ms"], p99_ms=idle["p99_ms"], idle=idle)
 
-            with self.phase("write"):
-                write = await self.write_path(api, writers)
-            catch_up = await self.drain(api, by_label["sentinel"])
-            write["analytics_catch_up_s"] = round(catch_up, 2)
-            self.results["write"] = write
+            if self.wanted("write"):
+                with self.phase("write"):
+                    write = await self.write_path(api, writers)
+                catch_up = await self.drain(api, by_label["sentinel"])
+                write["analytics_catch_up_s"] = round(catch_up, 2)
+                self.results["write"] = write
 
-            with self.phase("event_lag_under_load"):
-                tokens = [await api.fresh(u) for u in writers]
-                driver = await loadgen.Driver.start(
-                    {
-                        "mode": "post_logs",
-                        "base_url": self.stack.gateway_url,
-                        "tokens": tokens,
-                        "goal_ids": [u.goal_ids[0] for u in writers],
-                        "concurrency": sizes.write_concurrency,
-                        "duration_s": sizes.load_max_s,
-                        "warmup_s": 0.0,
-                    }
-                )
-                await asyncio.sleep(sizes.load_rampup_s)
-                loaded = await self.event_lag(api, by_label["probe"], sizes.lag_probes_load)
-                background = await driver.stop()
-            self.results["event_lag"] = {
-                "p50_ms": idle["p50_ms"],
-                "p99_ms": idle["p99_ms"],
-                "p99_ms_under_load": loaded["p99_ms"],
-                "idle": idle,
-                "under_load": {**loaded, "background_write": background},
-            }
-            catch_up = await self.drain(api, by_label["sentinel"])
-            self.results["event_lag"]["under_load"]["analytics_catch_up_s"] = round(catch_up, 2)
+            if self.wanted("event_lag"):
+                with self.phase("event_lag_under_load"):
+                    loaded = await self.event_lag_under_load(api, by_label["probe"], writers)
+                catch_up = await self.drain(api, by_label["sentinel"])
+                loaded["analytics_catch_up_s"] = round(catch_up, 2)
+                lag.update(p99_ms_under_load=loaded["p99_ms"], under_load=loaded)
+                self.results["event_lag"] = lag
             self.results["memory_mb_after_load"] = self.memory()
 
-        with self.phase("rebuild"):
-            self.results["rebuild"] = await rebuild.measure(self.stack, sizes.rebuild_logs, log)
+        if self.wanted("rebuild"):
+            with self.phase("rebuild"):
+                self.results["rebuild"] = await rebuild.measure(self.stack, sizes.rebuild_logs, log)
+
+    async def event_lag_under_load(
+        self, api: Api, probe: User, writers: list[User]
+    ) -> dict[str, Any]:
+        sizes = self.sizes
+        tokens = [await api.fresh(u) for u in writers]
+        driver = await loadgen.Driver.start(
+            {
+                "mode": "post_logs",
+                "base_url": self.stack.gateway_url,
+                "tokens": tokens,
+                "goal_ids": [u.goal_ids[0] for u in writers],
+                "concurrency": sizes.write_concurrency,
+                "duration_s": sizes.load_max_s,
+                "warmup_s": 0.0,
+            }
+        )
+        try:
+            await asyncio.sleep(sizes.load_rampup_s)
+            loaded = await self.event_lag(api, probe, sizes.lag_probes_load)
+        finally:
+            background = await driver.stop()
+        log(f"  background write load: {background['rps']:.0f} rps")
+        return {**loaded, "background_write": background}
 
     async def gateway_overhead(self, api: Api, user: User) -> None:
         target = await self.pick_cheap_get(api, user)
@@ -374,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile-phase", default="", help="only this phase (e.g. write, gateway_overhead)"
     )
+    parser.add_argument(
+        "--phases",
+        default="",
+        help=f"run only these (comma-separated: {', '.join(PHASES)}); the rest report null",
+    )
     parser.add_argument("--compare", type=Path, help="an earlier latest.json: before/after")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -386,7 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     profiler = profiling.Profiler(
         stack, [s for s in args.profile.split(",") if s], args.profile_phase, args.out
     )
-    bench = Bench(stack, sizes, profiler)
+    phases = {p for p in args.phases.split(",") if p}
+    if phases - set(PHASES):
+        parser.error(f"unknown phase(s): {', '.join(sorted(phases - set(PHASES)))}")
+    bench = Bench(stack, sizes, profiler, phases)
     t0 = time.perf_counter()
     pids: list[int] = []
     try:
