@@ -323,3 +323,41 @@ async def eventually(
         if time.perf_counter() - started > timeout_s:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(every_s)
+
+
+async def projection_matches(repo: Any, tracker: FakeTracking) -> None:
+    """Assert the stored projection of ``tracker``'s user equals a recomputation from scratch."""
+    from momentum_analytics.projections import streaks
+
+    user = await repo.get_user(tracker.user_id)
+    expected = tracker.day_minutes()
+    years = await repo.years_of_user(tracker.user_id)
+    stored = {date.fromisoformat(d): day.t for doc in years for d, day in doc.days.items() if day.t}
+    assert stored == expected
+    per_goal: dict[str, dict[date, int]] = {}
+    for doc in years:
+        for d, day in doc.days.items():
+            for gid, minutes in day.g.items():
+                per_goal.setdefault(gid, {})[date.fromisoformat(d)] = minutes
+    for gid in tracker.goals:
+        assert per_goal.get(gid, {}) == tracker.day_minutes(gid), gid
+    if user is None:
+        assert not expected
+        return
+    assert user.total_minutes == tracker.total()
+    # "Today" is never far before the latest log (tracking refuses dates > today + 1 in UTC).
+    latest = max(expected, default=date(2026, 1, 1))
+    probes = {latest + timedelta(days=k) for k in range(-3, 4)} | {date(2030, 1, 1)}
+    probes |= {
+        d + timedelta(days=k) for d in expected for k in (0, 1) if d >= latest - timedelta(3)
+    }
+    for today in sorted(probes):
+        current, longest, last = streak_of(expected, today)
+        assert streaks.current(user.streak, today) == current, today
+        assert streaks.longest(user.streak) == longest
+        assert streaks.last_active(user.streak) == last
+    live_goals = {gid: g for gid, g in tracker.goals.items() if not g.deleted and g.is_active}
+    if live_goals:
+        assert user.active_goal is not None and user.active_goal.id in live_goals
+    else:
+        assert user.active_goal is None
