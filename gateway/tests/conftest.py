@@ -175,6 +175,7 @@ class Upstream:
 
             @app.get("/goals/slow", include_in_schema=False)
             async def slow() -> dict[str, str]:
+                hits["slow"] += 1
                 await asyncio.sleep(SLOW_S)
                 return {"late": "yes"}
 
@@ -184,6 +185,15 @@ class Upstream:
                     for chunk in STREAM_CHUNKS:
                         yield chunk
                         await asyncio.sleep(0.01)
+
+                return StreamingResponse(chunks(), media_type="text/plain")
+
+            @app.get("/goals/broken-stream", include_in_schema=False)
+            async def broken_stream() -> StreamingResponse:
+                async def chunks() -> AsyncIterator[bytes]:
+                    yield STREAM_CHUNKS[0]
+                    await asyncio.sleep(0.05)
+                    raise RuntimeError("the stand-in dies mid-body")
 
                 return StreamingResponse(chunks(), media_type="text/plain")
 

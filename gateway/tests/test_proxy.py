@@ -2,6 +2,8 @@
 
 import hashlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -78,6 +80,17 @@ def test_response_is_streamed_through_whole(gw: httpx.Client, auth: dict[str, st
         assert response.status_code == 200
         received = b"".join(response.iter_bytes())
     assert received == b"".join(STREAM_CHUNKS)
+
+
+def test_upstream_dying_mid_body_is_not_passed_off_as_whole(
+    gw: httpx.Client, auth: dict[str, str]
+) -> None:
+    with gw.stream("GET", "/goals/broken-stream", headers=auth) as response:
+        assert response.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            response.read()
+    # The gateway itself is fine afterwards.
+    assert gw.get("/goals/x", headers=auth).status_code == 200
 
 
 def test_upstream_headers_pass_but_not_its_server(gw: httpx.Client, auth: dict[str, str]) -> None:
@@ -223,6 +236,32 @@ def test_slow_upstream_is_504(start_gateway: StartGateway, auth: dict[str, str])
     client = start_gateway(read_timeout_seconds=0.3)
     body = assert_problem(client.get("/goals/slow", headers=auth), 504)
     assert "Traceback" not in str(body)
+
+
+def test_full_connection_pool_is_503(
+    start_gateway: StartGateway, auth: dict[str, str], upstreams: dict[str, Upstream]
+) -> None:
+    client = start_gateway(max_connections=1, pool_timeout_seconds=0.2, read_timeout_seconds=2)
+    results: dict[str, int] = {}
+    slow_before = upstreams["tracking"].hits["slow"]
+
+    def slow() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=15) as other:
+            results["slow"] = other.get("/goals/slow", headers=auth).status_code
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while upstreams["tracking"].hits["slow"] == slow_before:  # it holds the only connection
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        response = client.get("/goals/x", headers=auth)
+        assert_problem(response, 503)
+        assert "capacity" in response.json()["detail"]
+    finally:
+        thread.join(15)
+    assert results["slow"] == 504
 
 
 def test_broken_upstream_is_502(
