@@ -50,6 +50,11 @@ def test_cors_origins_as_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert GatewaySettings().cors_origins == ["https://a.example"]
 
 
+def test_empty_cors_origins_keeps_cors_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMENTUM_GATEWAY_CORS_ORIGINS", "")  # docker-compose's default
+    assert GatewaySettings().cors_origins == []
+
+
 def test_bad_upstream_url_is_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         GatewaySettings(auth_url="auth:8001")

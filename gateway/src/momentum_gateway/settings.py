@@ -48,7 +48,7 @@ class GatewaySettings(VerifyingServiceSettings):
         1_048_576, ge=0, description="Largest request body accepted; larger is 413"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+        [],
         description="Browser origins allowed by CORS, comma-separated or a JSON list; "
         "empty: CORS closed",
     )
