@@ -10,7 +10,7 @@ import subprocess
 from importlib.resources import files
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import orjson
 import pytest
 from deploy_support import COMPOSE_FILE, REPO, SERVICES, Manifest, load_compose

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from deploy_support import REPO, SERVICES, Service, settings_class, settings_env_names
 from deploy_support import uvicorn_env_names as uvicorn_names
-from dockerfile_parse import DockerfileParser
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 DOCKER = REPO / "deploy" / "docker"
 RUNTIME_BASE = "python:3.11-slim"
@@ -345,7 +345,8 @@ def replay_builder(service: str, root: Path) -> Path:
         if step.name == "ENV":
             for key, value in builder.env().items():
                 env[key] = str(inside(value)) if value.startswith("/") else value
-            env["UV_PYTHON"] = sys._base_executable  # the same 3.11 the image has
+            # The interpreter this venv was made from: the same 3.11 the image has.
+            env["UV_PYTHON"] = str(getattr(sys, "_base_executable", sys.executable))
         elif step.name == "WORKDIR":
             cwd = inside(step.value)
             cwd.mkdir(parents=True, exist_ok=True)

@@ -235,7 +235,7 @@ def test_analytics_consumer_name_is_the_pod_name(overlay: Rendered) -> None:
 
 
 def config_map_name(overlay: Rendered, container: Manifest, prefix: str) -> str:
-    names = [
+    names: list[str] = [
         ref["configMapRef"]["name"]
         for ref in container.get("envFrom", [])
         if "configMapRef" in ref and ref["configMapRef"]["name"].startswith(prefix)
