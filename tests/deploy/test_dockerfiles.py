@@ -102,6 +102,8 @@ def test_multi_stage_with_a_slim_python_runtime(service: str) -> None:
     # The virtualenv's interpreter links to the base image's: both stages use the same one.
     assert builder.image == runtime.image
     copies = [flags_and_args(v) for v in runtime.all("COPY")]
+    # The venv is used at the path it was built at (its scripts' shebangs name that path).
+    assert builder.env()["UV_PROJECT_ENVIRONMENT"] == "/app/.venv"
     assert [a for f, a in copies if f.get("from") == "builder"] == [["/app/.venv", "/app/.venv"]]
     assert [a for f, a in copies if "from" not in f] == [], "the runtime copies no sources"
     assert runtime.env()["PATH"].startswith("/app/.venv/bin:")
