@@ -214,6 +214,8 @@ class FakeTracking:
             ReplaceOne(
                 {"_id": ObjectId(lid)},
                 {
+                    # nx-27017 ignores the filter's _id on an upsert: repeat it here.
+                    "_id": ObjectId(lid),
                     "user_id": self.user_id,
                     "goal_id": e.goal_id,
                     "date": e.date.isoformat(),
@@ -230,6 +232,8 @@ class FakeTracking:
             ReplaceOne(
                 {"_id": ObjectId(gid)},
                 {
+                    # nx-27017 ignores the filter's _id on an upsert: repeat it here.
+                    "_id": ObjectId(gid),
                     "user_id": self.user_id,
                     "title": g.title,
                     "is_active": g.is_active,
@@ -245,6 +249,8 @@ class FakeTracking:
             ReplaceOne(
                 {"_id": ObjectId(tid)},
                 {
+                    # nx-27017 ignores the filter's _id on an upsert: repeat it here.
+                    "_id": ObjectId(tid),
                     "user_id": self.user_id,
                     "goal_id": t.goal_id,
                     "week_start": t.week_start.isoformat(),

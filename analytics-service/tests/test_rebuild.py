@@ -1,0 +1,114 @@
+"""Rebuild from tracking's data: same projection as the live one, even from nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from typing import Any
+
+from analytics_support import FakeTracking, projection_matches
+from conftest import Service
+from momentum_analytics.projections import streaks
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.reads.service import ReadService
+from momentum_analytics.rebuild.cli import run
+
+
+async def snapshot(repo: ProjectionRepository, user_id: str) -> dict[str, Any]:
+    """What the reads see: every day per goal, totals, streak figures, active goal."""
+    user = await repo.get_user(user_id)
+    assert user is not None
+    years = {doc.year: doc.model_dump()["days"] for doc in await repo.years_of_user(user_id)}
+    probes = [date(2026, 11, 20) + timedelta(days=k) for k in range(10)]
+    return {
+        "years": years,
+        "year_totals": user.year_totals,
+        "active_goal": user.active_goal,
+        "longest": streaks.longest(user.streak),
+        "last": streaks.last_active(user.streak),
+        "current": [streaks.current(user.streak, d) for d in probes],
+        "deleted_goals": user.deleted_goals,
+    }
+
+
+def three_years() -> tuple[FakeTracking, str]:
+    t = FakeTracking()
+    goal = t.create_goal("Three years")
+    side = t.create_goal("Side project", active=False)
+    doomed = t.create_goal("Abandoned", active=False)
+    first = date(2023, 11, 25)
+    last = date(2026, 11, 24)
+    logs = []
+    day = first
+    n = 0
+    while day <= last:
+        logs.append(t.create_log(goal, day, 15 + n % 50))
+        if n % 7 == 0:
+            t.create_log(side, day, 20)
+        if n % 30 == 0:
+            t.create_log(doomed, day, 5)
+        if day.weekday() == 0:
+            t.set_target(goal, day, 300 + n % 100)
+        day += timedelta(days=1)
+        n += 1
+    for log_id in logs[100:110]:
+        t.delete_log(log_id)  # a broken streak in 2024
+    for log_id in logs[500:520]:
+        t.update_log(log_id, minutes=99)
+    t.update_log(logs[-1], day=last - timedelta(days=400))
+    t.delete_goal(doomed)
+    return t, goal
+
+
+async def test_rebuild_of_three_years_equals_the_live_projection(service: Service) -> None:
+    t, goal = three_years()
+    await service.send(t)
+    await t.save(service.tracking_db)
+    await projection_matches(service.repo, t)
+    live = await snapshot(service.repo, t.user_id)
+    assert sum(live["year_totals"].values()) == t.total() > 0
+
+    # Rebuild in place, while the service runs: nothing changes.
+    report = await run(service.settings, [t.user_id])
+    assert report.users == 1 and report.logs == len(t.logs)
+    print(f"\nrebuild in place: {report.as_dict()}")
+    assert await snapshot(service.repo, t.user_id) == live
+
+    # Damage the projection (lost days, a wrong total); the rebuild repairs it.
+    await service.repo.years.delete_many({"user_id": t.user_id, "year": 2024})
+    await service.repo.users.update_one({"_id": t.user_id}, {"$set": {"year_totals": {}}})
+    damaged = await snapshot(service.repo, t.user_id)
+    assert damaged != live
+    await run(service.settings, [t.user_id])
+    assert await snapshot(service.repo, t.user_id) == live
+    week = date(2026, 11, 16)
+    summary = await ReadService(service.repo).weekly_summary(t.user_id, week, goal)
+    assert (
+        summary.target_minutes
+        == t.targets[
+            next(tid for tid, x in t.targets.items() if x.week_start == week)
+        ].target_minutes
+    )
+
+    # A new deployment with an empty database: the console script rebuilds everything.
+    fresh_db = service.settings.mongodb_db + "_fresh"
+    env = dict(os.environ)
+    env.update(
+        {
+            "MONGODB_URL": service.settings.mongodb_url,
+            "MOMENTUM_ANALYTICS_MONGODB_DB": fresh_db,
+            "MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB": service.settings.tracking_mongodb_db,
+            "MOMENTUM_LOG_LEVEL": "WARNING",
+        }
+    )
+    script = os.path.join(os.path.dirname(sys.executable), "momentum-analytics-rebuild")
+    done = subprocess.run(
+        [script, "--all"], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"rebuild from nothing: {result}")
+    assert result["users"] == 1 and result["logs"] == len(t.logs)
+    fresh = ProjectionRepository(service.mongo[fresh_db])
+    assert await snapshot(fresh, t.user_id) == live
+    await projection_matches(fresh, t)
