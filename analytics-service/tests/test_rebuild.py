@@ -1,8 +1,8 @@
 """Rebuild from tracking's data: same projection as the live one, even from nothing."""
 
+import asyncio
 import json
 import os
-import subprocess
 import sys
 from datetime import date, timedelta
 from typing import Any
@@ -103,10 +103,12 @@ async def test_rebuild_of_three_years_equals_the_live_projection(service: Servic
         }
     )
     script = os.path.join(os.path.dirname(sys.executable), "momentum-analytics-rebuild")
-    done = subprocess.run(
-        [script, "--all"], env=env, capture_output=True, text=True, timeout=300, check=True
+    proc = await asyncio.create_subprocess_exec(
+        script, "--all", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, err.decode()
+    result = json.loads(out.decode().strip().splitlines()[-1])
     print(f"rebuild from nothing: {result}")
     assert result["users"] == 1 and result["logs"] == len(t.logs)
     fresh = ProjectionRepository(service.mongo[fresh_db])
