@@ -21,6 +21,8 @@ import httpx
 
 from bench.stats import LatencySummary
 
+READY = "driver-ready"
+
 
 class DriverConfig(TypedDict, total=False):
     mode: str  # "get" (a fixed path) or "post_logs" (POST /daily-logs)
@@ -87,6 +89,8 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
                         latencies.append(elapsed)
 
         tasks = [asyncio.create_task(worker(n)) for n in range(concurrency)]
+        sys.stdout.write(READY + "\n")
+        sys.stdout.flush()
         warmup = config.get("warmup_s", 0.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), warmup)

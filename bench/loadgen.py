@@ -18,7 +18,7 @@ from typing import Any
 
 from momentum_libs.stores import _die_with_parent
 
-from bench.driver import DriverConfig
+from bench.driver import READY, DriverConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,6 +143,12 @@ class Driver:
         proc.stdin.write(json.dumps(config).encode())
         await proc.stdin.drain()
         proc.stdin.close()
+        assert proc.stdout is not None
+        # Its imports take a while: a caller measuring "under load" waits for the load.
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if line.decode().strip() != READY:
+            await _finish(proc)
+            raise RuntimeError(f"the driver did not start: {line!r}")
         return cls(proc, config)
 
     async def result(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from momentum_libs.devstack import Stack
 
 from bench import loadgen, profiling, rebuild
 from bench.api import Api, User, bounded, today_utc
+from bench.monitor import BacklogMonitor, delete_namespace_keys
 from bench.report import machine_info, write_results
 from bench.sizes import FULL, QUICK, Sizes
 from bench.stats import LatencySummary
@@ -172,13 +173,81 @@ class Bench:
                 "warmup_s": 0.0,
             }
         )
+        monitor = BacklogMonitor(self.stack)
+        monitor.start()
         try:
             await asyncio.sleep(sizes.load_rampup_s)
-            loaded = await self.event_lag(api, probe, sizes.lag_probes_load)
+            loaded = await self.event_lag_pipelined(api, probe, sizes.lag_probes_load)
         finally:
             background = await driver.stop()
-        log(f"  background write load: {background['rps']:.0f} rps")
-        return {**loaded, "background_write": background}
+            backlog = await monitor.stop()
+        log(
+            f"  background write load: {background['rps']:.0f} rps; peak backlog: outbox "
+            f"{backlog['max_outbox_pending']}, stream lag {backlog['max_consumer_lag']}"
+        )
+        return {**loaded, "background_write": background, "backlog": backlog}
+
+    async def event_lag_pipelined(self, api: Api, user: User, probes: int) -> dict[str, Any]:
+        """Event lag while the system may be behind: a probe write every interval, and one
+        poller resolving every probe the dashboard's total already covers.
+
+        Each probe adds 1 minute, so a total of base + i means i probes applied (exact
+        when events are applied in order, as one stream and one consumer do).
+        """
+        sizes = self.sizes
+        goal = user.goal_ids[0]
+        await api.fresh(user)
+        base = (await api.dashboard(user))["total_minutes"]
+        acked: list[float] = []
+        lags: dict[int, float] = {}
+        writing_done = asyncio.Event()
+        polls = 0
+
+        async def write() -> None:
+            try:
+                for _ in range(probes):
+                    await api.post_log(user, goal, today_utc(), 1)
+                    acked.append(time.perf_counter())
+                    await asyncio.sleep(sizes.lag_probe_interval_s)
+            finally:
+                writing_done.set()
+
+        async def poll() -> None:
+            nonlocal polls
+            deadline: float | None = None
+            while len(lags) < probes:
+                board = await api.dashboard(user)
+                polls += 1
+                now = time.perf_counter()
+                applied = board["total_minutes"] - base
+                for i in range(len(acked)):
+                    if i not in lags and i < applied:
+                        lags[i] = now - acked[i]
+                if writing_done.is_set():
+                    deadline = deadline or now + sizes.lag_timeout_s
+                    if now > deadline:
+                        break
+
+        await asyncio.gather(write(), poll())
+        timeouts = probes - len(lags)
+        for i in range(probes):
+            lags.setdefault(i, sizes.lag_timeout_s)
+        summary = LatencySummary.of(list(lags.values()), timeouts, 1.0)
+        result = {
+            "probes": probes,
+            "method": f"pipelined: a probe write every {sizes.lag_probe_interval_s * 1000:.0f} ms",
+            "p50_ms": round(summary.p50_ms, 3),
+            "p90_ms": round(summary.p90_ms, 3),
+            "p99_ms": round(summary.p99_ms, 3),
+            "max_ms": round(summary.max_ms, 3),
+            "polls_per_probe": round(polls / probes, 2),
+            "timeouts": timeouts,
+        }
+        log(
+            f"  event lag under load p50 {summary.p50_ms:.1f} ms p99 {summary.p99_ms:.1f} ms "
+            f"({probes} probes, {timeouts} timeouts)"
+        )
+        return result
 
     async def gateway_overhead(self, api: Api, user: User) -> None:
         target = await self.pick_cheap_get(api, user)
@@ -437,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         loadgen.kill_all()
         stack.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+        if stack.redis_url:
+            with contextlib.suppress(Exception):
+                asyncio.run(delete_namespace_keys(stack.redis_url, namespace))
     results = {
         **bench.results,
         "mode": "quick" if args.quick else "full",

@@ -21,6 +21,7 @@ class Sizes:
     lag_probes_idle: int
     lag_probes_load: int
     lag_timeout_s: float
+    lag_probe_interval_s: float  # under load: a probe write this often
     load_rampup_s: float
     load_max_s: float  # the background write load is stopped when the probes are done
     drain_timeout_s: float
@@ -46,6 +47,7 @@ FULL = Sizes(
     lag_probes_idle=300,
     lag_probes_load=200,
     lag_timeout_s=10.0,
+    lag_probe_interval_s=0.1,
     load_rampup_s=2.0,
     load_max_s=180.0,
     drain_timeout_s=180.0,
@@ -67,7 +69,8 @@ QUICK = Sizes(
     dashboard_samples=10,
     lag_probes_idle=5,
     lag_probes_load=5,
-    lag_timeout_s=10.0,
+    lag_timeout_s=3.0,
+    lag_probe_interval_s=0.1,
     load_rampup_s=0.5,
     load_max_s=30.0,
     drain_timeout_s=30.0,

@@ -1,0 +1,90 @@
+"""Where a backlog sits while a load runs: tracking's outbox, or the stream.
+
+Sampled once a second: documents of tracking's ``daily_logs`` still holding unpublished
+events (the relay is behind), and the analytics consumer group's ``lag`` and ``pending``
+on the stream (the consumer is behind).
+"""
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from momentum_libs.devstack import Stack
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+GROUP = "analytics"
+
+
+class BacklogMonitor:
+    def __init__(self, stack: Stack, interval_s: float = 1.0) -> None:
+        self.stack = stack
+        self.interval_s = interval_s
+        self.samples: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def sample(self, redis: Redis, mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+        row: dict[str, Any] = {"t": time.perf_counter()}
+        stream = self.stack.events_stream
+        with contextlib.suppress(Exception):
+            row["stream_length"] = int(await redis.xlen(stream))
+            for group in await redis.xinfo_groups(stream):
+                name = group.get("name")
+                if (name.decode() if isinstance(name, bytes) else name) == GROUP:
+                    row["consumer_lag"] = group.get("lag")
+                    row["consumer_pending"] = group.get("pending")
+        with contextlib.suppress(Exception):
+            logs = mongo[self.stack.database("tracking")]["daily_logs"]
+            row["outbox_pending"] = await logs.count_documents({"outbox_pending": True})
+        self.samples.append(row)
+
+    async def _run(self) -> None:
+        redis = Redis.from_url(self.stack.redis_url)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.stack.mongodb_url)
+        try:
+            while True:
+                await self.sample(redis, mongo)
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await redis.aclose()
+            await mongo.close()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        def peak(key: str) -> int | None:
+            values = [s[key] for s in self.samples if isinstance(s.get(key), int)]
+            return max(values) if values else None
+
+        return {
+            "samples": len(self.samples),
+            "max_outbox_pending": peak("outbox_pending"),
+            "max_consumer_lag": peak("consumer_lag"),
+            "max_consumer_pending": peak("consumer_pending"),
+            "series": [
+                {k: v for k, v in s.items() if k != "t"}
+                | {"s": round(s["t"] - self.samples[0]["t"], 1)}
+                for s in self.samples
+            ],
+        }
+
+
+async def delete_namespace_keys(redis_url: str, namespace: str) -> int:
+    """Remove what this run left in a shared Redis: only keys under its own namespace."""
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        return len(keys)
+    finally:
+        await redis.aclose()
