@@ -28,8 +28,10 @@ from momentum_libs.events import (
     LogPayload,
     LogUpdatedPayload,
     TargetPayload,
+    UnknownEventError,
     UserPayload,
 )
+from pydantic import ValidationError
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
@@ -93,7 +95,10 @@ class ProjectionService:
 
     async def handle(self, envelope: Envelope) -> None:
         """The consumer's handler; raises UnknownEventError for a version it does not know."""
-        payload = envelope.typed_payload()
+        try:
+            payload = envelope.typed_payload()
+        except ValidationError as exc:  # a payload no producer of ours writes: dead-letter it
+            raise UnknownEventError(f"{envelope.type} payload is not valid: {exc}") from exc
         uid = envelope.user_id
         kind = envelope.type
         if kind in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
