@@ -6,6 +6,7 @@ services' settings classes are imported to learn which env vars they read.
 """
 
 import importlib
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -125,9 +126,31 @@ def only_container(workload: Manifest) -> Manifest:
     return containers[0]
 
 
-def load_compose() -> Manifest:
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: Any) -> Any:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``$$``, as with no variable set."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            if match[0] == "$$":
+                return "$"
+            assert "?" not in (match["op"] or ""), f"required variable {match['name']}"
+            return match["default"] or ""
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v) for v in value]
+    return value
+
+
+def load_compose(*, raw: bool = False) -> Manifest:
+    """docker-compose.yml as compose sees it with no variables set (``raw``: as written)."""
     data: Manifest = yaml.safe_load(COMPOSE_FILE.read_text())
-    return data
+    return data if raw else dict(interpolate(data))
 
 
 # ---- which env vars each service reads -----------------------------------------------

@@ -37,6 +37,7 @@ def schema_errors(document: Manifest) -> list[str]:
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:
+    assert schema_errors(load_compose(raw=True)) == []
     assert schema_errors(load_compose()) == []
 
 
