@@ -6,23 +6,21 @@ from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
 
 from momentum_auth.sessions.service import SessionService
-from momentum_auth.settings import AuthSettings
+from momentum_auth.state import app_state
 from momentum_auth.users.service import UserService
 
 
 def _users(request: Request) -> UserService:
-    service: UserService = request.state.users
-    return service
+    return app_state(request)["users"]
 
 
 def _sessions(request: Request) -> SessionService:
-    service: SessionService = request.state.sessions
-    return service
+    return app_state(request)["sessions"]
 
 
 def client_address(request: Request) -> str:
     """The client's address: the gateway's X-Forwarded-For (first entry), else the peer."""
-    settings: AuthSettings = request.app.state.settings
+    settings = app_state(request)["settings"]
     if settings.trust_forwarded_for:
         forwarded = request.headers.get("x-forwarded-for", "")
         first = forwarded.split(",")[0].strip()

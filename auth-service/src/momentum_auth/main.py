@@ -6,19 +6,18 @@ Run: ``uvicorn --factory momentum_auth.main:create_app``.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from typing import Any
 
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from momentum_auth.health.router import router as health_router
 from momentum_auth.keys.router import router as keys_router
-from momentum_auth.keys.service import SigningKey, load_signing_key
+from momentum_auth.keys.service import load_signing_key
 from momentum_auth.passwords import Passwords
 from momentum_auth.sessions.models import RefreshToken, Session
 from momentum_auth.sessions.repository import SessionRepository
@@ -26,6 +25,7 @@ from momentum_auth.sessions.router import router as auth_router
 from momentum_auth.sessions.service import SessionService
 from momentum_auth.sessions.throttle import LoginThrottle
 from momentum_auth.settings import AuthSettings
+from momentum_auth.state import State
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 from momentum_auth.users.router import router as users_router
@@ -35,16 +35,15 @@ from momentum_auth.users.service import UserService
 REVOCATION_MARGIN_S = 60
 
 
-class State(TypedDict):
-    """What the lifespan hands every request (``request.state``)."""
-
-    mongo: AsyncMongoClient[dict[str, Any]]
-    redis: Redis
-    signing_key: SigningKey
-    token_verifier: AccessTokenVerifier
-    relay: OutboxRelay
-    users: UserService
-    sessions: SessionService
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel until it ends: on Python 3.11 a cancel can be swallowed (``asyncio.wait_for``
+    returning a result that raced the cancel, or a store client absorbing it), and the
+    relay loop would then run on and hang shutdown."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _lifespan(settings: AuthSettings) -> Any:
@@ -86,10 +85,9 @@ def _lifespan(settings: AuthSettings) -> Any:
                 LoginThrottle(redis, settings),
             )
             users = UserService(user_repository, sessions, passwords, relay)
-            # momentum_libs.deps.current_user reads the verifier from app.state.
-            app.state.token_verifier = verifier
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-            yield State(
+            state = State(
+                settings=settings,
                 mongo=mongo,
                 redis=redis,
                 signing_key=signing_key,
@@ -98,11 +96,14 @@ def _lifespan(settings: AuthSettings) -> Any:
                 users=users,
                 sessions=sessions,
             )
+            # Also on app.state: momentum_libs.deps.current_user reads the verifier there,
+            # and requests served without Starlette's lifespan (tests) still find the state.
+            app.state.token_verifier = verifier
+            app.state.auth = state
+            yield state
         finally:
             if relay_task is not None:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
+                await _stop(relay_task)
             await mongo.close()
             await redis.aclose()
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from momentum_auth.keys.service import SigningKey
+from momentum_auth.state import app_state
 
 router = APIRouter(tags=["internal"])
 
@@ -14,6 +14,6 @@ router = APIRouter(tags=["internal"])
     summary="Public keys that verify access tokens (internal; not exposed by the gateway)",
 )
 async def jwks(request: Request, response: Response) -> dict[str, Any]:
-    key: SigningKey = request.state.signing_key
+    key = app_state(request)["signing_key"]
     response.headers["Cache-Control"] = "public, max-age=300"
     return key.jwks()
