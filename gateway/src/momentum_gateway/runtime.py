@@ -23,7 +23,28 @@ def _no_cookies() -> httpx.Cookies:
     return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
 
 
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
+
+
 def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """One client; under it, one connection pool per service (httpx mounts).
+
+    A pool per service keeps a slow service from taking every connection, and keeps
+    each pool small: httpcore's pool does bookkeeping over all its connections on
+    every request, which measurably costs throughput as a single pool grows.
+    """
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_keepalive_connections,
+        keepalive_expiry=settings.keepalive_expiry_seconds,
+    )
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {
+        _origin(url): httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        for url in settings.upstream_urls.values()
+    }
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(
             connect=settings.connect_timeout_seconds,
@@ -31,11 +52,8 @@ def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
             write=settings.write_timeout_seconds,
             pool=settings.pool_timeout_seconds,
         ),
-        limits=httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_keepalive_connections,
-            keepalive_expiry=settings.keepalive_expiry_seconds,
-        ),
+        limits=limits,
+        mounts=mounts,
         cookies=_no_cookies(),
         follow_redirects=False,
         trust_env=False,

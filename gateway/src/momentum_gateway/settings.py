@@ -34,10 +34,12 @@ class GatewaySettings(VerifyingServiceSettings):
         2.0, gt=0, description="Wait for a free upstream connection; past it the client gets 503"
     )
     max_connections: int = Field(
-        512, ge=1, description="Upstream connection pool size (all services together)"
+        16,
+        ge=1,
+        description="Upstream connections per service (one pool each); more wait for one",
     )
     max_keepalive_connections: int = Field(
-        128, ge=0, description="Idle upstream connections kept open for reuse"
+        16, ge=0, description="Idle upstream connections kept open per service"
     )
     keepalive_expiry_seconds: float = Field(
         4.0,
