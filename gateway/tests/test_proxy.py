@@ -238,7 +238,7 @@ def test_slow_upstream_is_504(start_gateway: StartGateway, auth: dict[str, str])
     assert "Traceback" not in str(body)
 
 
-def test_full_connection_pool_is_503(
+def test_full_connection_pool_is_503_for_that_service_only(
     start_gateway: StartGateway, auth: dict[str, str], upstreams: dict[str, Upstream]
 ) -> None:
     client = start_gateway(max_connections=1, pool_timeout_seconds=0.2, read_timeout_seconds=2)
@@ -259,6 +259,8 @@ def test_full_connection_pool_is_503(
         response = client.get("/goals/x", headers=auth)
         assert_problem(response, 503)
         assert "capacity" in response.json()["detail"]
+        # Each service has a pool of its own: a full tracking pool leaves analytics alone.
+        assert client.get("/analytics/streak", headers=auth).status_code == 200
     finally:
         thread.join(15)
     assert results["slow"] == 504
