@@ -1,7 +1,7 @@
-from datetime import datetime
-
 from beanie import Document
 from pymongo import IndexModel
+
+from momentum_auth.clock import UtcDatetime
 
 
 class Session(Document):
@@ -9,9 +9,9 @@ class Session(Document):
     (``sid``). Revoking it ends all of them."""
 
     user_id: str
-    created_at: datetime
+    created_at: UtcDatetime
     revoked: bool = False
-    revoked_at: datetime | None = None
+    revoked_at: UtcDatetime | None = None
 
     class Settings:
         name = "sessions"
@@ -28,8 +28,8 @@ class RefreshToken(Document):
     session_id: str
     user_id: str
     spent: bool = False
-    created_at: datetime
-    expires_at: datetime
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
 
     class Settings:
         name = "refresh_tokens"

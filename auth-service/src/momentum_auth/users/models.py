@@ -1,7 +1,7 @@
-from datetime import datetime
-
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
 from pymongo import IndexModel
+
+from momentum_auth.clock import UtcDatetime
 
 
 class User(OutboxDocument):
@@ -14,8 +14,8 @@ class User(OutboxDocument):
     password_hash: str
     display_name: str | None = None
     timezone: str = "UTC"
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
     class Settings:
         name = "users"

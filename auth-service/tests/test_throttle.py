@@ -1,0 +1,113 @@
+"""Login throttling: failures only, per email and per client address, independent windows."""
+
+import uuid
+
+import httpx
+
+from .conftest import (
+    PASSWORD,
+    SettingsFactory,
+    assert_problem,
+    login,
+    register,
+    running,
+    unique_email,
+)
+
+
+def address() -> dict[str, str]:
+    """A client address of our own, as the gateway would forward it."""
+    octets = uuid.uuid4().bytes[:3]
+    return {"X-Forwarded-For": f"10.{octets[0]}.{octets[1]}.{octets[2]}, 192.168.0.1"}
+
+
+async def fail(client: httpx.AsyncClient, email: str, headers: dict[str, str]) -> None:
+    response = await client.post(
+        "/auth/login", json={"email": email, "password": "wrong password"}, headers=headers
+    )
+    assert_problem(response, 401)
+
+
+async def test_more_than_ten_failures_lock_the_email_with_retry_after(
+    client: httpx.AsyncClient,
+) -> None:
+    email = (await register(client))["email"]
+    here = address()
+    for _ in range(10):
+        await fail(client, email, here)
+    # Locked: even the right password, even from elsewhere.
+    for headers in (here, address()):
+        locked = await client.post(
+            "/auth/login", json={"email": email, "password": PASSWORD}, headers=headers
+        )
+        problem = assert_problem(locked, 429)
+        assert PASSWORD not in str(problem)
+        assert 0 < int(locked.headers["Retry-After"]) <= 900
+    # The address is not locked: another account logs in from it.
+    other = (await register(client))["email"]
+    assert (await login(client, other, **here))["access_token"]
+
+
+async def test_the_address_locks_after_its_limit_and_not_the_emails(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(login_max_failures_per_address=5, login_failure_window_seconds=60)
+    async with running(settings) as (_, client):
+        victim = (await register(client))["email"]
+        attacker = address()
+        for _ in range(5):
+            await fail(client, unique_email(), attacker)  # unknown emails count too
+        for email in (victim, unique_email()):
+            locked = await client.post(
+                "/auth/login", json={"email": email, "password": PASSWORD}, headers=attacker
+            )
+            assert_problem(locked, 429)
+            assert 0 < int(locked.headers["Retry-After"]) <= 60
+        # The victim's email is not locked: from their own address they get in.
+        assert (await login(client, victim, **address()))["access_token"]
+
+
+async def test_the_peer_address_counts_without_x_forwarded_for(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(login_max_failures_per_address=3)
+    async with running(settings) as (_, client):
+        for _ in range(3):
+            await fail(client, unique_email(), {})
+        assert_problem(
+            await client.post("/auth/login", json={"email": unique_email(), "password": "x"}),
+            429,
+        )
+        # A forwarded address is another client.
+        await fail(client, unique_email(), address())
+
+
+async def test_a_success_clears_the_emails_failures(make_settings: SettingsFactory) -> None:
+    settings = make_settings(login_max_failures_per_email=3)
+    async with running(settings) as (_, client):
+        email = (await register(client))["email"]
+        here = address()
+        for _ in range(2):
+            await fail(client, email, here)
+        await login(client, email, **here)
+        for _ in range(2):
+            await fail(client, email, here)
+        # Four failures in the window, but the success in between cleared two of them.
+        assert (await login(client, email, **here))["access_token"]
+        for _ in range(3):
+            await fail(client, email, here)
+        assert_problem(
+            await client.post(
+                "/auth/login", json={"email": email, "password": PASSWORD}, headers=here
+            ),
+            429,
+        )
+
+
+async def test_successes_are_not_counted(make_settings: SettingsFactory) -> None:
+    settings = make_settings(login_max_failures_per_email=2, login_max_failures_per_address=2)
+    async with running(settings) as (_, client):
+        email = (await register(client))["email"]
+        here = address()
+        for _ in range(5):
+            await login(client, email, **here)
