@@ -72,15 +72,12 @@ def with_day(state: StreakState, day: date, active: bool) -> StreakState | None:
         return None
     if known == active:
         return state
-    if state.runs_from is not None and day == state.runs_from and not active:
-        # The covered range starts at a run's first day; removing it keeps the boundary.
-        pass
+    # Removing the first day of the covered range keeps ``runs_from``: the day before it
+    # stays inactive, so no run crosses it.
     runs = list(state.runs)
     if active:
         left = next((r for r in runs if r.end + ONE_DAY == day), None)
         right = next((r for r in runs if r.start - ONE_DAY == day), None)
-        if left is None and state.runs_from is not None and day == state.runs_from:
-            return None  # cannot happen (runs_from starts a run), but stay safe
         start = left.start if left else day
         end = right.end if right else day
         runs = [r for r in runs if r is not left and r is not right]

@@ -225,8 +225,9 @@ class Rebuilder:
 
         async def one(user_id: str) -> None:
             async with gate:
-                report.logs += await self.rebuild_user(user_id)
-                report.users += 1
+                logs = await self.rebuild_user(user_id)
+            report.logs += logs
+            report.users += 1
 
         await asyncio.gather(*(one(uid) for uid in user_ids))
         report.seconds = time.perf_counter() - started
