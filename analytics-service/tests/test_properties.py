@@ -1,6 +1,7 @@
 """Property: any sequence of log changes, delivered duplicated and out of order, leaves the
 projection equal to a recomputation from scratch over the final logs."""
 
+import asyncio
 import random
 from datetime import date, timedelta
 from typing import Any
@@ -115,3 +116,29 @@ async def test_in_order_delivery_of_a_long_history_with_deep_edits(
 
 def test_settings_factory_is_typed(make_settings: SettingsFactory) -> None:
     assert make_settings().consumer_group == "analytics"
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(op, min_size=5, max_size=30), seed=st.integers(0, 2**32 - 1))
+async def test_replicas_applying_one_users_events_at_once_agree(
+    projections: ProjectionService, ops: list[tuple[Any, ...]], seed: int
+) -> None:
+    """Three replicas take the events of one user in parallel (the group spreads them)."""
+    t = play(ops)
+    events = t.take()
+    rng = random.Random(seed)
+    shares: list[list[Any]] = [[], [], []]
+    for envelope in events:
+        shares[rng.randrange(3)].append(envelope)
+    replicas = [ProjectionService(projections.repo) for _ in shares]
+
+    async def replica(service: ProjectionService, share: list[Any]) -> None:
+        for envelope in share:
+            await service.handle(envelope)
+
+    await asyncio.gather(*(replica(s, share) for s, share in zip(replicas, shares, strict=True)))
+    await projection_matches(projections.repo, t)

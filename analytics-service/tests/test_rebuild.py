@@ -114,3 +114,21 @@ async def test_rebuild_of_three_years_equals_the_live_projection(service: Servic
     fresh = ProjectionRepository(service.mongo[fresh_db])
     assert await snapshot(fresh, t.user_id) == live
     await projection_matches(fresh, t)
+
+
+async def test_rebuild_while_events_stream_in(service: Service) -> None:
+    """The rebuild runs while the consumer applies a burst: both converge on tracking's state."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    logs = [t.create_log(goal, date(2026, 1, 1) + timedelta(days=n), 10 + n) for n in range(150)]
+    for log_id in logs[::3]:
+        t.update_log(log_id, minutes=1)
+    for log_id in logs[::5]:
+        t.delete_log(log_id)
+    await t.save(service.tracking_db)
+    await t.flush(service.redis, service.settings.events_stream)
+    rebuilt = asyncio.create_task(run(service.settings, [t.user_id]))
+    await service.wait_drained()
+    report = await rebuilt
+    assert report.users == 1
+    await projection_matches(service.repo, t)
