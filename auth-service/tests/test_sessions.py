@@ -1,5 +1,6 @@
 """Refresh rotation, reuse detection, logout, and tokens that must be refused."""
 
+import asyncio
 import base64
 import json
 import time
@@ -147,3 +148,17 @@ async def test_expired_wrong_audience_and_refresh_as_access_are_401(
         ):
             assert_problem(await client.get("/auth/me", headers=bearer(token)), 401)
         assert_problem(await client.get("/auth/me", headers=bearer(acc.refresh_token)), 401)
+
+
+async def test_two_refreshes_racing_with_one_token_end_the_session(
+    client: httpx.AsyncClient,
+) -> None:
+    acc = await new_account(client)
+    first, second = await asyncio.gather(
+        refresh(client, acc.refresh_token), refresh(client, acc.refresh_token)
+    )
+    statuses = sorted([first.status_code, second.status_code])
+    assert statuses == [200, 401]  # exactly one spends it; the other is a reuse
+    winner = first if first.status_code == 200 else second
+    assert_problem(await client.get("/auth/me", headers=bearer(winner.json()["access_token"])), 401)
+    assert_problem(await refresh(client, winner.json()["refresh_token"]), 401)

@@ -110,8 +110,9 @@ class SessionService:
     async def _revoke(self, session_ids: list[str]) -> None:
         if not session_ids:
             return
-        # MongoDB first (refresh tokens die), then Redis (access tokens die, everywhere).
-        await self._sessions.revoke_sessions(session_ids)
+        # Redis first: access tokens die everywhere at once (and so do any minted later,
+        # since they carry the same sid). Then MongoDB: refresh tokens die. Should Redis be
+        # down, nothing is marked yet and a retry revokes the same sessions again.
         try:
             await self._revocations.revoke(*session_ids)
         except (RedisError, OSError) as exc:
@@ -120,6 +121,7 @@ class SessionService:
                 "Sessions cannot be ended right now; try again shortly.",
                 headers={"Retry-After": "5"},
             ) from exc
+        await self._sessions.revoke_sessions(session_ids)
 
     # -- tokens --------------------------------------------------------------------------
     async def _issue(self, session: Session) -> TokenPair:
