@@ -12,35 +12,60 @@ class AuthSettings(ServiceSettings):
         env_prefix="MOMENTUM_AUTH_", extra="ignore", populate_by_name=True
     )
 
-    mongodb_db: str = "momentum_auth"
+    mongodb_db: str = Field("momentum_auth", description="MongoDB database of auth-service")
 
-    # Access tokens (EdDSA JWTs) and refresh tokens (opaque, rotated).
-    access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
-    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=3600)
+    access_token_ttl_seconds: int = Field(
+        900, ge=60, le=3600, description="Lifetime of an access token (EdDSA JWT)"
+    )
+    refresh_token_ttl_seconds: int = Field(
+        30 * 24 * 3600,
+        ge=3600,
+        description="Lifetime of a refresh token; each refresh issues a new one",
+    )
 
-    # The Ed25519 signing key, as a PEM file or the PEM itself (e.g. from a secret).
-    # In development, when neither is set, a key pair is generated under data_dir/keys.
-    signing_key_file: Path | None = None
-    signing_key_pem: SecretStr | None = None
-    # The key id (`kid`); by default the RFC 7638 thumbprint of the public key.
-    signing_key_id: str | None = None
+    signing_key_file: Path | None = Field(
+        None,
+        description="PEM file of the Ed25519 signing key; required in production "
+        "(or ..._SIGNING_KEY_PEM). Unset in development: a key is generated under "
+        "MOMENTUM_DATA_DIR/keys",
+    )
+    signing_key_pem: SecretStr | None = Field(
+        None, description="The Ed25519 signing key as PEM text (wins over the file)"
+    )
+    signing_key_id: str | None = Field(
+        None, description="The `kid` of the signing key; default: its RFC 7638 thumbprint"
+    )
 
-    # Login throttling: failed attempts in a moving window.
-    login_failure_window_seconds: int = Field(900, ge=1)
-    login_max_failures_per_email: int = Field(10, ge=1)
-    login_max_failures_per_address: int = Field(100, ge=1)
-    # The gateway sets X-Forwarded-For (stripping what clients send); trust its first entry.
-    trust_forwarded_for: bool = True
-    # Prefix of the Redis keys this service owns (login throttling).
-    redis_key_prefix: str = "momentum:auth:"
+    login_failure_window_seconds: int = Field(
+        900, ge=1, description="Window (moving) in which failed logins are counted"
+    )
+    login_max_failures_per_email: int = Field(
+        10, ge=1, description="Failed logins for one email in the window before it is locked"
+    )
+    login_max_failures_per_address: int = Field(
+        100,
+        ge=1,
+        description="Failed logins from one client address in the window before it is locked",
+    )
+    trust_forwarded_for: bool = Field(
+        True,
+        description="Take the client address from X-Forwarded-For's first entry (the "
+        "gateway sets it); else the peer address",
+    )
+    redis_key_prefix: str = Field(
+        "momentum:auth:", description="Prefix of auth-service's Redis keys (login throttling)"
+    )
 
-    # argon2id cost (pwdlib / argon2-cffi defaults: RFC 9106's low-memory profile).
-    argon2_time_cost: int = Field(3, ge=1)
-    argon2_memory_cost_kib: int = Field(65536, ge=8192)
-    argon2_parallelism: int = Field(4, ge=1)
+    argon2_time_cost: int = Field(3, ge=1, description="argon2id passes")
+    argon2_memory_cost_kib: int = Field(65536, ge=8192, description="argon2id memory, KiB")
+    argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes")
 
-    # How often the outbox relay looks for unpublished events (it is also woken on writes).
-    outbox_sweep_interval_seconds: float = Field(1.0, gt=0)
+    outbox_sweep_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often the outbox relay looks for unpublished events (writes "
+        "also wake it at once)",
+    )
 
     @model_validator(mode="after")
     def _keys_configured_in_production(self) -> "AuthSettings":
