@@ -27,6 +27,7 @@ from momentum_libs.tokens import (
     REQUIRED_CLAIMS,
     AccessTokenVerifier,
     JwksKeys,
+    KeysUnavailableError,
     RevocationUnavailableError,
     SessionRevocations,
     StaticKeys,
@@ -256,6 +257,24 @@ async def test_redis_down_fails_closed(own_redis: OwnRedis, signer: TestSigner) 
         await client.aclose()
 
 
+async def test_unreachable_jwks_before_any_key_is_503_not_401(
+    signer: TestSigner, redis_url: str
+) -> None:
+    """Auth-service down before the first fetch: the client's token may be good; say so."""
+    async with httpx.AsyncClient() as http:
+        keys = JwksKeys(f"http://127.0.0.1:{free_port()}/.well-known/jwks.json", http)
+        client = Redis.from_url(redis_url)
+        try:
+            verifier = AccessTokenVerifier(
+                keys, ISSUER, AUDIENCE, SessionRevocations(client, keep_seconds=60)
+            )
+            with pytest.raises(ProblemError) as problem:
+                await verify_bearer(verifier, f"Bearer {signer.mint()}")
+            assert problem.value.status == 503
+        finally:
+            await client.aclose()
+
+
 @pytest.mark.parametrize(
     "header", [None, "", "Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "Bearer not-a-token"]
 )
@@ -400,7 +419,7 @@ async def test_jwks_keys_unreachable_refuse_tokens(signer: TestSigner) -> None:
     nobody = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
     async with httpx.AsyncClient() as client:
         keys = JwksKeys(nobody, client)
-        with pytest.raises(TokenInvalidError, match="signing keys unavailable"):
+        with pytest.raises(KeysUnavailableError, match="signing keys unavailable"):
             await keys(signer.kid)
-        with pytest.raises(TokenInvalidError, match="signing keys unavailable"):
+        with pytest.raises(KeysUnavailableError, match="signing keys unavailable"):
             await keys(signer.kid)

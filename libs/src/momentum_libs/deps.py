@@ -9,8 +9,8 @@ from momentum_libs.problems import ProblemError
 from momentum_libs.tokens import (
     AccessClaims,
     AccessTokenVerifier,
-    RevocationUnavailableError,
     TokenInvalidError,
+    VerificationUnavailableError,
 )
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login")
@@ -32,10 +32,11 @@ async def verify_bearer(verifier: AccessTokenVerifier, authorization: str | None
         return await verifier.verify(token.strip())
     except TokenInvalidError as exc:
         raise unauthorized(f"Invalid access token: {exc}.") from exc
-    except RevocationUnavailableError as exc:
+    except VerificationUnavailableError as exc:
+        # Fail closed, but say it is us: a client's token may well be good.
         raise ProblemError(
             503,
-            "Sessions cannot be checked right now; try again shortly.",
+            "Access tokens cannot be checked right now; try again shortly.",
             headers={"Retry-After": "5"},
         ) from exc
 

@@ -7,6 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -142,8 +143,24 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return unexpected_error_response()
 
 
+async def _on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # MongoDB unreachable (server selection timed out, connection lost): the request may
+    # succeed on retry, so 503 + Retry-After, not a 500. No host name reaches the client.
+    log.warning(
+        "store_unavailable",
+        store="mongodb",
+        error=type(exc).__name__,
+        path=request.url.path,
+        method=request.method,
+    )
+    return problem_response(
+        503, "The data store is unavailable; try again shortly.", headers={"Retry-After": "5"}
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(ConnectionFailure, _on_store_unavailable)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(Exception, _on_unexpected)

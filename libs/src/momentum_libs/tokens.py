@@ -25,8 +25,16 @@ class TokenInvalidError(Exception):
     """The token must be refused with 401; the message says why (safe to show)."""
 
 
-class RevocationUnavailableError(Exception):
-    """Redis could not be asked whether the session is revoked (fail closed: 503)."""
+class VerificationUnavailableError(Exception):
+    """A token cannot be judged right now: a dependency is down (fail closed: 503, not 401)."""
+
+
+class RevocationUnavailableError(VerificationUnavailableError):
+    """Redis could not be asked whether the session is revoked."""
+
+
+class KeysUnavailableError(VerificationUnavailableError):
+    """No signing key has been fetched yet and the JWKS cannot be reached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +127,9 @@ class JwksKeys:
                         await self._refresh()
                     except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
                         if not self._keys:
-                            raise TokenInvalidError("signing keys unavailable") from exc
+                            raise KeysUnavailableError("signing keys unavailable") from exc
         if not self._keys:
-            raise TokenInvalidError("signing keys unavailable")
+            raise KeysUnavailableError("signing keys unavailable")
         key = self._keys.get(kid)
         if key is None:
             raise TokenInvalidError("unknown signing key")
