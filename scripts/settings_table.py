@@ -3,7 +3,7 @@
 import importlib
 from typing import Any
 
-from momentum_libs.settings import ServiceSettings
+from momentum_libs.settings import VerifyingServiceSettings
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -51,8 +51,8 @@ def table(rows: dict[str, tuple[Any, str]]) -> str:
 
 
 def main() -> None:
-    shared = env_settings(ServiceSettings)
-    print("#### Shared by every service\n")
+    shared = env_settings(VerifyingServiceSettings)
+    print("#### Shared by every service (the two JWKS ones: every service but auth)\n")
     print(table(shared))
     for service, path in SETTINGS_CLASSES.items():
         own = {k: v for k, v in env_settings(load(path)).items() if k not in shared}

