@@ -1,5 +1,6 @@
 """Login throttling: failures only, per email and per client address, independent windows."""
 
+import asyncio
 import uuid
 
 import httpx
@@ -111,3 +112,23 @@ async def test_successes_are_not_counted(make_settings: SettingsFactory) -> None
         here = address()
         for _ in range(5):
             await login(client, email, **here)
+
+
+async def test_parallel_guesses_cannot_overshoot_the_email_limit(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(login_max_failures_per_email=5)
+    async with running(settings) as (_, client):
+        email = (await register(client))["email"]
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/auth/login",
+                    json={"email": email, "password": f"guess {i}"},
+                    headers=address(),
+                )
+                for i in range(20)
+            )
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [401] * 5 + [429] * 15

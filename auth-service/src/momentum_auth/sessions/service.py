@@ -53,17 +53,17 @@ class SessionService:
 
     # -- login, refresh, logout ----------------------------------------------------------
     async def login(self, email: str, password: str, address: str) -> TokenPair:
-        await self._throttle.ensure_allowed(email, address)
+        await self._throttle.begin(email, address)
         user = await self._users.get_by_email(email)
         # An unknown email costs one argon2 verification too: timing tells nothing.
         ok, new_hash = await self._passwords.verify(
             password, user.password_hash if user is not None else None
         )
         if user is None or not ok:
-            await self._throttle.record_failure(email, address)
+            await self._throttle.failed(address)
             log.info("login_failed", known_email=user is not None)
             raise unauthorized(LOGIN_FAILED)
-        await self._throttle.clear_email(email)
+        await self._throttle.succeeded(email)
         if new_hash is not None:
             # Cost parameters changed: upgrade the hash; a lost race just retries next login.
             await self._users.update(user, {"password_hash": new_hash})

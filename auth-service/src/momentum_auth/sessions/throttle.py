@@ -1,12 +1,11 @@
 """Login throttling: failed attempts per email and per client address, moving windows.
 
-Built on ``limits`` (moving window, async Redis storage through redis-py). Only
-failures are counted (``hit``); a login is refused while a window is full (``test``),
-with ``Retry-After`` until its oldest failure leaves the window. The two windows are
-independent keys, so a locked email never locks its address, nor the reverse.
+Built on ``limits`` (moving window, async Redis storage through redis-py). A login is
+refused while a window is full, with ``Retry-After`` until its oldest failure leaves
+the window. The two windows are independent keys, so a locked email never locks its
+address, nor the reverse.
 """
 
-import asyncio
 import hashlib
 import math
 import time
@@ -43,39 +42,46 @@ class LoginThrottle:
             settings.login_max_failures_per_address, window, namespace="address"
         )
 
-    async def ensure_allowed(self, email: str, address: str) -> None:
-        """Raise 429 if this email or this address has used up its failures."""
-        try:
-            email_stats, address_stats = await asyncio.gather(
-                self._limiter.get_window_stats(self._per_email, _email_key(email)),
-                self._limiter.get_window_stats(self._per_address, address),
-            )
-        except (RedisError, OSError) as exc:
-            raise _unavailable() from exc
-        waits = [s.reset_time for s in (email_stats, address_stats) if s.remaining <= 0]
-        if waits:
-            retry_after = max(1, math.ceil(max(waits) - time.time()))
-            raise ProblemError(
-                429,
-                "Too many failed logins; try again later.",
-                type_slug="too-many-login-failures",
-                headers={"Retry-After": str(retry_after)},
-            )
+    async def begin(self, email: str, address: str) -> None:
+        """Admit a login attempt, or raise 429 if its address or its email is locked.
 
-    async def record_failure(self, email: str, address: str) -> None:
+        The attempt is counted against the email up front, atomically (the window's
+        acquire is one Lua script), so parallel guesses cannot overshoot the limit; a
+        success then clears the email's count (:meth:`succeeded`). The address counts
+        failures only (:meth:`failed`)."""
         try:
-            await asyncio.gather(
-                self._limiter.hit(self._per_email, _email_key(email)),
-                self._limiter.hit(self._per_address, address),
-            )
+            address_stats = await self._limiter.get_window_stats(self._per_address, address)
+            if address_stats.remaining <= 0:
+                raise _locked(address_stats.reset_time)
+            if not await self._limiter.hit(self._per_email, _email_key(email)):
+                email_stats = await self._limiter.get_window_stats(
+                    self._per_email, _email_key(email)
+                )
+                raise _locked(email_stats.reset_time)
         except (RedisError, OSError) as exc:
             raise _unavailable() from exc
 
-    async def clear_email(self, email: str) -> None:
+    async def failed(self, address: str) -> None:
+        try:
+            await self._limiter.hit(self._per_address, address)
+        except (RedisError, OSError) as exc:
+            raise _unavailable() from exc
+
+    async def succeeded(self, email: str) -> None:
         try:
             await self._limiter.clear(self._per_email, _email_key(email))
         except (RedisError, OSError) as exc:
             raise _unavailable() from exc
+
+
+def _locked(reset_time: float) -> ProblemError:
+    retry_after = max(1, math.ceil(reset_time - time.time()))
+    return ProblemError(
+        429,
+        "Too many failed logins; try again later.",
+        type_slug="too-many-login-failures",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _unavailable() -> ProblemError:
