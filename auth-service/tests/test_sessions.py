@@ -2,13 +2,16 @@
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 from momentum_libs.testing.tokens import TestSigner
+from pymongo import MongoClient
 
 from .conftest import (
     SettingsFactory,
@@ -162,3 +165,17 @@ async def test_two_refreshes_racing_with_one_token_end_the_session(
     winner = first if first.status_code == 200 else second
     assert_problem(await client.get("/auth/me", headers=bearer(winner.json()["access_token"])), 401)
     assert_problem(await refresh(client, winner.json()["refresh_token"]), 401)
+
+
+async def test_an_expired_refresh_token_is_refused(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    async with running(settings) as (_, client):
+        acc = await new_account(client)
+        fresh = await login(client, acc.email)
+        with MongoClient(settings.mongodb_url, tz_aware=True) as mongo:
+            tokens = mongo[settings.mongodb_db]["refresh_tokens"]
+            token_hash = hashlib.sha256(acc.refresh_token.encode()).hexdigest()
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            assert tokens.update_one({"_id": token_hash}, {"$set": {"expires_at": past}})
+        assert_problem(await refresh(client, acc.refresh_token), 401)
+        assert (await refresh(client, fresh["refresh_token"])).status_code == 200

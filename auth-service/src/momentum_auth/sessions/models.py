@@ -33,4 +33,8 @@ class RefreshToken(Document):
 
     class Settings:
         name = "refresh_tokens"
-        indexes = [IndexModel([("user_id", 1)], name="user_id")]
+        indexes = [
+            IndexModel([("user_id", 1)], name="user_id"),
+            # Spent tokens are kept (reuse detection) until they expire; then MongoDB drops them.
+            IndexModel([("expires_at", 1)], name="expires_at_ttl", expireAfterSeconds=0),
+        ]
