@@ -59,7 +59,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice(
     trackers = []
     events = []
     base = date(2026, 6, 30)
-    for u in range(4):
+    for u in range(6):
         t = FakeTracking()
         goal = t.create_goal()
         other = t.create_goal("other", active=False)
@@ -80,7 +80,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice(
             return await repo.users.count_documents({}) > 0
 
         await eventually(some_applied, timeout_s=30, every_s=0.005)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
         proc.signal(signal.SIGKILL)
         assert proc.proc is not None
         proc.proc.wait(10)
