@@ -8,11 +8,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from momentum_libs.app import create_service_app
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
+from momentum_libs.problems import problem_response
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
+from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 
 from momentum_auth.health.router import router as health_router
@@ -33,6 +37,9 @@ from momentum_auth.users.service import UserService
 
 # Revoked session ids must outlive every access token of theirs (plus the verifier's leeway).
 REVOCATION_MARGIN_S = 60
+_RETRY = {"Retry-After": "5"}
+
+log = structlog.get_logger(__name__)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -110,6 +117,13 @@ def _lifespan(settings: AuthSettings) -> Any:
     return lifespan
 
 
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("mongodb_unavailable", error=type(exc).__name__)
+    return problem_response(
+        503, "The service cannot reach its database; try again shortly.", headers=_RETRY
+    )
+
+
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     settings = settings or AuthSettings()
     app = create_service_app(
@@ -119,6 +133,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         title="Momentum auth-service",
         description="Accounts, sessions and access tokens; the JWKS for everyone who verifies.",
     )
+    # MongoDB unreachable is not the client's fault and not a bug: 503, not 500.
+    app.add_exception_handler(ConnectionFailure, _store_unavailable)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(keys_router)
