@@ -1,7 +1,7 @@
 """auth-service in-process against the real stores (plugin fixtures), one namespace per test."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from momentum_auth.main import create_app
 from momentum_auth.settings import AuthSettings
+from pymongo import MongoClient
+from redis import Redis
 
 PASSWORD = "correct horse battery"
 
@@ -23,7 +25,7 @@ SettingsFactory = Callable[..., AuthSettings]
 @pytest.fixture
 def make_settings(
     mongodb_url: str, redis_url: str, namespace: str, tmp_path: Path
-) -> SettingsFactory:
+) -> Iterator[SettingsFactory]:
     def make(**overrides: Any) -> AuthSettings:
         values: dict[str, Any] = {
             "mongodb_url": mongodb_url,
@@ -43,7 +45,17 @@ def make_settings(
         values.update(overrides)
         return AuthSettings(**values)
 
-    return make
+    yield make
+    # Leave nothing behind in the shared stores: this test's database, stream and keys.
+    with MongoClient(mongodb_url) as mongo:
+        mongo.drop_database(f"{namespace}momentum_auth")
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = list(redis.scan_iter(match=f"{namespace}*", count=1000))
+        if keys:
+            redis.delete(*keys)
+    finally:
+        redis.close()
 
 
 @asynccontextmanager
