@@ -39,6 +39,17 @@ class BacklogMonitor:
             row["outbox_pending"] = await logs.count_documents({"outbox_pending": True})
         self.samples.append(row)
 
+    async def once(self) -> dict[str, Any]:
+        """One sample, now (its own connections)."""
+        redis = Redis.from_url(self.stack.redis_url)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.stack.mongodb_url)
+        try:
+            await self.sample(redis, mongo)
+        finally:
+            await redis.aclose()
+            await mongo.close()
+        return self.samples[-1]
+
     async def _run(self) -> None:
         redis = Redis.from_url(self.stack.redis_url)
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.stack.mongodb_url)

@@ -30,6 +30,15 @@ class Profiler:
         self.dir = out / "profiles"
         self.running: list[tuple[subprocess.Popen[bytes], Path]] = []
 
+    def pid(self, service: str) -> int:
+        """A service's PID; ``mongodb`` is the embedded nx-27017 (a Python process too)."""
+        if service == "mongodb":
+            mongo = [p for p in self.stack.stores if "nx-27017" in p.name]
+            if not mongo:
+                raise RuntimeError("no embedded MongoDB to profile (MONGODB_URL is set)")
+            return mongo[0].pid
+        return self.stack.services[service].pid
+
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         if not self.services or (self.only_phase and self.only_phase != name):
@@ -42,7 +51,7 @@ class Profiler:
         for service in self.services:
             path = self.dir / f"{service}-{name}.txt"
             args = [
-                binary, "record", "--pid", str(self.stack.services[service].pid),
+                binary, "record", "--pid", str(self.pid(service)),
                 "--format", "raw", "--function", "--rate", "250", "--nonblocking",
                 "--output", str(path),
             ]  # fmt: skip

@@ -175,7 +175,9 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"**{_fmt(w['rps'], 0)} req/s**, p50 {_fmt(w['p50_ms'])} ms, "
             f"p99 {_fmt(w['p99_ms'])} ms, {w['detail']['errors']} errors in "
             f"{w['detail']['count']} requests. Analytics then needed "
-            f"{_fmt(w.get('analytics_catch_up_s'))} s to catch up with the backlog.",
+            f"{_fmt(w.get('analytics_catch_up_s'))} s to catch up with a backlog of "
+            f"{_fmt(w.get('backlog_events'))} events "
+            f"({_fmt(w.get('analytics_events_per_s'), 0)} events/s).",
         ]
     d = results.get("dashboard_flatness")
     if d and not d.get("skipped"):
@@ -206,8 +208,15 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"{_fmt(load['p90_ms'])} | {_fmt(load['p99_ms'])} | {_fmt(load['max_ms'])} | "
             f"{load['polls_per_probe']} |",
             "",
-            f"The load: POST /daily-logs at concurrency {bg['concurrency']}, "
-            f"{_fmt(bg['rps'], 0)} req/s while the probes ran.",
+            f"Under load: {load.get('method', '')}, while POST /daily-logs ran at "
+            f"concurrency {bg['concurrency']} ({_fmt(bg['rps'], 0)} req/s); "
+            f"{load['timeouts']} probes were not seen within the wait after the load"
+            + (" (their lag counts as the time waited: a lower bound)" if load["timeouts"] else "")
+            + ". "
+            f"Peak backlog: {_fmt(load['backlog']['max_outbox_pending'])} events unpublished in "
+            f"tracking's outbox, {_fmt(load['backlog']['max_consumer_lag'])} on the stream not "
+            f"yet read by analytics; analytics then needed {_fmt(load.get('analytics_catch_up_s'))}"
+            f" s to catch up ({_fmt(load.get('analytics_events_per_s'), 0)} events/s).",
         ]
     r = results.get("rebuild")
     if r and not r.get("skipped"):
