@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from momentum_libs.app import create_service_app
+from momentum_libs.background import stop_background
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
 from momentum_libs.problems import problem_response
@@ -40,17 +41,6 @@ REVOCATION_MARGIN_S = 60
 _RETRY = {"Retry-After": "5"}
 
 log = structlog.get_logger(__name__)
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    """Cancel until it ends: on Python 3.11 a cancel can be swallowed (``asyncio.wait_for``
-    returning a result that raced the cancel, or a store client absorbing it), and the
-    relay loop would then run on and hang shutdown."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _lifespan(settings: AuthSettings) -> Any:
@@ -110,7 +100,7 @@ def _lifespan(settings: AuthSettings) -> Any:
             yield state
         finally:
             if relay_task is not None:
-                await _stop(relay_task)
+                await stop_background(relay_task)
             await mongo.close()
             await redis.aclose()
 

@@ -47,6 +47,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from momentum_libs.background import stop_if_cancelling
 from momentum_libs.events import Envelope, UnknownEventError
 
 log = structlog.get_logger(__name__)
@@ -145,6 +146,7 @@ class StreamConsumer:
         backoff = 0.1
         group_ready = False
         while True:
+            stop_if_cancelling()
             try:
                 if not group_ready:
                     await self.ensure_group()

@@ -31,6 +31,7 @@ from pymongo import IndexModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from momentum_libs.background import stop_if_cancelling
 from momentum_libs.events import Envelope
 
 log = structlog.get_logger(__name__)
@@ -113,6 +114,7 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = 0.1
         while True:
+            stop_if_cancelling()
             self._wakeup.clear()
             try:
                 while await self.drain_once() >= self._batch_size:
@@ -126,8 +128,10 @@ class OutboxRelay:
                 # MongoDB down or anything unexpected: retry, never die.
                 log.exception("outbox_relay_error", retry_in_s=backoff)
                 wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a racing cancel.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
 
     async def drain_once(self) -> int:
         """Publish what is pending now (up to a batch per model); returns events published."""

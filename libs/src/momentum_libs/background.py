@@ -1,0 +1,24 @@
+"""Background loops (outbox relay, stream consumer) that stop when told, every time."""
+
+import asyncio
+import contextlib
+
+
+def stop_if_cancelling() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    A loop that catches broad exceptions to survive store outages must look: a store
+    client may absorb the CancelledError delivered mid-call and raise something else.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def stop_background(task: "asyncio.Task[None]", poll_s: float = 1.0) -> None:
+    """Cancel ``task`` until it has ended (a cancel landing inside a store call can be lost)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=poll_s)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
