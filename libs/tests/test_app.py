@@ -207,3 +207,24 @@ def test_accept_or_make_refuses_line_breaks(candidate: str | None) -> None:
     assert made != candidate
     assert "\n" not in made
     assert len(made) == 32
+
+
+async def test_every_request_writes_one_access_line_with_its_id_and_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    transport = httpx.ASGITransport(build_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        await client.get("/items/7?secret=query", headers={"X-Request-ID": "access-1"})
+        await client.get("/nowhere", headers={"X-Request-ID": "access-2"})
+    lines = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("{") and '"event": "request"' in line
+    ]
+    by_id = {line["request_id"]: line for line in lines}
+    assert by_id["access-1"]["status"] == 200
+    assert by_id["access-1"]["path"] == "/items/7"
+    assert by_id["access-1"]["method"] == "GET"
+    assert by_id["access-1"]["duration_ms"] >= 0
+    assert "secret=query" not in json.dumps(lines)
+    assert by_id["access-2"]["status"] == 404

@@ -1,6 +1,11 @@
-"""X-Request-ID: kept from the client when sane, else made; bound to every log line."""
+"""X-Request-ID: kept from the client when sane, else made; bound to every log line.
+
+The same middleware writes the one access line per request (uvicorn's is off: it
+knows no request id). The query string is left out: it is the client's business.
+"""
 
 import re
+import time
 import uuid
 from contextvars import ContextVar
 
@@ -46,11 +51,14 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
         response_started = False
+        status = 500
+        started_at = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, status
             if message["type"] == "http.response.start":
                 response_started = True
+                status = int(message["status"])
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER.encode()
                 ]
@@ -68,5 +76,12 @@ class RequestIdMiddleware:
             log.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
             await unexpected_error_response()(scope, receive, send_with_id)
         finally:
+            log.info(
+                "request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                duration_ms=round((time.perf_counter() - started_at) * 1000, 2),
+            )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
