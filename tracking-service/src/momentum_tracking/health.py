@@ -1,7 +1,7 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from momentum_libs.health import mongo_check, probe_all, redis_check
 
 router = APIRouter(tags=["health"])
@@ -19,6 +19,6 @@ async def health_db(request: Request) -> Any:
         timeout_s=state.settings.store_timeout_ms / 1000,
     )
     healthy = all(v == "ok" for v in results.values())
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "ok" if healthy else "degraded", **results}, status_code=200 if healthy else 503
     )

@@ -93,7 +93,9 @@ def create_app(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _done, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("background_tasks_not_stopped", tasks=[t.get_name() for t in stuck])
             for client in (redis, consumer_redis, sessions_redis):
                 await client.aclose()
             await http.aclose()

@@ -1,27 +1,100 @@
 """Test helpers for this service's tests (importable, unlike a conftest)."""
 
+import asyncio
+import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
+from momentum_libs.events import Envelope, EventType
 from momentum_libs.testing.tokens import TestSigner
+from redis.asyncio import Redis
+
+T = TypeVar("T")
 
 
 class Api:
-    """An httpx client on the in-process app, with one user's token unless told otherwise."""
+    """An httpx client on the in-process app, with tokens from a test signer."""
 
     def __init__(self, client: httpx.AsyncClient, signer: TestSigner, app: FastAPI) -> None:
         self.client = client
         self.signer = signer
         self.app = app
 
-    def user(self) -> dict[str, str]:
-        """Headers of a brand-new user."""
-        return {"Authorization": f"Bearer {self.signer.mint(uuid.uuid4().hex)}"}
+    def user(self, user_id: str | None = None) -> dict[str, str]:
+        """Headers of a user (a brand-new one unless ``user_id`` is given)."""
+        return {"Authorization": f"Bearer {self.signer.mint(user_id or uuid.uuid4().hex)}"}
 
     async def goal(self, headers: dict[str, str], title: str = "Learn Go") -> dict[str, Any]:
         r = await self.client.post("/goals", json={"title": title}, headers=headers)
         assert r.status_code == 201, r.text
         body: dict[str, Any] = r.json()
         return body
+
+    async def log(
+        self, headers: dict[str, str], goal_id: str, day: str = "2026-11-20", minutes: int = 30
+    ) -> dict[str, Any]:
+        r = await self.client.post(
+            "/daily-logs",
+            json={"goal_id": goal_id, "date": day, "minutes": minutes},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def target(
+        self, headers: dict[str, str], goal_id: str, week: str = "2026-11-16", minutes: int = 300
+    ) -> dict[str, Any]:
+        r = await self.client.post(
+            "/weekly-targets",
+            json={"goal_id": goal_id, "week_start": week, "target_minutes": minutes},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def walk(
+        self, path: str, headers: dict[str, str], limit: int, **params: Any
+    ) -> list[dict[str, Any]]:
+        """Every item of a list, page by page."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+            r = await self.client.get(path, params=query, headers=headers)
+            assert r.status_code == 200, r.text
+            items += r.json()["items"]
+            cursor = r.json()["next_cursor"]
+            if cursor is None:
+                return items
+
+
+async def stream_events(redis: Redis, stream: str) -> list[Envelope]:
+    entries: Any = await redis.xrange(stream)
+    return [Envelope.from_stream_fields(dict(fields)) for _id, fields in entries or []]
+
+
+def of_type(events: list[Envelope], type_: EventType, user_id: str | None = None) -> list[Envelope]:
+    return [e for e in events if e.type is type_ and user_id in (None, e.user_id)]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    timeout_s: float = 20.0,
+    interval_s: float = 0.05,
+) -> T:
+    """Poll ``probe`` until ``done`` holds (or the deadline passes); returns the last value.
+
+    A bound on waiting, never an assertion on speed: the caller asserts on the value.
+    """
+    deadline = time.monotonic() + timeout_s
+    value = await probe()
+    while not done(value) and time.monotonic() < deadline:
+        await asyncio.sleep(interval_s)
+        value = await probe()
+    return value
