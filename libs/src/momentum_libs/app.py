@@ -28,6 +28,9 @@ def create_service_app(
         title=title,
         version=version,
         lifespan=lifespan,
+        # No 307 from `/goals/` to `/goals`: behind the gateway its Location would name
+        # this service's own internal host and port (leaked, and a way around the edge).
+        redirect_slashes=False,
         **kwargs,
     )
     app.state.settings = settings
