@@ -73,6 +73,21 @@ class Api:
                 return items
 
 
+async def pending_events() -> int:
+    """Events written to the outbox and not yet published (all outbox collections)."""
+    from momentum_tracking.main import OUTBOX_MODELS
+
+    total = 0
+    for model in OUTBOX_MODELS:
+        total += await model.get_pymongo_collection().count_documents({"outbox_pending": True})
+    return total
+
+
+async def drained(timeout_s: float = 20.0) -> bool:
+    """Wait until the relay has published every pending event; True if it has."""
+    return await eventually(pending_events, lambda n: n == 0, timeout_s) == 0
+
+
 async def stream_events(redis: Redis, stream: str) -> list[Envelope]:
     entries: Any = await redis.xrange(stream)
     return [Envelope.from_stream_fields(dict(fields)) for _id, fields in entries or []]
