@@ -8,6 +8,7 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
+from momentum_libs.background import stop_background
 from momentum_libs.consumer import StreamConsumer, default_consumer_name
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
@@ -91,11 +92,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            _done, stuck = await asyncio.wait(tasks, timeout=5)
-            if stuck:
-                log.warning("background_tasks_not_stopped", tasks=[t.get_name() for t in stuck])
+            await asyncio.gather(*(stop_background(task) for task in tasks))
             for client in (redis, consumer_redis, sessions_redis):
                 await client.aclose()
             await http.aclose()
