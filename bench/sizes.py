@@ -10,6 +10,7 @@ class Sizes:
     settle_s: float
     gateway_duration_s: float
     gateway_concurrency: int
+    gateway_rounds: int  # direct and gateway alternate, each this many times
     write_duration_s: float
     write_concurrency: int
     write_users: int
@@ -32,10 +33,11 @@ class Sizes:
 
 
 FULL = Sizes(
-    warmup_s=2.0,
+    warmup_s=1.0,
     settle_s=1.0,
-    gateway_duration_s=10.0,
+    gateway_duration_s=5.0,
     gateway_concurrency=32,
+    gateway_rounds=3,
     write_duration_s=15.0,
     write_concurrency=32,
     write_users=16,
@@ -59,6 +61,7 @@ QUICK = Sizes(
     settle_s=0.2,
     gateway_duration_s=1.0,
     gateway_concurrency=32,
+    gateway_rounds=1,
     write_duration_s=1.0,
     write_concurrency=32,
     write_users=2,

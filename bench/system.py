@@ -13,3 +13,9 @@ def rss_mb(pid: int) -> float:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
     return round(total / 1e6, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
