@@ -123,8 +123,17 @@ def _allowed_methods(request: Request) -> set[str]:
     return methods
 
 
+# FastAPI's answer when a body cannot even be decoded (invalid UTF-8, nesting past the
+# recursion limit); any other broken JSON is its 422 `json_invalid`.
+_BODY_NOT_PARSED = "There was an error parsing the body"
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_NOT_PARSED:
+        # One kind of error, one status (the documented 422), whatever broke the JSON.
+        invalid = {"loc": ("body",), "msg": "The body is not valid JSON.", "type": "json_invalid"}
+        return await _on_validation(request, RequestValidationError([invalid]))
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         allowed = _allowed_methods(request)
