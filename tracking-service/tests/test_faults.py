@@ -14,7 +14,7 @@ import httpx
 import pytest
 from momentum_libs.events import EventType
 from momentum_libs.stores import ManagedProcess, free_port
-from momentum_libs.testing.plugin import OwnRedis
+from momentum_libs.testing.plugin import OwnMongo, OwnRedis
 from momentum_libs.testing.tokens import TestSigner
 from momentum_tracking.main import create_app
 from momentum_tracking.settings import TrackingSettings
@@ -198,3 +198,43 @@ async def test_killed_before_the_relay_ran_publishes_after_restart(
         for proc in procs:
             proc.stop()
         await mongo.close()
+
+
+async def test_mongodb_down_is_503_then_recovers(
+    own_mongo: OwnMongo, signer: TestSigner, settings_for: Callable[..., TrackingSettings]
+) -> None:
+    settings = settings_for(mongodb_url=own_mongo.url, store_timeout_ms=500)
+    app = create_app(settings, token_keys=signer.keys)
+    h = {"Authorization": f"Bearer {signer.mint('mongo-down-user')}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracking") as client:
+            goal = (await client.post("/goals", json={"title": "g"}, headers=h)).json()
+            own_mongo.stop()
+            try:
+                body = {"goal_id": goal["id"], "date": "2026-11-20", "minutes": 5}
+                outage = [
+                    await client.get("/goals", headers=h),
+                    await client.get(f"/goals/{goal['id']}", headers=h),
+                    await client.post("/daily-logs", json=body, headers=h),
+                    await client.post(
+                        "/daily-logs", json=body, headers={**h, "Idempotency-Key": "k"}
+                    ),
+                ]
+                for r in outage:
+                    assert r.status_code == 503, r.text
+                    assert r.headers["content-type"].startswith("application/problem+json")
+                    assert "127.0.0.1" not in r.text
+                r = await client.get("/health/db")
+                assert (r.status_code, r.json()["mongodb"]) == (503, "down")
+            finally:
+                own_mongo.start()
+
+            async def listed() -> int:
+                return (await client.get("/goals", headers=h)).status_code
+
+            assert await eventually(listed, lambda s: s == 200, timeout_s=30) == 200
+            r = await client.post("/daily-logs", json=body, headers={**h, "Idempotency-Key": "k"})
+            assert r.status_code == 201, r.text
+            r = await client.get("/goals", headers=h)
+            assert [g["id"] for g in r.json()["items"]] == [goal["id"]]
