@@ -265,3 +265,14 @@ async def test_delete_cascades_to_targets_and_logs_with_events(
     one = next(e for e in of_type(events, EventType.LOG_DELETED))
     assert one.payload["minutes"] == 30
     assert one.payload["goal_id"] == doomed["id"]
+
+
+async def test_concurrent_first_goals_make_exactly_one_active(api: Api) -> None:
+    h = api.user()
+    responses = await asyncio.gather(
+        *(api.client.post("/goals", json={"title": f"g{i}"}, headers=h) for i in range(8))
+    )
+    assert [r.status_code for r in responses] == [201] * 8
+    assert sum(1 for r in responses if r.json()["is_active"]) == 1
+    listed = (await api.client.get("/goals", headers=h)).json()["items"]
+    assert sum(1 for g in listed if g["is_active"]) == 1
