@@ -113,14 +113,23 @@ async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> set[str]:
-    """Every method of every route at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods.update(route_methods)
-    return methods
+    """Every method some route answers at this path (Starlette names only the first route's).
+
+    Each method is tried against the routes: FastAPI nests included routers, so the
+    routes' own method sets are not all at hand.
+    """
+    routes = request.app.router.routes
+    return {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
 
 
 # FastAPI's answer when a body cannot even be decoded (invalid UTF-8, nesting past the
