@@ -26,6 +26,8 @@ T = TypeVar("T")
 # The gateway's upstream read timeout is 15 s (MOMENTUM_GATEWAY_READ_TIMEOUT_SECONDS);
 # a client waiting longer than this has met a request that hangs.
 CLIENT_TIMEOUT_S = 20.0
+# The one browser origin the private stack's gateway allows (the session stack allows none).
+CORS_ORIGIN = "https://app.momentum.example"
 
 
 class PersistentRedis:
@@ -87,6 +89,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
             mongodb_url=mongo.url,
             redis_url=redis.url,
             log_to_files=True,
+            extra_env={"MOMENTUM_GATEWAY_CORS_ORIGINS": CORS_ORIGIN},
         ).start()
         yield OwnStack(stack, redis, mongo)
     finally:
