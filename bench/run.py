@@ -559,6 +559,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help=f"run only these (comma-separated: {', '.join(PHASES)}); the rest report null",
     )
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every service (repeatable), e.g. a setting to try",
+    )
     parser.add_argument("--compare", type=Path, help="an earlier latest.json: before/after")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -567,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     started_at = dt.datetime.now(dt.UTC)
     data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
     namespace = f"bench{uuid.uuid4().hex[:8]}_"
-    stack = Stack(data_dir, namespace=namespace, persist_mongo=False)
+    extra_env = dict(item.split("=", 1) for item in args.service_env)
+    stack = Stack(data_dir, namespace=namespace, persist_mongo=False, extra_env=extra_env)
     profiler = profiling.Profiler(
         stack, [s for s in args.profile.split(",") if s], args.profile_phase, args.out
     )
@@ -612,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
             "flows": "httpx (sequential probes in the bench process)",
         },
         "sizes": sizes.as_dict(),
+        "service_env": sorted(extra_env),
     }
     json_path, md_path = write_results(results, args.out, compare=args.compare)
     log(f"wrote {json_path} and {md_path} in {results['total_seconds']}s")
