@@ -40,7 +40,7 @@ def make_settings(
             "argon2_time_cost": 1,
             "argon2_memory_cost_kib": 8192,
             "argon2_parallelism": 1,
-            "outbox_sweep_interval_seconds": 0.2,
+            "relay_sweep_interval_s": 0.2,
         }
         values.update(overrides)
         return AuthSettings(**values)

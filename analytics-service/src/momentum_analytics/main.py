@@ -12,7 +12,7 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
-from momentum_libs.consumer import StreamConsumer, default_consumer_name
+from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import mongo_client
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
 from redis.asyncio import Redis
@@ -69,17 +69,8 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
             projections = ProjectionService(repo)
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
-                consumer = StreamConsumer(
-                    consumer_redis,
-                    settings.events_stream,
-                    settings.consumer_group,
-                    default_consumer_name(settings.consumer_name_prefix),
-                    projections.handle,
-                    batch_size=settings.consumer_batch_size,
-                    block_ms=settings.consumer_block_ms,
-                    claim_idle_ms=settings.consumer_claim_idle_ms,
-                    max_deliveries=settings.consumer_max_deliveries,
-                    dead_letter_stream=settings.dead_letters,
+                consumer = StreamConsumer.from_settings(
+                    settings, consumer_redis, projections.handle
                 )
                 task = asyncio.create_task(consumer.run(), name="analytics-consumer")
                 log.info(

@@ -65,12 +65,7 @@ def _lifespan(settings: AuthSettings) -> Any:
                 settings.jwt_audience,
                 revocations,
             )
-            relay = OutboxRelay(
-                redis,
-                settings.events_stream,
-                [User],
-                sweep_interval_s=settings.outbox_sweep_interval_seconds,
-            )
+            relay = OutboxRelay.from_settings(settings, redis, [User])
             user_repository = UserRepository()
             sessions = SessionService(
                 settings,

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from momentum_libs.settings import ServiceSettings
+from momentum_libs.settings import OutboxRelaySettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
-class AuthSettings(ServiceSettings):
+class AuthSettings(OutboxRelaySettings):
     model_config = SettingsConfigDict(
         env_prefix="MOMENTUM_AUTH_", extra="ignore", populate_by_name=True
     )
@@ -59,13 +59,6 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = Field(3, ge=1, description="argon2id passes")
     argon2_memory_cost_kib: int = Field(65536, ge=8192, description="argon2id memory, KiB")
     argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes")
-
-    outbox_sweep_interval_seconds: float = Field(
-        1.0,
-        gt=0,
-        description="How often the outbox relay looks for unpublished events (writes "
-        "also wake it at once)",
-    )
 
     @model_validator(mode="after")
     def _keys_configured_in_production(self) -> "AuthSettings":

@@ -49,6 +49,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from momentum_libs.background import stop_if_cancelling
 from momentum_libs.events import Envelope, UnknownEventError
+from momentum_libs.settings import StreamConsumerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +108,24 @@ class StreamConsumer:
         self.dead_letter_stream = dead_letter_stream or f"{stream}.dead"
         # XAUTOCLAIM is a cursor over the pending entries list; "0-0" starts over.
         self._claim_cursor: Any = "0-0"
+
+    @classmethod
+    def from_settings(
+        cls, settings: StreamConsumerSettings, redis: Redis, handler: Handler
+    ) -> "StreamConsumer":
+        """This process's consumer, as the service's settings describe it."""
+        return cls(
+            redis,
+            settings.events_stream,
+            settings.consumer_group,
+            default_consumer_name(settings.consumer_name_prefix),
+            handler,
+            batch_size=settings.consumer_batch_size,
+            block_ms=settings.consumer_block_ms,
+            claim_idle_ms=settings.consumer_claim_idle_ms,
+            max_deliveries=settings.consumer_max_deliveries,
+            dead_letter_stream=settings.dead_letters,
+        )
 
     async def ensure_group(self) -> None:
         """Create the group at id 0 (creating the stream too); an existing group is fine."""

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from momentum_libs.background import stop_if_cancelling
 from momentum_libs.events import Envelope
+from momentum_libs.settings import OutboxRelaySettings
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +108,20 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._max_backoff_s = max_backoff_s
         self._wakeup = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls, settings: OutboxRelaySettings, redis: Redis, models: Sequence[type[OutboxDocument]]
+    ) -> "OutboxRelay":
+        return cls(
+            redis,
+            settings.events_stream,
+            models,
+            maxlen=settings.events_maxlen,
+            sweep_interval_s=settings.relay_sweep_interval_s,
+            batch_size=settings.relay_batch_size,
+            max_backoff_s=settings.relay_max_backoff_s,
+        )
 
     def notify(self) -> None:
         self._wakeup.set()

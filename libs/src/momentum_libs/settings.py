@@ -105,3 +105,44 @@ class VerifyingServiceSettings(ServiceSettings):
         if self.is_production and "127.0.0.1" in self.jwks_url:
             raise ValueError("MOMENTUM_JWKS_URL must be configured in production")
         return self
+
+
+class OutboxRelaySettings(ServiceSettings):
+    """Settings of a service that publishes events through the outbox relay."""
+
+    relay_sweep_interval_s: float = Field(
+        1.0, gt=0, description="Outbox relay: seconds between sweeps when no write wakes it"
+    )
+    relay_batch_size: int = Field(500, ge=1, description="Outbox relay: documents per pass")
+    relay_max_backoff_s: float = Field(
+        5.0, gt=0, description="Outbox relay: longest wait between retries while Redis is down"
+    )
+    events_maxlen: int = Field(
+        1_000_000, ge=1000, description="Approximate cap (MAXLEN ~) of the event stream"
+    )
+
+
+class StreamConsumerSettings(ServiceSettings):
+    """Settings of a service that consumes the event stream (subclasses set the group)."""
+
+    consumer_group: str = Field(description="Consumer group reading the event stream")
+    consumer_name_prefix: str = Field(
+        description="Prefix of this process's unique consumer name (hostname, pid are added)"
+    )
+    consumer_batch_size: int = Field(100, ge=1, description="Events read per XREADGROUP")
+    consumer_block_ms: int = Field(1000, ge=1, description="XREADGROUP BLOCK milliseconds")
+    consumer_claim_idle_ms: int = Field(
+        30_000, ge=1, description="Reclaim entries a dead consumer left pending this long (ms)"
+    )
+    consumer_max_deliveries: int = Field(
+        5, ge=1, description="Deliveries before an event is moved to the dead-letter stream"
+    )
+    dead_letter_stream: str | None = Field(
+        None,
+        description="Dead-letter stream of this service's consumer "
+        "(unset: <events stream>.dead.<consumer group>)",
+    )
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_stream or f"{self.events_stream}.dead.{self.consumer_group}"

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import stop_background
-from momentum_libs.consumer import StreamConsumer, default_consumer_name
+from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
@@ -59,26 +59,9 @@ def create_app(
             settings.redis_url, settings, extra_timeout_ms=settings.consumer_block_ms
         )
         await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
-        relay = OutboxRelay(
-            redis,
-            settings.events_stream,
-            OUTBOX_MODELS,
-            maxlen=settings.events_maxlen,
-            sweep_interval_s=settings.relay_sweep_interval_s,
-            batch_size=settings.relay_batch_size,
-            max_backoff_s=settings.relay_max_backoff_s,
-        )
-        consumer = StreamConsumer(
-            consumer_redis,
-            settings.events_stream,
-            settings.consumer_group,
-            default_consumer_name(settings.consumer_name_prefix),
-            UserEventsHandler(relay.notify),
-            batch_size=settings.consumer_batch_size,
-            block_ms=settings.consumer_block_ms,
-            claim_idle_ms=settings.consumer_claim_idle_ms,
-            max_deliveries=settings.consumer_max_deliveries,
-            dead_letter_stream=settings.dead_letters,
+        relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
+        consumer = StreamConsumer.from_settings(
+            settings, consumer_redis, UserEventsHandler(relay.notify)
         )
         app.state.mongo = mongo
         app.state.redis = redis
