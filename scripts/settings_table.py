@@ -50,14 +50,20 @@ def table(rows: dict[str, tuple[Any, str]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def render() -> str:
     shared = env_settings(VerifyingServiceSettings)
-    print("#### Shared by every service (the two JWKS ones: every service but auth)\n")
-    print(table(shared))
+    parts = [
+        "#### Shared by every service (the two JWKS ones: every service but auth)\n",
+        table(shared),
+    ]
     for service, path in SETTINGS_CLASSES.items():
         own = {k: v for k, v in env_settings(load(path)).items() if k not in shared}
-        print(f"\n#### {service}\n")
-        print(table(own))
+        parts += [f"\n#### {service}\n", table(own)]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    print(render())
 
 
 if __name__ == "__main__":

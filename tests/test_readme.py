@@ -21,3 +21,9 @@ def test_every_setting_is_in_the_readme(service: str) -> None:
     cls = settings_table.load(settings_table.SETTINGS_CLASSES[service])
     missing = [env for env in settings_table.env_settings(cls) if f"`{env}`" not in readme]
     assert missing == [], f"README.md lacks {missing}; regenerate with scripts/settings_table.py"
+
+
+def test_the_settings_tables_are_the_generated_ones() -> None:
+    """Names, defaults and meanings: regenerate with scripts/settings_table.py on a change."""
+    readme = (REPO / "README.md").read_text()
+    assert settings_table.render() in readme
