@@ -117,7 +117,7 @@ def _verdict(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[met]
 
 
-def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> str:
+def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, notes: str = "") -> str:
     m = results["machine"]
     lines = [
         "# Momentum benchmark results",
@@ -151,20 +151,29 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             "",
             f"## Gateway overhead — {g['request']}, {g['load_generator']}",
             "",
-            "| concurrency | path | p50 ms | p99 ms | req/s | errors |",
-            "|---|---|---|---|---|---|",
+            "| concurrency | path | p50 ms | p99 ms | req/s | errors | CPU ms/request |",
+            "|---|---|---|---|---|---|---|",
         ]
         for conc, row in g["by_concurrency"].items():
             for side in ("direct", "gateway"):
                 f = row[side]
+                cpu = f.get("cpu_ms_per_request") or {}
+                cost = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if v >= 0.05)
                 lines.append(
                     f"| {conc} | {side} | {_fmt(f['p50_ms'])} | {_fmt(f['p99_ms'])} | "
-                    f"{_fmt(f['rps'], 0)} | {f['errors']} |"
+                    f"{_fmt(f['rps'], 0)} | {f['errors']} | {cost} |"
                 )
             lines.append(
                 f"| {conc} | gateway - direct | {_fmt(row['overhead_p50_ms'])} | | "
-                f"ratio {_fmt(row['throughput_ratio'])} | |"
+                f"ratio {_fmt(row['throughput_ratio'])} | | |"
             )
+        lines += [
+            "",
+            "p50/p99 are the median of the rounds' (direct and gateway alternate, "
+            f"{len(next(iter(g['by_concurrency'].values()))['direct'].get('rounds', [1]))} "
+            "rounds each); CPU ms/request is each process's CPU time over the requests "
+            "served, which unlike req/s does not depend on what else runs on the machine.",
+        ]
     w = results.get("write")
     if w and not w.get("skipped"):
         lines += [
@@ -178,6 +187,10 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
             f"{_fmt(w.get('analytics_catch_up_s'))} s to catch up with a backlog of "
             f"{_fmt(w.get('backlog_events'))} events "
             f"({_fmt(w.get('analytics_events_per_s'), 0)} events/s).",
+            "",
+            "CPU ms per write: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in (w.get("cpu_ms_per_request") or {}).items())
+            + " (analytics' share is what it applied during the run, not the whole backlog).",
         ]
     d = results.get("dashboard_flatness")
     if d and not d.get("skipped"):
@@ -241,6 +254,10 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None) -> s
         ]
         for svc in ("gateway", "auth", "tracking", "analytics"):
             lines.append(f"| {svc} | {_fmt(mem.get(svc), 1)} | {_fmt(after.get(svc), 1)} |")
+    if before:
+        lines += ["", f"The *before* column: the run of {before.get('started_at', '?')}."]
+    if notes:
+        lines += ["", notes.strip()]
     lines += [
         "",
         "## Phase durations (s)",
@@ -279,7 +296,7 @@ def _complete(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_results(
-    results: dict[str, Any], out: Path, compare: Path | None = None
+    results: dict[str, Any], out: Path, compare: Path | None = None, notes: Path | None = None
 ) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     results = _complete(_clean(results))
@@ -288,5 +305,5 @@ def write_results(
     json_path = out / "latest.json"
     md_path = out / "latest.md"
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    md_path.write_text(render_markdown(results, before))
+    md_path.write_text(render_markdown(results, before, notes.read_text() if notes else ""))
     return json_path, md_path

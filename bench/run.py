@@ -337,11 +337,19 @@ class Bench:
             "by_concurrency": by_concurrency,
         }
 
+    def cpu_pids(self) -> dict[str, int]:
+        """The services, and the embedded MongoDB when it is ours (a Python process too)."""
+        pids = {name: self.stack.services[name].pid for name in SERVICES}
+        for store in self.stack.stores:
+            if "nx-27017" in store.name:
+                pids["mongodb"] = store.pid
+        return pids
+
     async def cheap_get(self, base: str, path: str, token: str, concurrency: int) -> dict[str, Any]:
         """One run, with the CPU time each service spent per request: unlike throughput,
         that is what a request costs whoever else is using the cores."""
         sizes = self.sizes
-        pids = {name: self.stack.services[name].pid for name in SERVICES}
+        pids = self.cpu_pids()
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         figures: dict[str, Any]
         if loadgen.wrk_path():
@@ -481,6 +489,8 @@ class Bench:
     async def write_path(self, api: Api, writers: list[User]) -> dict[str, Any]:
         sizes = self.sizes
         tokens = [await api.fresh(u) for u in writers]
+        pids = self.cpu_pids()
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         figures = await loadgen.run_driver(
             {
                 "mode": "post_logs",
@@ -492,6 +502,12 @@ class Bench:
                 "warmup_s": sizes.warmup_s,
             }
         )
+        requests = figures["count"] * (1 + sizes.warmup_s / max(figures["seconds"], 0.001))
+        figures["cpu_ms_per_request"] = {
+            name: round(1000 * (cpu_seconds(pid) - before[name]) / max(requests, 1), 3)
+            for name, pid in pids.items()
+        }
+        log(f"  CPU ms per write: {figures['cpu_ms_per_request']}")
         log(
             f"  write c={sizes.write_concurrency} {figures['rps']:.0f} rps "
             f"p50 {figures['p50_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms "
@@ -503,6 +519,7 @@ class Bench:
             "p99_ms": figures["p99_ms"],
             "concurrency": sizes.write_concurrency,
             "users": len(writers),
+            "cpu_ms_per_request": figures["cpu_ms_per_request"],
             "load_generator": "httpx-driver",
             "detail": figures,
         }
@@ -566,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra environment for every service (repeatable), e.g. a setting to try",
     )
+    parser.add_argument(
+        "--notes", type=Path, help="a Markdown file appended to latest.md (the analysis)"
+    )
     parser.add_argument("--compare", type=Path, help="an earlier latest.json: before/after")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -622,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_dict(),
         "service_env": sorted(extra_env),
     }
-    json_path, md_path = write_results(results, args.out, compare=args.compare)
+    json_path, md_path = write_results(results, args.out, compare=args.compare, notes=args.notes)
     log(f"wrote {json_path} and {md_path} in {results['total_seconds']}s")
     leftover = [pid for pid in pids if _alive(pid)]
     if leftover:
