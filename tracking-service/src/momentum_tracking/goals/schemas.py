@@ -1,6 +1,7 @@
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from momentum_tracking.common import IsoDate
@@ -41,8 +42,8 @@ class GoalRead(BaseModel):
     description: str | None
     target_date: date | None
     is_active: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def from_doc(cls, goal: Goal) -> "GoalRead":

@@ -2,6 +2,7 @@ import datetime as dt
 from datetime import UTC, timedelta
 from typing import Annotated, Any
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from momentum_tracking.common import IsoDate
@@ -64,8 +65,8 @@ class LogRead(BaseModel):
     date: dt.date
     minutes: int
     note: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def from_doc(cls, log: DailyLog) -> "LogRead":

@@ -1,6 +1,7 @@
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from momentum_tracking.common import IsoDate
@@ -48,8 +49,8 @@ class TargetRead(BaseModel):
     week_start: date
     target_minutes: int
     note: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def from_doc(cls, target: WeeklyTarget) -> "TargetRead":
