@@ -30,10 +30,6 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def parse_object_id(value: str) -> ObjectId | None:
     """An id from a client; None when it cannot be one of ours (the caller answers 404)."""
     try:

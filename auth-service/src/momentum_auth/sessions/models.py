@@ -1,7 +1,6 @@
 from beanie import Document
+from momentum_libs.timestamps import UtcDatetime
 from pymongo import IndexModel
-
-from momentum_auth.clock import UtcDatetime
 
 
 class Session(Document):

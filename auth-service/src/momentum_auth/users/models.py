@@ -1,7 +1,6 @@
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.timestamps import UtcDatetime
 from pymongo import IndexModel
-
-from momentum_auth.clock import UtcDatetime
 
 
 class User(OutboxDocument):

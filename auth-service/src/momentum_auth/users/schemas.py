@@ -1,8 +1,8 @@
-from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Self
 from zoneinfo import available_timezones
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -75,8 +75,8 @@ class UserRead(BaseModel):
     email: str
     display_name: str | None
     timezone: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, user: User) -> "UserRead":

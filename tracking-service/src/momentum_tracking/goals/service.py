@@ -7,11 +7,11 @@ from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
 from momentum_libs.outbox import new_with_event
 from momentum_libs.problems import ProblemError
+from momentum_libs.timestamps import as_utc
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
     MAX_WRITE_ATTEMPTS,
-    as_utc,
     decode_cursor,
     encode_cursor,
     iso_date,
