@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
-from momentum_libs.health import Check, Status, mongo_check, probe_all, redis_check
+from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
@@ -98,10 +98,7 @@ def _add_routes(app: FastAPI) -> None:
     )
     async def health_db(runtime: GatewayRuntime) -> Response:
         timeout_s = runtime.settings.store_timeout_ms / 1000
-        checks = {"mongodb": mongo_check(runtime.mongo), "redis": redis_check(runtime.redis)}
-        stores = await probe_all(checks, timeout_s)
-        ok = all(status == "ok" for status in stores.values())
-        return _json({"status": "ok" if ok else "degraded", **stores}, 200 if ok else 503)
+        return _json(*await stores_health(runtime.mongo, runtime.redis, timeout_s))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(runtime: GatewayRuntime) -> Response:

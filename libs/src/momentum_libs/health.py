@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -37,3 +37,13 @@ async def probe_all(checks: dict[str, Check], timeout_s: float = 2.0) -> dict[st
     names = list(checks)
     results = await asyncio.gather(*(probe(checks[n], timeout_s) for n in names))
     return dict(zip(names, results, strict=True))
+
+
+async def stores_health(
+    mongo: AsyncMongoClient[dict[str, Any]], redis: "Redis", timeout_s: float
+) -> tuple[dict[str, str], int]:
+    """``GET /health/db``'s body and status: 200 when both stores answer, else 503 naming them."""
+    checks = {"mongodb": mongo_check(mongo), "redis": redis_check(redis)}
+    results = await probe_all(checks, timeout_s)
+    healthy = all(status == "ok" for status in results.values())
+    return {"status": "ok" if healthy else "degraded", **results}, 200 if healthy else 503

@@ -1,8 +1,6 @@
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from momentum_libs.health import mongo_check, probe_all, redis_check
+from momentum_libs.health import stores_health
 
 router = APIRouter(tags=["health"])
 
@@ -12,13 +10,8 @@ router = APIRouter(tags=["health"])
     summary="MongoDB and Redis, each checked with a real round trip",
     responses={503: {"description": "A store is down; the body names it"}},
 )
-async def health_db(request: Request) -> Any:
+async def health_db(request: Request) -> JSONResponse:
     state = request.app.state
-    results = await probe_all(
-        {"mongodb": mongo_check(state.mongo), "redis": redis_check(state.redis)},
-        timeout_s=state.settings.store_timeout_ms / 1000,
-    )
-    healthy = all(v == "ok" for v in results.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "degraded", **results}, status_code=200 if healthy else 503
-    )
+    timeout_s = state.settings.store_timeout_ms / 1000
+    body, status = await stores_health(state.mongo, state.redis, timeout_s)
+    return JSONResponse(body, status_code=status)
