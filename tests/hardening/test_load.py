@@ -37,16 +37,26 @@ class Tally:
     ids_by_key: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     retries: int = 0
     concurrent_twins: int = 0
+    dropped_connections: int = 0
 
 
 async def _post_until_created(
     client: httpx.AsyncClient, account: Account, key: str, body: dict[str, Any], tally: Tally
 ) -> dict[str, Any]:
-    """POST with the key; a 409 (the same key still in flight) is retried."""
+    """POST with the key; a 409 (the same key still in flight) is retried.
+
+    So is a kept-alive connection the server closed just as we reused it (HTTP/1.1's
+    idle race, a ReadError or RemoteProtocolError before any answer): that is what an
+    Idempotency-Key is for. A timeout is not retried: it is a request that hung.
+    """
     for _ in range(100):
-        response = await client.post(
-            "/daily-logs", json=body, headers={**account.headers, "Idempotency-Key": key}
-        )
+        try:
+            response = await client.post(
+                "/daily-logs", json=body, headers={**account.headers, "Idempotency-Key": key}
+            )
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            tally.dropped_connections += 1
+            continue
         tally.statuses[response.status_code] += 1
         if response.status_code == 201:
             created: dict[str, Any] = response.json()
@@ -67,7 +77,11 @@ async def _client(
     tally: Tally,
 ) -> None:
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT_S) as client:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends them under us.
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=CLIENT_TIMEOUT_S, limits=limits
+    ) as client:
         for i in range(LOGS_PER_CLIENT):
             key = uuid.uuid4().hex
             body = {
