@@ -5,6 +5,7 @@ no service process was restarted behind our back: the pids before and after are 
 """
 
 import functools
+import signal
 import threading
 import time
 import uuid
@@ -85,6 +86,34 @@ def test_a_killed_service_fails_only_its_routes_and_comes_back(
     create_goal(own_gateway, fresh)
     _assert_works(own_gateway, fresh)
     assert {n: pid for n, pid in own_stack.service_pids().items() if n != name} == others
+
+
+def test_a_hung_service_times_out_at_the_gateway_and_the_others_serve(
+    own_stack: OwnStack, own_gateway: httpx.Client
+) -> None:
+    """SIGSTOP tracking: it accepts connections and never answers. Nothing hangs."""
+    account = new_account(own_gateway)
+    goal_id = create_goal(own_gateway, account)
+    pids = own_stack.service_pids()
+    tracking = own_stack.stack.services["tracking"]
+    tracking.signal(signal.SIGSTOP)
+    try:
+        # The client waits longer than the gateway's 15 s upstream read timeout: a 504
+        # problem is the gateway giving up in time, an httpx timeout here a hang.
+        hung = own_gateway.get(f"/goals/{goal_id}", headers=account.headers)
+        assert_problem(hung, 504)
+        health = own_gateway.get("/health")
+        assert health.status_code == 503
+        assert health.json()["services"] == {"auth": "ok", "tracking": "down", "analytics": "ok"}
+        _assert_works(own_gateway, account, except_="tracking")
+    finally:
+        tracking.signal(signal.SIGCONT)
+    wait_for(
+        "tracking to answer again",
+        lambda: own_gateway.get("/goals", headers=account.headers).status_code == 200 or None,
+    )
+    assert own_gateway.get("/health").status_code == 200
+    assert own_stack.service_pids() == pids
 
 
 @dataclass
