@@ -4,9 +4,11 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from beanie import Document
 from bson import ObjectId
 from bson.errors import InvalidId
 from fastapi import Query
@@ -14,6 +16,7 @@ from momentum_libs.problems import ProblemError
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
+D = TypeVar("D", bound=Document)
 
 MAX_WRITE_ATTEMPTS = 20
 """Version-guarded writes retry this often when another writer (or the relay) got there first."""
@@ -82,6 +85,22 @@ def decode_cursor(kind: str, cursor: str) -> tuple[str, ObjectId]:
         if oid is not None:
             return value[1], oid
     raise validation_problem(["query", "cursor"], "Not a cursor of this list.")
+
+
+def cut_page(
+    items: list[D], limit: int, kind: str, key: Callable[[D], str]
+) -> tuple[list[D], str | None]:
+    """The page out of ``limit + 1`` items fetched, and the cursor after it (None: last page)."""
+    if len(items) <= limit:
+        return items, None
+    last = items[limit - 1]
+    assert last.id is not None
+    return items[:limit], encode_cursor(kind, key(last), last.id)
+
+
+def check_range(first: date | None, last: date | None) -> None:
+    if first is not None and last is not None and first > last:
+        raise validation_problem(["query", "from"], "'from' must not be after 'to'.")
 
 
 def keyset_after(field: str, key: Any, oid: ObjectId) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
     MAX_WRITE_ATTEMPTS,
+    cut_page,
     decode_cursor,
-    encode_cursor,
     iso_date,
     not_found,
     now,
@@ -90,11 +90,7 @@ async def list_page(
         key, oid = decode_cursor(CURSOR_KIND, cursor)
         after = (_parse_created(key), oid)
     goals = await repository.list_page(user_id, is_active, after, limit + 1)
-    if len(goals) <= limit:
-        return goals, None
-    last = goals[limit - 1]
-    assert last.id is not None
-    return goals[:limit], encode_cursor(CURSOR_KIND, last.created_at.isoformat(), last.id)
+    return cut_page(goals, limit, CURSOR_KIND, lambda goal: goal.created_at.isoformat())
 
 
 def _parse_created(key: str) -> datetime:

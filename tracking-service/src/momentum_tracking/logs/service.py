@@ -12,8 +12,9 @@ from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
+    check_range,
+    cut_page,
     decode_cursor,
-    encode_cursor,
     iso_date,
     not_found,
     now,
@@ -159,8 +160,7 @@ async def list_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[DailyLog], str | None]:
-    if date_from is not None and date_to is not None and date_from > date_to:
-        raise validation_problem(["query", "from"], "'from' must not be after 'to'.")
+    check_range(date_from, date_to)
     after = decode_cursor(CURSOR_KIND, cursor) if cursor is not None else None
     logs = await repository.list_page(
         user_id,
@@ -170,11 +170,7 @@ async def list_page(
         after,
         limit + 1,
     )
-    if len(logs) <= limit:
-        return logs, None
-    last = logs[limit - 1]
-    assert last.id is not None
-    return logs[:limit], encode_cursor(CURSOR_KIND, last.date, last.id)
+    return cut_page(logs, limit, CURSOR_KIND, lambda log: log.date)
 
 
 async def update(user_id: str, log_id: str, data: LogUpdate, notify: Notify) -> DailyLog:

@@ -10,13 +10,13 @@ from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
+    check_range,
+    cut_page,
     decode_cursor,
-    encode_cursor,
     iso_date,
     not_found,
     now,
     parse_object_id,
-    validation_problem,
 )
 from momentum_tracking.goals import repository as goals_repository
 from momentum_tracking.store import Change, Notify, change_with_retry
@@ -91,8 +91,7 @@ async def list_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[WeeklyTarget], str | None]:
-    if week_from is not None and week_to is not None and week_from > week_to:
-        raise validation_problem(["query", "from"], "'from' must not be after 'to'.")
+    check_range(week_from, week_to)
     after = decode_cursor(CURSOR_KIND, cursor) if cursor is not None else None
     targets = await repository.list_page(
         user_id,
@@ -102,11 +101,7 @@ async def list_page(
         after,
         limit + 1,
     )
-    if len(targets) <= limit:
-        return targets, None
-    last = targets[limit - 1]
-    assert last.id is not None
-    return targets[:limit], encode_cursor(CURSOR_KIND, last.week_start, last.id)
+    return cut_page(targets, limit, CURSOR_KIND, lambda target: target.week_start)
 
 
 async def update(user_id: str, target_id: str, data: TargetUpdate, notify: Notify) -> WeeklyTarget:
