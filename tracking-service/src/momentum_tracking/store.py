@@ -8,8 +8,10 @@ clearing published events) wrote first, so the caller reads again and retries.
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar, cast
 
+from bson import ObjectId
 from momentum_libs.events import Envelope
 from momentum_libs.outbox import OutboxDocument, guard, update_with_event
 from momentum_libs.problems import ProblemError
@@ -65,6 +67,23 @@ async def change_with_retry(
             )
         await backoff(attempt)
     raise conflict()
+
+
+async def delete_each(
+    batch: Callable[[], Awaitable[list[D]]],
+    reload: Callable[[ObjectId], Awaitable[D | None]],
+    tombstone: Callable[[D], Change],
+    notify: Notify,
+) -> int:
+    """Delete, each with its event, every document ``batch`` finds until it finds none."""
+    deleted = 0
+    while docs := await batch():
+        for doc in docs:
+            assert doc.id is not None
+            if await change_with_retry(partial(reload, doc.id), tombstone, delete=True, first=doc):
+                deleted += 1
+        notify()
+    return deleted
 
 
 async def backoff(attempt: int) -> None:

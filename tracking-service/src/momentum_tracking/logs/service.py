@@ -24,7 +24,7 @@ from momentum_tracking.common import (
 from momentum_tracking.logs import repository
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.schemas import LogCreate, LogRead, LogUpdate
-from momentum_tracking.store import Change, Notify, change_with_retry
+from momentum_tracking.store import Change, Notify, change_with_retry, delete_each
 from momentum_tracking.targets.service import require_goal
 
 CURSOR_KIND = "daily-logs"
@@ -228,19 +228,12 @@ async def delete_all(
     user_id: str, notify: Notify, *, goal_id: str | None = None, batch: int = 200
 ) -> int:
     """Delete every log of the user (or of one goal of theirs), each with its event."""
-    deleted = 0
-    while logs := await repository.some_of_user(user_id, goal_id, batch):
-        for log in logs:
-            oid = log.id
-            assert oid is not None
-
-            async def load(oid: ObjectId = oid) -> DailyLog | None:
-                return await repository.get(user_id, oid)
-
-            if await change_with_retry(load, _tombstone, delete=True, first=log):
-                deleted += 1
-        notify()
-    return deleted
+    return await delete_each(
+        lambda: repository.some_of_user(user_id, goal_id, batch),
+        lambda oid: repository.get(user_id, oid),
+        _tombstone,
+        notify,
+    )
 
 
 async def delete_keys(user_id: str) -> int:

@@ -19,7 +19,7 @@ from momentum_tracking.common import (
     parse_object_id,
 )
 from momentum_tracking.goals import repository as goals_repository
-from momentum_tracking.store import Change, Notify, change_with_retry
+from momentum_tracking.store import Change, Notify, change_with_retry, delete_each
 from momentum_tracking.targets import repository
 from momentum_tracking.targets.models import WeeklyTarget, dead_slot, live_slot
 from momentum_tracking.targets.schemas import TargetCreate, TargetUpdate
@@ -151,16 +151,9 @@ async def delete_all(
     user_id: str, notify: Notify, *, goal_id: str | None = None, batch: int = 200
 ) -> int:
     """Delete every target of the user (or of one goal of theirs), each with its event."""
-    deleted = 0
-    while targets := await repository.some_of_user(user_id, goal_id, batch):
-        for target in targets:
-            oid = target.id
-            assert oid is not None
-
-            async def load(oid: ObjectId = oid) -> WeeklyTarget | None:
-                return await repository.get(user_id, oid)
-
-            if await change_with_retry(load, _tombstone, delete=True, first=target):
-                deleted += 1
-        notify()
-    return deleted
+    return await delete_each(
+        lambda: repository.some_of_user(user_id, goal_id, batch),
+        lambda oid: repository.get(user_id, oid),
+        _tombstone,
+        notify,
+    )
