@@ -12,7 +12,7 @@ from beanie import Document
 from bson import ObjectId
 from bson.errors import InvalidId
 from fastapi import Query
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, validation_problem
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
@@ -43,16 +43,6 @@ def parse_object_id(value: str) -> ObjectId | None:
 
 def not_found(what: str) -> ProblemError:
     return ProblemError(404, f"{what} not found.")
-
-
-def validation_problem(loc: list[str | int], msg: str) -> ProblemError:
-    """A 422 shaped like FastAPI's own validation errors."""
-    return ProblemError(
-        422,
-        f"The request is not valid: {'.'.join(str(p) for p in loc)}: {msg}",
-        type_slug="validation-error",
-        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
-    )
 
 
 class Page(BaseModel, Generic[T]):

@@ -4,7 +4,7 @@ import math
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, validation_problem
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import UserProjection
@@ -21,16 +21,6 @@ from momentum_analytics.reads.schemas import (
 
 MAX_HEATMAP_DAYS = 1098
 DEFAULT_HEATMAP_DAYS = 365
-
-
-def validation_problem(loc: list[str | int], msg: str) -> ProblemError:
-    """A 422 shaped like FastAPI's own validation errors."""
-    return ProblemError(
-        422,
-        f"The request is not valid: {'.'.join(str(p) for p in loc)}: {msg}",
-        type_slug="validation-error",
-        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
-    )
 
 
 def today_in(timezone: str, now: datetime | None = None) -> date:

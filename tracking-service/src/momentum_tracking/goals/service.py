@@ -6,7 +6,7 @@ from typing import Any, cast
 from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
 from momentum_libs.outbox import new_with_event
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, validation_problem
 from momentum_libs.timestamps import as_utc
 from pymongo.errors import DuplicateKeyError
 
@@ -18,7 +18,6 @@ from momentum_tracking.common import (
     not_found,
     now,
     parse_object_id,
-    validation_problem,
 )
 from momentum_tracking.goals import repository
 from momentum_tracking.goals.models import Goal

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
 from momentum_libs.outbox import new_with_event
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
@@ -19,7 +19,6 @@ from momentum_tracking.common import (
     not_found,
     now,
     parse_object_id,
-    validation_problem,
 )
 from momentum_tracking.logs import repository
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
