@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import structlog
 from momentum_libs.deps import verify_bearer
-from momentum_libs.problems import ProblemError, problem_response
+from momentum_libs.problems import ProblemError, unexpected_error_response
 from momentum_libs.request_id import accept_or_make
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -167,21 +167,11 @@ class ProxyMiddleware:
                 raise ProblemError(404, "No resource at this path.")
             response = await self._open(runtime, service, scope, receive)
         except ProblemError as exc:
-            problem = problem_response(
-                exc.status,
-                exc.detail,
-                type_slug=exc.type_slug,
-                title=exc.title,
-                headers=exc.headers,
-                extra=exc.extra,
-            )
-            await problem(scope, receive, send)
+            await exc.response()(scope, receive, send)
             return
         except Exception:  # a bug of ours: logged with its trace, never shown
             log.exception("proxy_error", upstream=service, path=path)
-            await problem_response(500, "An unexpected error occurred. It has been logged.")(
-                scope, receive, send
-            )
+            await unexpected_error_response()(scope, receive, send)
             return
         if response is None:  # the client left before sending its body
             return

@@ -38,6 +38,16 @@ class ProblemError(Exception):
         self.headers = headers
         self.extra = extra or {}
 
+    def response(self) -> JSONResponse:
+        return problem_response(
+            self.status,
+            self.detail,
+            type_slug=self.type_slug,
+            title=self.title,
+            headers=self.headers,
+            extra=self.extra,
+        )
+
 
 def _title(status: int) -> str:
     try:
@@ -113,14 +123,7 @@ def _http_detail(status: int, detail: Any) -> str:
 
 async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(
-        exc.status,
-        exc.detail,
-        type_slug=exc.type_slug,
-        title=exc.title,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
+    return exc.response()
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
