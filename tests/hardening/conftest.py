@@ -89,7 +89,8 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
             mongodb_url=mongo.url,
             redis_url=redis.url,
             log_to_files=True,
-            extra_env={"MOMENTUM_GATEWAY_CORS_ORIGINS": CORS_ORIGIN},
+            # DEBUG: the log-secrets test searches the most a service can ever write.
+            extra_env={"MOMENTUM_GATEWAY_CORS_ORIGINS": CORS_ORIGIN, "MOMENTUM_LOG_LEVEL": "DEBUG"},
         ).start()
         yield OwnStack(stack, redis, mongo)
     finally:

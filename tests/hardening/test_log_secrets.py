@@ -1,6 +1,7 @@
 """No password, token or hash in any log line, after a full session through a logging stack.
 
-The private stack's services write their logs to files (``stack.log_path(name)``).
+The private stack's services write their logs to files (``stack.log_path(name)``), at
+DEBUG: the most they can ever write.
 By the time this runs they also hold everything the fault tests made them log
 (outages, kills, retries). One full account life goes through the gateway, including
 the error paths that tend to log their input (a wrong password, a spent refresh
