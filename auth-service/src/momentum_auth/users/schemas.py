@@ -1,7 +1,8 @@
 from functools import cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 from zoneinfo import available_timezones
 
+from momentum_libs.patch import NotNull
 from momentum_libs.timestamps import Timestamp
 from pydantic import (
     AfterValidator,
@@ -9,7 +10,6 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -52,16 +52,9 @@ class UserUpdate(_Request):
     """Only the fields given change; ``display_name: null`` clears the name."""
 
     display_name: DisplayName | None = None
-    timezone: TimezoneName | None = None
-    password: Password | None = None
+    timezone: Annotated[TimezoneName | None, NotNull] = None
+    password: Annotated[Password | None, NotNull] = None
     current_password: Annotated[str, StringConstraints(max_length=1024)] | None = None
-
-    @field_validator("timezone", "password", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
     @model_validator(mode="after")
     def _password_needs_current(self) -> Self:

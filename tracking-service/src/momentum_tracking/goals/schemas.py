@@ -1,8 +1,9 @@
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
+from momentum_libs.patch import NotNull
 from momentum_libs.timestamps import Timestamp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from momentum_tracking.common import IsoDate
 from momentum_tracking.goals.models import Goal
@@ -24,16 +25,9 @@ class GoalUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    title: Annotated[Title | None, NotNull] = None
     description: Description | None = None
     target_date: IsoDate | None = None
-
-    @field_validator("title", mode="before")
-    @classmethod
-    def _title_not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("title cannot be null")
-        return value
 
 
 class GoalRead(BaseModel):

@@ -1,7 +1,8 @@
 import datetime as dt
 from datetime import UTC, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
+from momentum_libs.patch import NotNull
 from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
@@ -41,17 +42,10 @@ class LogUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    goal_id: str | None = None
-    date: IsoDate | None = None
-    minutes: Minutes | None = None
+    goal_id: Annotated[str | None, NotNull] = None
+    date: Annotated[IsoDate | None, NotNull] = None
+    minutes: Annotated[Minutes | None, NotNull] = None
     note: Note | None = None
-
-    @field_validator("goal_id", "date", "minutes", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("this field cannot be null")
-        return value
 
     @field_validator("date")
     @classmethod

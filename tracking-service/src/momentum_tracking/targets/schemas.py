@@ -1,6 +1,7 @@
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
+from momentum_libs.patch import NotNull
 from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
@@ -32,15 +33,8 @@ class TargetUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_minutes: Minutes | None = None
+    target_minutes: Annotated[Minutes | None, NotNull] = None
     note: Note | None = None
-
-    @field_validator("target_minutes", mode="before")
-    @classmethod
-    def _minutes_not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("target_minutes cannot be null")
-        return value
 
 
 class TargetRead(BaseModel):
