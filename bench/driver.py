@@ -96,16 +96,25 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
             await asyncio.wait_for(stop.wait(), warmup)
         recording = True
         started = time.perf_counter()
+        cpu_started = time.process_time()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), config.get("duration_s", 10.0))
         recording = False
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     errors = sum(n for s, n in statuses.items() if s != str(expect))
     summary = LatencySummary.of(latencies, errors, seconds)
-    return {**summary.as_dict(), "statuses": dict(statuses), "concurrency": concurrency}
+    sent = max(sum(statuses.values()), 1)
+    return {
+        **summary.as_dict(),
+        "statuses": dict(statuses),
+        "concurrency": concurrency,
+        # The driver's own cost: CPU it took from the machine the services run on.
+        "driver_cpu_ms_per_request": round(1000 * cpu_seconds / sent, 3),
+    }
 
 
 def main() -> int:

@@ -190,6 +190,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
             "",
             "CPU ms per write: "
             + ", ".join(f"{k} {v:.2f}" for k, v in (w.get("cpu_ms_per_request") or {}).items())
+            + f", and the load driver itself {_fmt(w['detail'].get('driver_cpu_ms_per_request'))}"
             + " (analytics' share is what it applied during the run, not the whole backlog).",
         ]
     d = results.get("dashboard_flatness")
