@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from momentum_libs.timestamps import UtcDatetime
+
 STREAM_FIELD = "event"
 
 
@@ -54,7 +56,7 @@ class GoalPayload(_Payload):
     version: int
     # When the goal was last made active; the latest activation wins, whatever the order
     # the events arrive in.
-    activated_at: datetime | None = None
+    activated_at: UtcDatetime | None = None
 
 
 class GoalDeletedPayload(_Payload):

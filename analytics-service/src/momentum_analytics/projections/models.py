@@ -19,6 +19,7 @@ express, and the rebuild builds these models without a database.
 from datetime import datetime
 from typing import Any, ClassVar
 
+from momentum_libs.timestamps import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
@@ -44,7 +45,7 @@ class GoalState(BaseModel):
 
     title: str = ""
     is_active: bool = False
-    activated_at: datetime | None = None
+    activated_at: UtcDatetime | None = None
     version: int = 0
     deleted: bool = False
 
