@@ -14,10 +14,11 @@ One optimistic attempt per user, retried on conflict with the live consumer:
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
+from momentum_libs.timestamps import as_utc
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
@@ -62,9 +63,7 @@ class RebuildReport:
 
 
 def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return as_utc(value) if isinstance(value, datetime) else None
 
 
 def merge_logs(
