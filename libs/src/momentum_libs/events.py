@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from momentum_libs.timestamps import UtcDatetime
+from momentum_libs.timestamps import UtcDatetime, as_utc
 
 STREAM_FIELD = "event"
 
@@ -134,9 +134,8 @@ class Envelope(BaseModel):
     def _utc_milliseconds(cls, value: datetime) -> datetime:
         # MongoDB keeps milliseconds and may hand back naive UTC: an event read back from an
         # outbox must equal the event written, whichever way it was stored.
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+        value = as_utc(value)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
     @classmethod
     def create(cls, type_: EventType, user_id: str, payload: _Payload) -> "Envelope":
