@@ -1,5 +1,7 @@
 """MongoDB down: a clean 503 problem, /health/db names it, and service resumes when it is back."""
 
+import asyncio
+
 from momentum_libs.testing.plugin import OwnMongo
 
 from .conftest import (
@@ -30,5 +32,11 @@ async def test_mongodb_down_is_503_and_recovers(
         assert health.status_code == 503
         assert health.json()["mongodb"] == "down"
         own_mongo.start()
-        assert (await login(client, user["email"]))["access_token"]
+        # The driver finds the server again at its next heartbeat: wait for that (a bound
+        # on waiting, not an assertion on speed), then the service must serve again.
+        for _ in range(150):
+            if (await client.get("/health/db")).status_code == 200:
+                break
+            await asyncio.sleep(0.2)
         assert (await client.get("/health/db")).status_code == 200
+        assert (await login(client, user["email"]))["access_token"]
