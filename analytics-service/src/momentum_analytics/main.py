@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import mongo_client
+from momentum_libs.redis_client import redis_client
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
-from redis.asyncio import Redis
 
 from momentum_analytics.health.router import router as health_router
 from momentum_analytics.projections.repository import ProjectionRepository
@@ -34,22 +34,12 @@ _REVOCATION_KEEP_S = 3600
 def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout_s = settings.store_timeout_ms / 1000
-        redis = Redis.from_url(
-            settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
-        # XREADGROUP blocks: this client's socket timeout must exceed the block time.
-        consumer_redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=timeout_s + settings.consumer_block_ms / 1000,
-            socket_connect_timeout=timeout_s,
+        redis = redis_client(settings.redis_url, settings.store_timeout_ms)
+        consumer_redis = redis_client(
+            settings.redis_url, settings.store_timeout_ms, block_ms=settings.consumer_block_ms
         )
         sessions_redis = (
-            Redis.from_url(
-                settings.sessions_redis_url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-            )
+            redis_client(settings.sessions_redis_url, settings.store_timeout_ms)
             if settings.sessions_redis_url
             else redis
         )

@@ -16,9 +16,9 @@ from momentum_libs.background import stop_background
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
 from momentum_libs.problems import problem_response
+from momentum_libs.redis_client import redis_client
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
 from pymongo.errors import ConnectionFailure
-from redis.asyncio import Redis
 
 from momentum_auth.health.router import router as health_router
 from momentum_auth.keys.router import router as keys_router
@@ -48,10 +48,7 @@ def _lifespan(settings: AuthSettings) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         signing_key = load_signing_key(settings)  # refuses to start without a usable key
         passwords = Passwords(settings)
-        timeout_s = settings.store_timeout_ms / 1000
-        redis = Redis.from_url(
-            settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
+        redis = redis_client(settings.redis_url, settings.store_timeout_ms)
         mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
         relay_task: asyncio.Task[None] | None = None
         try:

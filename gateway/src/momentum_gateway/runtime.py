@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from momentum_libs.mongo import mongo_client
+from momentum_libs.redis_client import redis_client
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, SessionRevocations
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -79,12 +80,7 @@ class Runtime:
     @classmethod
     def open(cls, settings: GatewaySettings, own_openapi: OpenApiCache.Own) -> "Runtime":
         client = make_client(settings)
-        store_timeout_s = settings.store_timeout_ms / 1000
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=store_timeout_s,
-            socket_timeout=store_timeout_s,
-        )
+        redis = redis_client(settings.redis_url, settings.store_timeout_ms)
         revocations = SessionRevocations(redis, keep_seconds=settings.revoked_session_ttl_seconds)
         keys = JwksKeys(settings.jwks_url, client, cache_seconds=settings.jwks_cache_seconds)
         verifier = RememberingVerifier(

@@ -12,8 +12,8 @@ from momentum_libs.background import stop_background
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import OutboxRelay
+from momentum_libs.redis_client import redis_client
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
-from redis.asyncio import Redis
 
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.router import router as goals_router
@@ -31,17 +31,14 @@ OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog)
 DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord)
 
 
-def _redis(url: str, settings: TrackingSettings, *, extra_timeout_ms: int = 0) -> Redis:
-    timeout_s = (settings.store_timeout_ms + extra_timeout_ms) / 1000
-    return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-
-
 def create_app(
     settings: TrackingSettings | None = None, *, token_keys: KeyLookup | None = None
 ) -> FastAPI:
     settings = settings or TrackingSettings()
     http = httpx.AsyncClient()
-    sessions_redis = _redis(settings.sessions_redis_url or settings.redis_url, settings)
+    sessions_redis = redis_client(
+        settings.sessions_redis_url or settings.redis_url, settings.store_timeout_ms
+    )
     keys = token_keys or JwksKeys(settings.jwks_url, http, settings.jwks_cache_seconds)
     verifier = AccessTokenVerifier(
         keys,
@@ -54,9 +51,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
-        redis = _redis(settings.redis_url, settings)
-        consumer_redis = _redis(
-            settings.redis_url, settings, extra_timeout_ms=settings.consumer_block_ms
+        redis = redis_client(settings.redis_url, settings.store_timeout_ms)
+        consumer_redis = redis_client(
+            settings.redis_url, settings.store_timeout_ms, block_ms=settings.consumer_block_ms
         )
         await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
         relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
