@@ -55,14 +55,13 @@ class ReadService:
         """Every date of [first, last] with its minutes (one goal's, or all goals')."""
         years = await self.repo.get_years(user_id, range(first.year, last.year + 1))
         result: list[tuple[date, int]] = []
-        day = first
-        while day <= last:
+        for n in range((last - first).days + 1):  # no day after ``last``: it may be date.max
+            day = first + timedelta(days=n)
             total = years[day.year].days.get(day.isoformat())
             minutes = 0
             if total is not None:
                 minutes = total.t if goal_id is None else total.g.get(goal_id, 0)
             result.append((day, minutes))
-            day += timedelta(days=1)
         return result
 
     async def _target(self, user: UserProjection, goal_id: str, week_start: date) -> int | None:
@@ -107,6 +106,8 @@ class ReadService:
             raise validation_problem(["query", "week_start"], "week_start must be a Monday.")
         user = await self._user(user_id)
         start = week_start or week_of(today_in(user.timezone))
+        if start > date.max - timedelta(days=6):
+            raise validation_problem(["query", "week_start"], "That week ends after 9999-12-31.")
         end = start + timedelta(days=6)
         if goal_id is not None:
             known = user.goals.get(goal_id)
@@ -143,9 +144,11 @@ class ReadService:
             if first is None:
                 last = today_in(user.timezone)
             else:
-                last = first + timedelta(days=DEFAULT_HEATMAP_DAYS - 1)
+                last = first + timedelta(
+                    days=min(DEFAULT_HEATMAP_DAYS - 1, (date.max - first).days)
+                )
         if first is None:
-            first = last - timedelta(days=DEFAULT_HEATMAP_DAYS - 1)
+            first = last - timedelta(days=min(DEFAULT_HEATMAP_DAYS - 1, (last - date.min).days))
         if first > last:
             raise validation_problem(["query", "from"], "from must not be after to.")
         if (last - first).days + 1 > MAX_HEATMAP_DAYS:
