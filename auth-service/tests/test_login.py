@@ -112,3 +112,14 @@ async def test_me_needs_a_valid_bearer_token(client: httpx.AsyncClient) -> None:
         response = await client.get("/auth/me", headers=headers)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_json_body_nested_past_the_recursion_limit_is_422(
+    client: httpx.AsyncClient,
+) -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a": ' * 50_000 + b"1" + b"}" * 50_000):
+        response = await client.post(
+            "/auth/login", content=body, headers={"Content-Type": "application/json"}
+        )
+        problem = assert_problem(response, 422)
+        assert problem["errors"][0]["type"] == "json_invalid"

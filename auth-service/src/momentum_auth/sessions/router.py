@@ -40,7 +40,7 @@ async def login_credentials(request: Request) -> LoginRequest:
         return LoginRequest(email=parsed.username, password=parsed.password)
     try:
         body = json.loads(await request.body())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the limit
         raise RequestValidationError(
             [{"loc": ("body",), "msg": "The body must be JSON or a form.", "type": "json_invalid"}]
         ) from exc
