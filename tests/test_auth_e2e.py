@@ -81,7 +81,7 @@ def test_wrong_password_and_unknown_email_answer_the_same(gateway: httpx.Client)
 
 def test_failed_logins_lock_the_email_with_retry_after(gateway: httpx.Client) -> None:
     email = str(register(gateway)["email"])
-    for _ in range(10):
+    for _ in range(11):  # only MORE than 10 failures lock: the 11th is still judged
         r = gateway.post("/auth/login", json={"email": email, "password": "wrong password"})
         assert r.status_code == 401
     locked = gateway.post("/auth/login", json={"email": email, "password": PASSWORD})

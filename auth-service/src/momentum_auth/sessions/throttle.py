@@ -35,11 +35,13 @@ class LoginThrottle:
         )
         self._limiter = MovingWindowRateLimiter(storage)
         window = settings.login_failure_window_seconds
+        # API.md: MORE than N failures lock. A window holding N + 1 still admits the
+        # attempt that may become failure N + 1, and refuses every one after it.
         self._per_email = RateLimitItemPerSecond(
-            settings.login_max_failures_per_email, window, namespace="email"
+            settings.login_max_failures_per_email + 1, window, namespace="email"
         )
         self._per_address = RateLimitItemPerSecond(
-            settings.login_max_failures_per_address, window, namespace="address"
+            settings.login_max_failures_per_address + 1, window, namespace="address"
         )
 
     async def begin(self, email: str, address: str) -> None:
