@@ -12,6 +12,7 @@ One optimistic attempt per user, retried on conflict with the live consumer:
 """
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,10 +181,12 @@ class Rebuilder:
 
     async def rebuild_user(self, user_id: str) -> int:
         """Rebuild one user; returns how many of tracking's logs were read."""
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             done = await self._attempt(user_id)
             if done is not None:
                 return done
+            # Events for this user landed meanwhile: let the consumer's burst pass first.
+            await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))  # noqa: S311
         raise ConflictError(f"user {user_id} kept changing during the rebuild")
 
     async def _attempt(self, user_id: str) -> int | None:
