@@ -133,6 +133,10 @@ class Stack:
         for spec in SERVICES:
             if spec.database:
                 env[f"{spec.env_prefix}MONGODB_DB"] = self.database(spec.name)
+        if self.namespace:
+            # Login-failure windows too: stacks sharing a Redis (tests, make up) all log in
+            # from 127.0.0.1 and must not add up toward one address lock.
+            env["MOMENTUM_AUTH_REDIS_KEY_PREFIX"] = f"{self.namespace}momentum:auth:"
         env.update(self.extra_env)
         return env
 

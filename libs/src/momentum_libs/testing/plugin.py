@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from momentum_libs.devstack import Stack
 from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
@@ -125,10 +126,23 @@ def stack(
     """The whole stack, started once per test session on free ports, namespaced."""
     data_dir = tmp_path_factory.mktemp("stack")
     namespace = f"s{uuid.uuid4().hex[:10]}_"
-    with Stack(
-        data_dir, namespace=namespace, mongodb_url=mongodb_url, redis_url=redis_url
-    ) as running:
-        yield running
+    try:
+        with Stack(
+            data_dir, namespace=namespace, mongodb_url=mongodb_url, redis_url=redis_url
+        ) as running:
+            yield running
+    finally:
+        drop_namespace(redis_url, namespace)
+
+
+def drop_namespace(redis_url: str, namespace: str) -> int:
+    """Delete a test run's streams and keys: the machine's Redis is shared and long-lived."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
 
 
 __all__ = ["ManagedProcess", "OwnMongo", "OwnRedis", "Stack"]
