@@ -1,4 +1,4 @@
-"""The proxy: pure ASGI, one pooled httpx client, the response streamed back as it comes.
+"""The proxy: pure ASGI, a pooled aiohttp session per service, the response streamed back.
 
 For a path under a service's prefix it checks the access token (unless the route
 is public), reads the body (bounded), rebuilds the headers (no hop-by-hop, no
@@ -9,6 +9,7 @@ routes (health, docs, OpenAPI, the JSON 404).
 
 from typing import Any
 
+import aiohttp
 import httpx
 import structlog
 from momentum_libs.deps import verify_bearer
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_gateway.routing import PUBLIC_PATHS, has_dot_segment, service_for
 from momentum_gateway.runtime import Runtime, RuntimeRef
+from momentum_gateway.upstream import Opened, PoolTimeoutError, upstream_problem
 
 log = structlog.get_logger(__name__)
 
@@ -130,21 +132,6 @@ def _too_large(limit: int) -> ProblemError:
     )
 
 
-def upstream_problem(service: str, exc: httpx.HTTPError) -> ProblemError:
-    """Map a transport failure to what the client should see. No host names leak."""
-    if isinstance(exc, httpx.PoolTimeout):
-        status, detail = 503, "The gateway is at capacity; try again shortly."
-    elif isinstance(exc, httpx.TimeoutException):
-        status, detail = 504, "The service behind this path did not answer in time."
-    elif isinstance(exc, httpx.ConnectError):
-        status, detail = 503, "The service behind this path is unavailable; try again shortly."
-    else:
-        status, detail = 502, "The service behind this path sent a broken response."
-    log.warning("upstream_failed", upstream=service, error=type(exc).__name__, status=status)
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return ProblemError(status, detail, headers=headers)
-
-
 class ProxyMiddleware:
     def __init__(self, app: ASGIApp, runtime: RuntimeRef) -> None:
         self.app = app
@@ -179,7 +166,7 @@ class ProxyMiddleware:
 
     async def _open(
         self, runtime: Runtime, service: str, scope: Scope, receive: Receive
-    ) -> httpx.Response | None:
+    ) -> Opened | None:
         path: str = scope["path"]
         if path not in PUBLIC_PATHS:
             await verify_bearer(runtime.verifier, _header(scope, b"authorization"))
@@ -191,33 +178,26 @@ class ProxyMiddleware:
         raw_path: bytes = scope.get("raw_path") or path.encode("utf-8")
         query: bytes = scope.get("query_string", b"")
         target = raw_path + b"?" + query if query else raw_path
-        base = runtime.upstreams[service]
-        request = httpx.Request(
-            scope["method"],
-            base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target),
-            headers=request_headers(scope, request_id),
-            content=body,
-            extensions={"timeout": runtime.timeout},
-        )
         try:
-            return await runtime.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            return await runtime.upstreams[service].open(
+                scope["method"], target, request_headers(scope, request_id), body
+            )
+        except (aiohttp.ClientError, httpx.HTTPError, TimeoutError, PoolTimeoutError) as exc:
             raise upstream_problem(service, exc) from exc
 
-    async def _relay(self, service: str, response: httpx.Response, send: Send) -> None:
-        # The upstream response is closed whatever happens (the httpx docs close it in a
-        # background task after a StreamingResponse; in pure ASGI `finally` is that point).
+    async def _relay(self, service: str, opened: Opened, send: Send) -> None:
+        # The upstream response is released (and its pool slot freed) whatever happens.
         try:
             start: Message = {
                 "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response_headers(response.headers.raw),
+                "status": opened.status,
+                "headers": response_headers(opened.headers),
             }
             await send(start)
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in opened.chunks():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
                 # Headers are out: all we can do is cut the connection, so the client sees
                 # a broken response rather than a short one taken for whole.
                 log.warning("upstream_broke_mid_body", upstream=service, error=type(exc).__name__)
@@ -226,4 +206,4 @@ class ProxyMiddleware:
         except OSError:
             return  # the client went away; nothing to tell it
         finally:
-            await response.aclose()
+            await opened.close()

@@ -1,4 +1,4 @@
-"""What the gateway holds while it runs: one pooled httpx client, Redis, MongoDB, the verifier.
+"""What the gateway holds while it runs: upstream pools, httpx, Redis, MongoDB, the verifier.
 
 Everything is made in the lifespan (inside the server's event loop) and closed there.
 """
@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from momentum_gateway.openapi import OpenApiCache
 from momentum_gateway.settings import GatewaySettings
+from momentum_gateway.upstream import Upstream, open_upstreams
 from momentum_gateway.verifier import RememberingVerifier
 
 
@@ -73,7 +74,7 @@ class Runtime:
     mongo: AsyncMongoClient[dict[str, Any]]
     verifier: AccessTokenVerifier
     openapi: OpenApiCache
-    upstreams: dict[str, httpx.URL]
+    upstreams: dict[str, Upstream]
     # The timeouts of a request built without client.build_request (see proxy.py).
     timeout: dict[str, float | None] = field(default_factory=dict)
 
@@ -101,11 +102,13 @@ class Runtime:
             mongo=mongo_client(settings.mongodb_url, settings.store_timeout_ms),
             verifier=verifier,
             openapi=openapi,
-            upstreams={name: httpx.URL(url) for name, url in upstream_urls.items()},
+            upstreams=open_upstreams(upstream_urls, settings, client),
             timeout=client.timeout.as_dict(),
         )
 
     async def close(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.close()
         await self.client.aclose()
         await self.redis.aclose()
         await self.mongo.close()
