@@ -132,3 +132,29 @@ async def test_parallel_guesses_cannot_overshoot_the_email_limit(
         )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [401] * 6 + [429] * 14
+
+
+async def test_wrong_current_passwords_count_like_failed_logins(
+    make_settings: SettingsFactory,
+) -> None:
+    """A stolen access token must not be a way to brute-force the account's password."""
+    settings = make_settings(login_max_failures_per_email=3)
+    async with running(settings) as (_, client):
+        email = (await register(client))["email"]
+        here = address()
+        tokens = await login(client, email, **here)
+        headers = {"Authorization": f"Bearer {tokens['access_token']}", **here}
+        statuses = []
+        for i in range(5):
+            response = await client.patch(
+                "/users/me",
+                json={"password": "brand new password", "current_password": f"guess {i}"},
+                headers=headers,
+            )
+            statuses.append(response.status_code)
+        assert statuses == [400] * 4 + [429]
+        # The email is locked for logins too, even with the right password.
+        locked = await client.post(
+            "/auth/login", json={"email": email, "password": PASSWORD}, headers=address()
+        )
+        assert_problem(locked, 429)

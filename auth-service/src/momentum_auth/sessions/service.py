@@ -20,6 +20,7 @@ from momentum_auth.sessions.repository import SessionRepository
 from momentum_auth.sessions.schemas import TokenPair
 from momentum_auth.sessions.throttle import LoginThrottle
 from momentum_auth.settings import AuthSettings
+from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,17 @@ class SessionService:
         self._key = signing_key
         self._revocations = revocations
         self._throttle = throttle
+
+    async def confirm_password(self, user: User, password: str, address: str) -> bool:
+        """A password re-entered by a signed-in user is a guess like a login's: it counts
+        against the same windows, so a stolen access token cannot brute-force it."""
+        await self._throttle.begin(user.email, address)
+        ok, _ = await self._passwords.verify(password, user.password_hash)
+        if ok:
+            await self._throttle.succeeded(user.email)
+        else:
+            await self._throttle.failed(address)
+        return ok
 
     # -- login, refresh, logout ----------------------------------------------------------
     async def login(self, email: str, password: str, address: str) -> TokenPair:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 from momentum_libs.problems import problem_responses
 
-from momentum_auth.deps import CurrentUser, Users
+from momentum_auth.deps import ClientAddress, CurrentUser, Users
 from momentum_auth.users.schemas import UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -22,10 +22,12 @@ async def read_me(claims: CurrentUser, users: Users) -> UserRead:
         "password needs `current_password` (wrong: 400 `…/wrong-password`) and ends every "
         "other session of the user."
     ),
-    responses=problem_responses(400, 401, 409, 422, 503),
+    responses=problem_responses(400, 401, 409, 422, 429, 503),
 )
-async def update_me(claims: CurrentUser, users: Users, body: UserUpdate) -> UserRead:
-    return UserRead.of(await users.update(claims, body))
+async def update_me(
+    claims: CurrentUser, users: Users, body: UserUpdate, address: ClientAddress
+) -> UserRead:
+    return UserRead.of(await users.update(claims, body, address))
 
 
 @router.delete(

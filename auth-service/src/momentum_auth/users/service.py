@@ -67,7 +67,7 @@ class UserService:
             raise unauthorized("The account of this token no longer exists.")
         return user
 
-    async def update(self, claims: AccessClaims, data: UserUpdate) -> User:
+    async def update(self, claims: AccessClaims, data: UserUpdate, address: str) -> User:
         given = data.model_fields_set
         for _ in range(MAX_ATTEMPTS):
             user = await self.get(claims)
@@ -79,8 +79,7 @@ class UserService:
             profile_changed = bool(fields)
             if data.password is not None:
                 assert data.current_password is not None  # the schema demands it
-                ok, _ = await self._passwords.verify(data.current_password, user.password_hash)
-                if not ok:
+                if not await self._sessions.confirm_password(user, data.current_password, address):
                     raise ProblemError(
                         400,
                         "The current password is wrong.",
