@@ -308,3 +308,21 @@ def write_results(
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     md_path.write_text(render_markdown(results, before, notes.read_text() if notes else ""))
     return json_path, md_path
+
+
+def main() -> int:
+    """Render latest.md again from a latest.json (e.g. after editing the analysis)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--compare", type=Path)
+    parser.add_argument("--notes", type=Path)
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    write_results(results, args.results.parent, compare=args.compare, notes=args.notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
