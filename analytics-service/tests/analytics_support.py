@@ -337,11 +337,13 @@ async def projection_matches(repo: Any, tracker: FakeTracking) -> None:
 
     user = await repo.get_user(tracker.user_id)
     expected = tracker.day_minutes()
-    years = await repo.years_of_user(tracker.user_id)
-    stored = {date.fromisoformat(d): day.t for doc in years for d, day in doc.days.items() if day.t}
+    months = (await repo.months_of_user(tracker.user_id)).values()
+    stored = {
+        date.fromisoformat(d): day.t for doc in months for d, day in doc.days.items() if day.t
+    }
     assert stored == expected
     per_goal: dict[str, dict[date, int]] = {}
-    for doc in years:
+    for doc in months:
         for d, day in doc.days.items():
             for gid, minutes in day.g.items():
                 per_goal.setdefault(gid, {})[date.fromisoformat(d)] = minutes
@@ -351,6 +353,11 @@ async def projection_matches(repo: Any, tracker: FakeTracking) -> None:
         assert not expected
         return
     assert user.total_minutes == tracker.total()
+    # The window the dashboard reads holds exactly the stored days from its start on.
+    assert user.recent_from is not None
+    first = user.recent_from.isoformat()
+    in_window = {d: day for doc in months for d, day in doc.days.items() if d >= first}
+    assert user.recent_days == in_window
     # "Today" is never far before the latest log (tracking refuses dates > today + 1 in UTC).
     latest = max(expected, default=date(2026, 1, 1))
     probes = {latest + timedelta(days=k) for k in range(-3, 4)} | {date(2030, 1, 1)}

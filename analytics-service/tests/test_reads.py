@@ -342,8 +342,7 @@ async def test_user_deletion_wipes_the_projection(service: Service) -> None:
     await service.send(t)
     dash = (await service.get("/analytics/dashboard", t.user_id)).json()
     assert dash["total_minutes"] == 0 and dash["active_goal"] is None
-    assert await service.repo.facts.count_documents({"user_id": t.user_id}) == 0
-    assert await service.repo.years.count_documents({"user_id": t.user_id}) == 0
+    assert await service.repo.months.count_documents({"user_id": t.user_id}) == 0
     assert await service.repo.targets.count_documents({"user_id": t.user_id}) == 0
 
 

@@ -19,11 +19,14 @@ async def snapshot(repo: ProjectionRepository, user_id: str) -> dict[str, Any]:
     """What the reads see: every day per goal, totals, streak figures, active goal."""
     user = await repo.get_user(user_id)
     assert user is not None
-    years = {doc.year: doc.model_dump()["days"] for doc in await repo.years_of_user(user_id)}
+    months = {
+        key: doc.model_dump()["days"] for key, doc in (await repo.months_of_user(user_id)).items()
+    }
     probes = [date(2026, 11, 20) + timedelta(days=k) for k in range(10)]
     return {
-        "years": years,
-        "year_totals": user.year_totals,
+        "months": {key: days for key, days in months.items() if days},
+        "month_totals": user.month_totals,
+        "recent_days": user.recent_days,
         "active_goal": user.active_goal,
         "longest": streaks.longest(user.streak),
         "last": streaks.last_active(user.streak),
@@ -67,7 +70,7 @@ async def test_rebuild_of_three_years_equals_the_live_projection(service: Servic
     await t.save(service.tracking_db)
     await projection_matches(service.repo, t)
     live = await snapshot(service.repo, t.user_id)
-    assert sum(live["year_totals"].values()) == t.total() > 0
+    assert sum(live["month_totals"].values()) == t.total() > 0
 
     # Rebuild in place, while the service runs: nothing changes.
     report = await run(service.settings, [t.user_id])
@@ -76,8 +79,11 @@ async def test_rebuild_of_three_years_equals_the_live_projection(service: Servic
     assert await snapshot(service.repo, t.user_id) == live
 
     # Damage the projection (lost days, a wrong total); the rebuild repairs it.
-    await service.repo.years.delete_many({"user_id": t.user_id, "year": 2024})
-    await service.repo.users.update_one({"_id": t.user_id}, {"$set": {"year_totals": {}}})
+    year_2024 = [f"2024-{m:02d}" for m in range(1, 13)]
+    await service.repo.months.delete_many({"user_id": t.user_id, "month": {"$in": year_2024}})
+    await service.repo.users.update_one(
+        {"_id": t.user_id}, {"$set": {"month_totals": {}, "recent_days": {}}}
+    )
     damaged = await snapshot(service.repo, t.user_id)
     assert damaged != live
     await run(service.settings, [t.user_id])

@@ -1,26 +1,31 @@
 """The projections (database ``momentum_analytics``), shaped for reads by ``_id``.
 
 - ``analytics_users``: one document per user — timezone, goals (with the active one),
-  streak state, per-year totals. Every change of a user's day totals or goals commits
-  here, guarded by ``version`` (optimistic concurrency): the commit point of an event.
-- ``analytics_years``: one document per user and year; ``days`` maps "YYYY-MM-DD" to
-  that day's minutes over all goals (``t``) and per goal (``g``). Live events ``$set``
-  or ``$unset`` single days (dotted paths); the rebuild replaces a whole year.
-- ``analytics_log_facts``: one document per daily log as analytics last saw it, with the
-  payload ``version``: an event applies only when it is newer, and a day's totals are
-  always recomputed from the facts of that day (idempotent, order-independent).
+  streak state, per-month totals, and the last days' totals (``recent_days``, what the
+  dashboard reads). Every change of a user's days or goals commits here, guarded by
+  ``version`` (optimistic concurrency): the commit point of an event.
+- ``analytics_months``: one document per user and month: ``days`` maps "YYYY-MM-DD" to
+  that day's minutes over all goals (``t``) and per goal (``g``), and ``logs`` holds each
+  daily log of the month as analytics last saw it, with its payload ``version``. A log
+  event applies only where it is newer, and a day's totals are always recomputed from
+  the logs of that day, in the same document write (idempotent, order-independent).
 - ``analytics_targets``: one document per weekly target, version-guarded likewise.
 
-Plain pydantic models over PyMongo's async API: every write here is a guarded
-single-document update or a dotted-path ``$set``, which Beanie's document API does not
-express, and the rebuild builds these models without a database.
+Why months: a read costs what the documents it fetches hold, so a month (at most 31
+days) keeps the weekly and heatmap reads flat whatever the history, and keeping a
+month's logs beside its days makes applying a log event one read and one write of one
+document, and the rebuild one write per month instead of one per log.
+
+Plain pydantic models over PyMongo's async API: every write here is a version-guarded
+single-document write, which Beanie's document API does not express, and the rebuild
+builds these models without a database.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from momentum_libs.timestamps import UtcDatetime
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pymongo import IndexModel
 
 from momentum_analytics.projections.streaks import StreakState
@@ -55,6 +60,13 @@ class ActiveGoal(BaseModel):
     title: str
 
 
+class DayTotal(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    t: int = 0
+    g: dict[str, int] = {}
+
+
 class UserProjection(Stored):
     COLLECTION = "analytics_users"
 
@@ -65,7 +77,11 @@ class UserProjection(Stored):
     goals: dict[str, GoalState] = {}
     active_goal: ActiveGoal | None = None
     streak: StreakState = Field(default_factory=StreakState)
-    year_totals: dict[str, int] = {}
+    month_totals: dict[str, int] = {}
+    # Every day on or after ``recent_from`` with minutes is in ``recent_days`` (None: no
+    # such window, read the months), so the current week is read with the user alone.
+    recent_from: date | None = None
+    recent_days: dict[str, DayTotal] = {}
 
     @property
     def deleted_goals(self) -> set[str]:
@@ -73,51 +89,55 @@ class UserProjection(Stored):
 
     @property
     def total_minutes(self) -> int:
-        return sum(self.year_totals.values())
+        return sum(self.month_totals.values())
 
 
-class DayTotal(BaseModel):
+class LogEntry(BaseModel):
+    """A daily log as analytics last saw it in a month; ``deleted`` once it left the month."""
+
     model_config = ConfigDict(extra="ignore")
 
-    t: int = 0
-    g: dict[str, int] = {}
-
-
-class YearDays(Stored):
-    COLLECTION = "analytics_years"
-    INDEXES = [IndexModel([("user_id", 1)], name="user")]
-
-    user_id: str
-    year: int
-    days: dict[str, DayTotal] = {}
-
-
-def year_doc_id(user_id: str, year: int) -> str:
-    return f"{user_id}:{year}"
-
-
-class LogFact(Stored):
-    COLLECTION = "analytics_log_facts"
-    INDEXES = [
-        IndexModel([("user_id", 1), ("date", 1)], name="user_date"),
-        IndexModel([("user_id", 1), ("goal_id", 1)], name="user_goal"),
-    ]
-
-    user_id: str
-    goal_id: str
     date: str
+    goal_id: str
     minutes: int
     version: int
     deleted: bool = False
-    # Every date this log has been on: a redelivered event recomputes them all, so a
-    # crash between the fact's write and the day totals' write heals.
-    dates: list[str] = []
+
+
+class MonthDays(Stored):
+    COLLECTION = "analytics_months"
+    INDEXES = [IndexModel([("user_id", 1)], name="user")]
+
+    user_id: str
+    month: str
+    version: int = 0
+    days: dict[str, DayTotal] = {}
+    logs: dict[str, LogEntry] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(day.t for day in self.days.values())
+
+
+def month_of(day: str) -> str:
+    """ "YYYY-MM" of a "YYYY-MM-DD"."""
+    return day[:7]
+
+
+def month_doc_id(user_id: str, month: str) -> str:
+    return f"{user_id}:{month}"
+
+
+def empty_month(user_id: str, month: str) -> MonthDays:
+    return MonthDays(id=month_doc_id(user_id, month), user_id=user_id, month=month)
 
 
 class TargetFact(Stored):
     COLLECTION = "analytics_targets"
+    # Single-field indexes only: nx-27017 answers a query on a compound index by a scan.
     INDEXES = [
-        IndexModel([("user_id", 1), ("goal_id", 1), ("week_start", 1)], name="user_goal_week"),
+        IndexModel([("user_id", 1)], name="user"),
+        IndexModel([("week_key", 1)], name="week_key"),
     ]
 
     user_id: str
@@ -127,5 +147,14 @@ class TargetFact(Stored):
     version: int
     deleted: bool = False
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def week_key(self) -> str:
+        return target_week_key(self.user_id, self.goal_id, self.week_start)
 
-MODELS: tuple[type[Stored], ...] = (UserProjection, YearDays, LogFact, TargetFact)
+
+def target_week_key(user_id: str, goal_id: str, week_start: str) -> str:
+    return f"{user_id}|{goal_id}|{week_start}"
+
+
+MODELS: tuple[type[Stored], ...] = (UserProjection, MonthDays, TargetFact)

@@ -1,7 +1,7 @@
 """All database access of the projections (the consumer's writes and the reads' lookups)."""
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo import InsertOne, ReplaceOne, UpdateOne
@@ -11,26 +11,23 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from momentum_analytics.projections.models import (
     MODELS,
-    DayTotal,
-    LogFact,
+    MonthDays,
     TargetFact,
     UserProjection,
-    YearDays,
-    year_doc_id,
+    empty_month,
+    month_doc_id,
+    target_week_key,
 )
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
-# Above this many dates, one query for all of a user's facts beats one query per date.
-MANY_DATES = 16
 
 
 class ProjectionRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
         self.users: AsyncCollection[Doc] = db[UserProjection.COLLECTION]
-        self.years: AsyncCollection[Doc] = db[YearDays.COLLECTION]
-        self.facts: AsyncCollection[Doc] = db[LogFact.COLLECTION]
+        self.months: AsyncCollection[Doc] = db[MonthDays.COLLECTION]
         self.targets: AsyncCollection[Doc] = db[TargetFact.COLLECTION]
 
     async def ensure_indexes(self) -> None:
@@ -59,112 +56,54 @@ class ProjectionRepository:
     async def wipe_user_data(self, user_id: str) -> None:
         """Everything of a user but the tombstone in ``analytics_users``."""
         await asyncio.gather(
-            self.years.delete_many({"user_id": user_id}),
-            self.facts.delete_many({"user_id": user_id}),
+            self.months.delete_many({"user_id": user_id}),
             self.targets.delete_many({"user_id": user_id}),
         )
 
-    # -- log facts -----------------------------------------------------------------
-    async def get_fact(self, log_id: str) -> LogFact | None:
-        doc = await self.facts.find_one({"_id": log_id})
-        return None if doc is None else LogFact.model_validate(doc)
-
-    async def put_fact(self, fact: LogFact, expected_version: int | None) -> bool:
-        """Insert (``expected_version`` None) or replace the fact read at that version."""
-        if expected_version is None:
-            try:
-                await self.facts.insert_one(fact.to_mongo())
-            except DuplicateKeyError:
-                return False
-            return True
-        result = await self.facts.replace_one(
-            {"_id": fact.id, "version": expected_version}, fact.to_mongo()
+    # -- month documents --------------------------------------------------------------
+    async def get_months(self, user_id: str, months: Iterable[str]) -> dict[str, MonthDays]:
+        """These months of the user, by ``_id``; an empty (version 0) one where none is stored."""
+        wanted = sorted(set(months))
+        docs = await asyncio.gather(
+            *(self.months.find_one({"_id": month_doc_id(user_id, m)}) for m in wanted)
         )
-        return result.matched_count == 1
-
-    async def facts_of_user(self, user_id: str) -> list[LogFact]:
-        cursor = self.facts.find({"user_id": user_id}, batch_size=10_000)
-        return [LogFact.model_validate(doc) async for doc in cursor]
-
-    async def facts_on(self, user_id: str, dates: Iterable[str]) -> list[LogFact]:
-        wanted = set(dates)
-        if len(wanted) > MANY_DATES:
-            return [f for f in await self.facts_of_user(user_id) if f.date in wanted]
-
-        async def on(day: str) -> list[LogFact]:
-            cursor = self.facts.find({"user_id": user_id, "date": day})
-            return [LogFact.model_validate(doc) async for doc in cursor]
-
-        found = await asyncio.gather(*(on(day) for day in sorted(wanted)))
-        return [fact for facts in found for fact in facts]
-
-    async def facts_of_goal(self, user_id: str, goal_id: str) -> list[LogFact]:
-        cursor = self.facts.find({"user_id": user_id, "goal_id": goal_id})
-        return [LogFact.model_validate(doc) async for doc in cursor]
-
-    async def write_facts(self, facts: list[tuple[LogFact, int | None]]) -> int:
-        """Bulk version-guarded writes: (fact, version it replaces or None to insert).
-
-        Returns how many lost to a concurrent writer (the caller retries)."""
-        if not facts:
-            return 0
-        ops: list[Any] = []
-        for fact, expected in facts:
-            if expected is None:
-                ops.append(InsertOne(fact.to_mongo()))
-            else:
-                ops.append(ReplaceOne({"_id": fact.id, "version": expected}, fact.to_mongo()))
-        try:
-            result = await self.facts.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            matched = exc.details.get("nMatched", 0) + exc.details.get("nInserted", 0)
-            return len(ops) - int(matched)
-        return len(ops) - (result.matched_count + result.inserted_count)
-
-    # -- year documents --------------------------------------------------------------
-    async def get_years(self, user_id: str, years: Iterable[int]) -> dict[int, YearDays]:
-        wanted = sorted(set(years))
-        ids = [year_doc_id(user_id, y) for y in wanted]
-        docs = await asyncio.gather(*(self.years.find_one({"_id": i}) for i in ids))
         return {
-            y: YearDays.model_validate(d)
-            if d is not None
-            else YearDays(id=year_doc_id(user_id, y), user_id=user_id, year=y)
-            for y, d in zip(wanted, docs, strict=True)
+            m: empty_month(user_id, m) if d is None else MonthDays.model_validate(d)
+            for m, d in zip(wanted, docs, strict=True)
         }
 
-    async def years_of_user(self, user_id: str) -> list[YearDays]:
-        cursor = self.years.find({"user_id": user_id})
-        return [YearDays.model_validate(doc) async for doc in cursor]
+    async def months_of_user(self, user_id: str) -> dict[str, MonthDays]:
+        cursor = self.months.find({"user_id": user_id}, batch_size=1_000)
+        found = [MonthDays.model_validate(doc) async for doc in cursor]
+        return {month.month: month for month in found}
 
-    async def set_days(
-        self, user_id: str, year: int, changes: Mapping[str, DayTotal | None]
-    ) -> None:
-        """Set (or remove, for None) single days of a year: other days are left alone."""
-        set_fields: Doc = {"user_id": user_id, "year": year}
-        unset_fields: Doc = {}
-        for day, total in changes.items():
-            if total is None:
-                unset_fields[f"days.{day}"] = ""
+    async def put_months(self, months: Iterable[MonthDays]) -> bool:
+        """Write each month over the version it was read at; False if any lost to another writer.
+
+        The months written are bumped to their new version in place."""
+        ops: list[Any] = []
+        docs = list(months)
+        for month in docs:
+            doc = month.to_mongo()
+            doc["version"] = month.version + 1
+            if month.version == 0:
+                ops.append(InsertOne(doc))
             else:
-                set_fields[f"days.{day}"] = total.model_dump(mode="json")
-        update: Doc = {"$set": set_fields}
-        if unset_fields:
-            update["$unset"] = unset_fields
-        await self.years.update_one({"_id": year_doc_id(user_id, year)}, update, upsert=True)
-
-    async def replace_years(self, user_id: str, years: Mapping[int, YearDays]) -> None:
-        """The rebuild's write: these whole years, and no other year of the user."""
-        ops: list[Any] = [
-            ReplaceOne({"_id": doc.id}, doc.to_mongo(), upsert=True) for doc in years.values()
-        ]
-        if ops:
-            await self.years.bulk_write(ops, ordered=False)
-        keep = [year_doc_id(user_id, y) for y in years]
-        await self.years.delete_many({"user_id": user_id, "_id": {"$nin": keep}})
+                ops.append(ReplaceOne({"_id": month.id, "version": month.version}, doc))
+        if not ops:
+            return True
+        try:
+            result = await self.months.bulk_write(ops, ordered=False)
+            written = result.matched_count + result.inserted_count
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+            written = int(exc.details.get("nMatched", 0)) + int(exc.details.get("nInserted", 0))
+        if written != len(ops):
+            return False
+        for month in docs:
+            month.version += 1
+        return True
 
     # -- targets -----------------------------------------------------------------------
     async def put_target(self, fact: TargetFact) -> bool:
@@ -198,9 +137,7 @@ class ProjectionRepository:
                 raise
 
     async def targets_for(self, user_id: str, goal_id: str, week_start: str) -> list[TargetFact]:
-        cursor = self.targets.find(
-            {"user_id": user_id, "goal_id": goal_id, "week_start": week_start}
-        )
+        cursor = self.targets.find({"week_key": target_week_key(user_id, goal_id, week_start)})
         return [TargetFact.model_validate(doc) async for doc in cursor]
 
     async def targets_of_user(self, user_id: str) -> list[TargetFact]:

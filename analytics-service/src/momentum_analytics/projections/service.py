@@ -2,22 +2,29 @@
 
 Every event is applied as one optimistic attempt, retried on conflict:
 
-1. read the user's projection (its ``version`` is the commit guard);
-2. store the entity's new state as a fact, only if its payload ``version`` is newer
-   (a duplicate or an older event changes no fact);
-3. recompute the touched days from the facts of those days, ``$set`` them in the
-   year documents (a pure function of the facts: writing it twice is harmless);
-4. update the streak runs in place when the touched days are recent, else recompute
-   them from the year documents; commit the user's projection guarded by its version.
+1. read the user's projection (its ``version`` is the commit guard) and the month
+   documents of the event's dates;
+2. place the log's new state in each of those months, only where its payload
+   ``version`` is newer than the entry there (a duplicate or an older event changes
+   nothing): live on its date's month, deleted in the month it moved away from;
+3. recompute the touched days from the logs of those days and write each changed month
+   whole, guarded by its own version (its days are a pure function of its logs);
+4. update the month totals, the recent days and the streak runs (in place when the
+   touched days are recent, else from every month); commit the user's projection
+   guarded by its version.
+
+Why this converges whatever the delivery order: each month keeps, per log, the state
+the highest version touching that month gave it, and a log's final date is touched by
+its final event, while every month it left was touched by a later move away from it.
 
 A crash anywhere before the commit leaves the event unacknowledged; its redelivery
-recomputes the same days (a fact remembers every date it has been on), so nothing is
-counted twice and nothing is lost. The commit guard makes two replicas that handle
-events of the same user at once retry instead of overwriting each other.
+recomputes the same days from the same months, so nothing is counted twice and nothing
+is lost. The guards make two replicas that handle events of the same user at once retry
+instead of overwriting each other.
 """
 
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from momentum_libs.events import (
@@ -38,10 +45,11 @@ from momentum_analytics.projections.models import (
     ActiveGoal,
     DayTotal,
     GoalState,
-    LogFact,
+    LogEntry,
+    MonthDays,
     TargetFact,
     UserProjection,
-    YearDays,
+    month_of,
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 
@@ -49,6 +57,9 @@ log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RECENT_DAYS = 10
+"""How far ``recent_days`` reaches before the UTC date of a commit: past the first day
+of the current week in any timezone (that is at most 7 days before UTC's today)."""
 
 
 class ConflictError(RuntimeError):
@@ -67,26 +78,61 @@ def pick_active_goal(goals: dict[str, GoalState]) -> ActiveGoal | None:
 
 
 def day_totals(
-    facts: Iterable[LogFact], dates: Iterable[str], excluded_goals: set[str]
+    entries: Iterable[LogEntry], dates: Iterable[str], excluded_goals: set[str]
 ) -> dict[str, DayTotal | None]:
-    """Each date's totals from the live facts on it; None for a day with nothing."""
+    """Each date's totals from the live logs on it; None for a day with nothing."""
     totals: dict[str, DayTotal | None] = dict.fromkeys(dates)
-    for fact in facts:
-        if fact.deleted or fact.goal_id in excluded_goals or fact.date not in totals:
+    for entry in entries:
+        if entry.deleted or entry.goal_id in excluded_goals or entry.date not in totals:
             continue
-        day = totals[fact.date] or DayTotal()
-        day.t += fact.minutes
-        day.g[fact.goal_id] = day.g.get(fact.goal_id, 0) + fact.minutes
-        totals[fact.date] = day
+        day = totals[entry.date] or DayTotal()
+        day.t += entry.minutes
+        day.g[entry.goal_id] = day.g.get(entry.goal_id, 0) + entry.minutes
+        totals[entry.date] = day
     return totals
 
 
-def year_total(doc: YearDays) -> int:
-    return sum(day.t for day in doc.days.values())
+def recount_days(month: MonthDays, dates: Iterable[str], excluded_goals: set[str]) -> bool:
+    """Recompute these days of the month from its logs; whether any of them changed."""
+    changed = False
+    for day, total in day_totals(month.logs.values(), dates, excluded_goals).items():
+        if total is None:
+            changed |= month.days.pop(day, None) is not None
+        elif month.days.get(day) != total:
+            month.days[day] = total
+            changed = True
+    return changed
 
 
-def active_days(years: Iterable[YearDays]) -> list[date]:
-    return [date.fromisoformat(d) for doc in years for d, day in doc.days.items() if day.t > 0]
+def place(months: Mapping[str, MonthDays], log_id: str, entry: LogEntry) -> tuple[bool, str | None]:
+    """Put the log's state in its month unless a newer one is there.
+
+    Returns (whether it changed, the date the log had there before)."""
+    month = months[month_of(entry.date)]
+    held = month.logs.get(log_id)
+    if held is not None and held.version >= entry.version:
+        return False, held.date
+    month.logs[log_id] = entry
+    return True, None if held is None else held.date
+
+
+def active_days(months: Iterable[MonthDays]) -> list[date]:
+    return [date.fromisoformat(d) for m in months for d, day in m.days.items() if day.t > 0]
+
+
+def recent_window(
+    days: Mapping[str, DayTotal], since: date | None, today: date
+) -> tuple[date, dict[str, DayTotal]]:
+    """The window start after a commit on ``today`` (UTC), and the days of ``days`` in it."""
+    start = today - timedelta(days=RECENT_DAYS)
+    if since is not None:
+        start = max(start, since)
+    first = start.isoformat()
+    return start, {d: total for d, total in days.items() if d >= first}
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
 
 
 class ProjectionService:
@@ -124,28 +170,24 @@ class ProjectionService:
             await self._target(uid, payload, deleted=kind is EventType.TARGET_DELETED)
         elif kind in (EventType.LOG_CREATED, EventType.LOG_DELETED):
             assert isinstance(payload, LogPayload)
-            fact = LogFact(
-                id=payload.log_id,
-                user_id=uid,
+            entry = LogEntry(
                 goal_id=payload.goal_id,
                 date=payload.date.isoformat(),
                 minutes=payload.minutes,
                 version=payload.version,
                 deleted=kind is EventType.LOG_DELETED,
             )
-            await self._retry(lambda: self._log(uid, fact, {fact.date}))
+            await self._retry(lambda: self._log(uid, payload.log_id, entry, None))
         elif kind is EventType.LOG_UPDATED:
             assert isinstance(payload, LogUpdatedPayload)
-            fact = LogFact(
-                id=payload.log_id,
-                user_id=uid,
+            entry = LogEntry(
                 goal_id=payload.new.goal_id,
                 date=payload.new.date.isoformat(),
                 minutes=payload.new.minutes,
                 version=payload.version,
             )
-            touched = {payload.old.date.isoformat(), fact.date}
-            await self._retry(lambda: self._log(uid, fact, touched))
+            moved_from = payload.old.date.isoformat()
+            await self._retry(lambda: self._log(uid, payload.log_id, entry, moved_from))
 
     async def _retry(self, attempt: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_ATTEMPTS):
@@ -154,7 +196,8 @@ class ProjectionService:
         raise ConflictError("too many concurrent changes of one user's projection")
 
     async def _user(self, uid: str) -> UserProjection:
-        return await self.repo.get_user(uid) or UserProjection(id=uid)
+        # A new user has no days yet: its window of recent days holds them all.
+        return await self.repo.get_user(uid) or UserProjection(id=uid, recent_from=date.min)
 
     # -- users -----------------------------------------------------------------------
     async def _timezone(self, uid: str, timezone: str, at: datetime) -> bool:
@@ -186,13 +229,17 @@ class ProjectionService:
         if newer:
             goals[goal_id] = state
         new = user.model_copy(update={"goals": goals, "active_goal": pick_active_goal(goals)})
+        months: dict[str, MonthDays] = {}
         touched: set[str] = set()
         if goals[goal_id].deleted:
             # Its logs leave every total now; the log.deleted events of tracking's cascade
             # recompute the same days again later, which changes nothing.
-            for fact in await self.repo.facts_of_goal(uid, goal_id):
-                touched.update(fact.dates, [fact.date])
-        return await self._recompute_and_commit(user.version, new, touched)
+            for key, month in (await self.repo.months_of_user(uid)).items():
+                days = {e.date for e in month.logs.values() if e.goal_id == goal_id}
+                if days:
+                    months[key] = month
+                    touched |= days
+        return await self._recompute_and_commit(user.version, new, months, touched, set())
 
     async def _target(self, uid: str, payload: TargetPayload, *, deleted: bool) -> None:
         user = await self.repo.get_user(uid)
@@ -211,59 +258,91 @@ class ProjectionService:
         )
 
     # -- logs ------------------------------------------------------------------------------
-    async def _log(self, uid: str, incoming: LogFact, event_dates: set[str]) -> bool:
+    async def _log(self, uid: str, log_id: str, entry: LogEntry, moved_from: str | None) -> bool:
         user = await self._user(uid)
         if user.deleted:
             await self.repo.wipe_user_data(uid)
             return True
-        stored = await self.repo.get_fact(incoming.id)
-        touched = set(event_dates)
-        if stored is not None:
-            touched.update(stored.dates, [stored.date])
-        if stored is None or incoming.version > stored.version:
-            history = sorted({*(stored.dates if stored else []), incoming.date})
-            fact = incoming.model_copy(update={"dates": history})
-            if not await self.repo.put_fact(fact, stored.version if stored else None):
-                return False
-            touched.add(fact.date)
-        return await self._recompute_and_commit(user.version, user, touched)
+        states = [entry]
+        if moved_from is not None and month_of(moved_from) != month_of(entry.date):
+            states.append(entry.model_copy(update={"date": moved_from, "deleted": True}))
+        months = await self.repo.get_months(uid, {month_of(s.date) for s in states})
+        touched = {s.date for s in states} | ({moved_from} if moved_from else set())
+        changed: set[str] = set()
+        for state in states:
+            did_change, held_on = place(months, log_id, state)
+            if did_change:
+                changed.add(month_of(state.date))
+            if held_on is not None:
+                touched.add(held_on)
+        return await self._recompute_and_commit(user.version, user, months, touched, changed)
 
     # -- the shared step ------------------------------------------------------------------
     async def _recompute_and_commit(
-        self, expected_version: int, user: UserProjection, touched: set[str]
+        self,
+        expected_version: int,
+        user: UserProjection,
+        months: dict[str, MonthDays],
+        touched: set[str],
+        changed: set[str],
     ) -> bool:
-        uid = user.id
-        streak = user.streak
-        year_totals = dict(user.year_totals)
-        if touched:
-            facts = await self.repo.facts_on(uid, touched)
-            totals = day_totals(facts, touched, user.deleted_goals)
-            years = await self.repo.get_years(uid, {int(d[:4]) for d in touched})
-            for year, doc in years.items():
-                changes = {d: t for d, t in totals.items() if int(d[:4]) == year}
-                await self.repo.set_days(uid, year, changes)
-                for day, total in changes.items():
-                    if total is None:
-                        doc.days.pop(day, None)
-                    else:
-                        doc.days[day] = total
-                if (value := year_total(doc)) > 0:
-                    year_totals[str(year)] = value
-                else:
-                    year_totals.pop(str(year), None)
-            next_streak: streaks.StreakState | None = streak
-            for day in sorted(touched):
-                assert next_streak is not None
-                next_streak = streaks.with_day(
-                    next_streak, date.fromisoformat(day), totals[day] is not None
-                )
-                if next_streak is None:
-                    break
-            if next_streak is None:
-                # A change deep in the past: recompute the runs from every year of the user.
-                every = {doc.year: doc for doc in await self.repo.years_of_user(uid)}
-                every.update(years)
-                next_streak = streaks.from_active_days(active_days(every.values()))
-            streak = next_streak
-        new = user.model_copy(update={"streak": streak, "year_totals": year_totals})
+        """Recount ``touched`` days (all in ``months``), write the changed months, commit."""
+        for key, month in months.items():
+            if recount_days(month, {d for d in touched if month_of(d) == key}, user.deleted_goals):
+                changed.add(key)
+        if not await self.repo.put_months(months[key] for key in sorted(changed)):
+            return False
+        new = user.model_copy(
+            update={
+                "month_totals": month_totals(user.month_totals, months.values()),
+                "streak": await self._streak(user, months, touched),
+                **recent_update(user, months, touched),
+            }
+        )
         return await self.repo.commit_user(new, expected_version)
+
+    async def _streak(
+        self, user: UserProjection, months: dict[str, MonthDays], touched: set[str]
+    ) -> streaks.StreakState:
+        """The runs after the touched days changed: in place, or from every month if too old."""
+        next_streak: streaks.StreakState | None = user.streak
+        for day in sorted(touched):
+            assert next_streak is not None
+            active = day in months[month_of(day)].days
+            next_streak = streaks.with_day(next_streak, date.fromisoformat(day), active)
+            if next_streak is None:
+                every = await self.repo.months_of_user(user.id)
+                every.update(months)
+                return streaks.from_active_days(active_days(every.values()))
+        assert next_streak is not None
+        return next_streak
+
+
+def month_totals(totals: Mapping[str, int], months: Iterable[MonthDays]) -> dict[str, int]:
+    """``totals`` with these months' totals put in (a month with no minutes is left out)."""
+    result = dict(totals)
+    for month in months:
+        if total := month.total:
+            result[month.month] = total
+        else:
+            result.pop(month.month, None)
+    return result
+
+
+def recent_update(
+    user: UserProjection, months: Mapping[str, MonthDays], touched: set[str]
+) -> dict[str, object]:
+    """The user's window of recent days after the touched days changed."""
+    if user.recent_from is None:  # stored before the window existed: reads use the months
+        return {}
+    first = user.recent_from.isoformat()
+    days = dict(user.recent_days)
+    for day in touched:
+        if day >= first:
+            total = months[month_of(day)].days.get(day)
+            if total is None:
+                days.pop(day, None)
+            else:
+                days[day] = total
+    start, kept = recent_window(days, user.recent_from, utc_today())
+    return {"recent_from": start, "recent_days": kept}

@@ -35,6 +35,16 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def months_between(first: date, last: date) -> list[str]:
+    """Each "YYYY-MM" from ``first``'s month to ``last``'s."""
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
 def progress(logged: int, target: int | None) -> float | None:
     return None if not target else round(100 * logged / target, 1)
 
@@ -46,18 +56,22 @@ class ReadService:
     async def _user(self, user_id: str) -> UserProjection:
         user = await self.repo.get_user(user_id)
         if user is None or user.deleted:
-            return UserProjection(id=user_id)
+            return UserProjection(id=user_id, recent_from=date.min)  # no days at all
         return user
 
     async def _minutes(
-        self, user_id: str, first: date, last: date, goal_id: str | None
+        self, user: UserProjection, first: date, last: date, goal_id: str | None
     ) -> list[tuple[date, int]]:
         """Every date of [first, last] with its minutes (one goal's, or all goals')."""
-        years = await self.repo.get_years(user_id, range(first.year, last.year + 1))
+        if user.recent_from is not None and first >= user.recent_from:
+            days = user.recent_days  # the current week: no other document to read
+        else:
+            months = await self.repo.get_months(user.id, months_between(first, last))
+            days = {d: total for m in months.values() for d, total in m.days.items()}
         result: list[tuple[date, int]] = []
         for n in range((last - first).days + 1):  # no day after ``last``: it may be date.max
             day = first + timedelta(days=n)
-            total = years[day.year].days.get(day.isoformat())
+            total = days.get(day.isoformat())
             minutes = 0
             if total is not None:
                 minutes = total.t if goal_id is None else total.g.get(goal_id, 0)
@@ -84,7 +98,7 @@ class ReadService:
         logged = 0
         if goal is not None:
             target = await self._target(user, goal.id, start)
-            logged = sum(m for _, m in await self._minutes(user.id, start, end, goal.id))
+            logged = sum(m for _, m in await self._minutes(user, start, end, goal.id))
         total = user.total_minutes
         return Dashboard(
             active_goal=None if goal is None else ActiveGoalOut(id=goal.id, title=goal.title),
@@ -115,7 +129,7 @@ class ReadService:
                 raise ProblemError(404, "Goal not found.")
         else:
             goal_id = user.active_goal.id if user.active_goal else None
-        days = await self._minutes(user.id, start, end, goal_id)
+        days = await self._minutes(user, start, end, goal_id)
         target = None if goal_id is None else await self._target(user, goal_id, start)
         logged = sum(m for _, m in days)
         return WeeklySummary(
@@ -155,7 +169,7 @@ class ReadService:
             raise validation_problem(
                 ["query", "to"], f"The range may span at most {MAX_HEATMAP_DAYS} days."
             )
-        days = await self._minutes(user.id, first, last, None)
+        days = await self._minutes(user, first, last, None)
         busiest = max((m for _, m in days), default=0)
         return Heatmap(
             from_=first,

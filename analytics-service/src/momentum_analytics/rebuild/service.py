@@ -2,18 +2,20 @@
 
 One optimistic attempt per user, retried on conflict with the live consumer:
 
-1. read the user's projection (its version guards the final commit), then our facts,
-   then tracking's documents (in that order: a fact we hold that tracking no longer has
-   was deleted there, since ids are never reused);
-2. bring the facts up to tracking's state with version-guarded bulk writes (a newer
-   fact written by the consumer meanwhile wins; losing any write retries the attempt);
-3. compute every day, the streak and the totals from the merged facts in memory,
-   replace the user's year documents, commit the user's projection.
+1. read the user's projection (its version guards the final commit), then our month
+   documents, then tracking's documents (in that order: a log we hold that tracking no
+   longer has was deleted there, since ids are never reused);
+2. bring the months' logs up to tracking's state in memory (an entry newer than
+   tracking's, written by the consumer meanwhile, wins) and recount every day;
+3. write the changed months, each guarded by the version it was read at (losing any
+   write retries the attempt), then commit the user's projection: month totals, recent
+   days and streak computed from all the months.
 """
 
 import asyncio
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,21 +25,25 @@ from momentum_libs.timestamps import as_utc
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
-    DayTotal,
     GoalState,
-    LogFact,
+    LogEntry,
+    MonthDays,
     TargetFact,
     UserProjection,
-    YearDays,
-    year_doc_id,
+    empty_month,
+    month_of,
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import (
     MAX_ATTEMPTS,
     ConflictError,
     active_days,
+    month_totals,
     pick_active_goal,
-    year_total,
+    place,
+    recent_window,
+    recount_days,
+    utc_today,
 )
 from momentum_analytics.rebuild.source import Doc, TrackingSource
 
@@ -67,38 +73,56 @@ def _aware(value: Any) -> datetime | None:
     return as_utc(value) if isinstance(value, datetime) else None
 
 
-def merge_logs(
-    user_id: str, ours: dict[str, LogFact], tracked: list[Doc]
-) -> tuple[dict[str, LogFact], list[tuple[LogFact, int | None]]]:
-    """The facts after the rebuild, and the writes that make them so."""
-    merged = dict(ours)
-    writes: list[tuple[LogFact, int | None]] = []
-    seen: set[str] = set()
+def merge_logs(user_id: str, months: dict[str, MonthDays], tracked: list[Doc]) -> set[str]:
+    """Bring the months' logs up to tracking's state, in place; returns the months changed."""
+    held: dict[str, list[str]] = defaultdict(list)  # log id -> months with an entry of it
+    for key, month in months.items():
+        for log_id in month.logs:
+            held[log_id].append(key)
+    changed: set[str] = set()
     for doc in tracked:
         log_id = str(doc["_id"])
-        seen.add(log_id)
-        current = ours.get(log_id)
-        version = int(doc.get("version", 1))
-        if current is not None and current.version >= version:
-            continue
-        fact = LogFact(
-            id=log_id,
-            user_id=user_id,
-            goal_id=str(doc["goal_id"]),
+        entry = LogEntry(
             date=str(doc["date"]),
+            goal_id=str(doc["goal_id"]),
             minutes=int(doc["minutes"]),
-            version=version,
+            version=int(doc.get("version", 1)),
             deleted=bool(doc.get("deleted", False)),
-            dates=sorted({*(current.dates if current else []), str(doc["date"])}),
         )
-        merged[log_id] = fact
-        writes.append((fact, None if current is None else current.version))
-    for log_id, current in ours.items():
-        if log_id not in seen and not current.deleted:
-            gone = current.model_copy(update={"deleted": True})
-            merged[log_id] = gone
-            writes.append((gone, current.version))
-    return merged, writes
+        key = month_of(entry.date)
+        if key not in months:
+            months[key] = empty_month(user_id, key)
+        if place(months, log_id, entry)[0]:
+            changed.add(key)
+        for other in held.pop(log_id, []):  # the months it was on before: it left them
+            if other != key and leave(months[other], log_id, entry.version):
+                changed.add(other)
+    for log_id, keys in held.items():  # gone from tracking: deleted there
+        for key in keys:
+            if leave(months[key], log_id, None):
+                changed.add(key)
+    return changed
+
+
+def leave(month: MonthDays, log_id: str, version: int | None) -> bool:
+    """Mark the log gone from the month (as of ``version``) unless it is, or is newer there."""
+    held = month.logs[log_id]
+    if held.deleted or (version is not None and held.version >= version):
+        return False
+    month.logs[log_id] = held.model_copy(
+        update={"deleted": True, "version": held.version if version is None else version}
+    )
+    return True
+
+
+def recount_months(months: dict[str, MonthDays], excluded_goals: set[str]) -> set[str]:
+    """Recount every day of every month; returns the months whose days changed."""
+    changed: set[str] = set()
+    for key, month in months.items():
+        days = {entry.date for entry in month.logs.values()} | set(month.days)
+        if recount_days(month, days, excluded_goals):
+            changed.add(key)
+    return changed
 
 
 def merge_goals(ours: dict[str, GoalState], tracked: list[Doc]) -> dict[str, GoalState]:
@@ -152,25 +176,6 @@ def merge_targets(
     return newer, gone
 
 
-def years_from_facts(
-    user_id: str, facts: dict[str, LogFact], excluded_goals: set[str]
-) -> dict[int, YearDays]:
-    years: dict[int, YearDays] = {}
-    for fact in facts.values():
-        if fact.deleted or fact.goal_id in excluded_goals:
-            continue
-        year = int(fact.date[:4])
-        doc = years.get(year)
-        if doc is None:
-            doc = years[year] = YearDays(id=year_doc_id(user_id, year), user_id=user_id, year=year)
-        day = doc.days.get(fact.date)
-        if day is None:
-            day = doc.days[fact.date] = DayTotal()
-        day.t += fact.minutes
-        day.g[fact.goal_id] = day.g.get(fact.goal_id, 0) + fact.minutes
-    return years
-
-
 class Rebuilder:
     def __init__(
         self, repo: ProjectionRepository, source: TrackingSource, concurrency: int = 4
@@ -193,27 +198,29 @@ class Rebuilder:
         user = await self.repo.get_user(user_id)
         if user is not None and user.deleted:
             return 0
-        ours, our_targets = await asyncio.gather(
-            self.repo.facts_of_user(user_id), self.repo.targets_of_user(user_id)
+        months, our_targets = await asyncio.gather(
+            self.repo.months_of_user(user_id), self.repo.targets_of_user(user_id)
         )
         logs, goal_docs, target_docs = await self.source.of_user(user_id)
-        merged, writes = merge_logs(user_id, {f.id: f for f in ours}, logs)
-        if await self.repo.write_facts(writes):
-            return None  # the consumer changed a fact meanwhile: start over
+        changed = merge_logs(user_id, months, logs)
         newer, gone = merge_targets(user_id, {t.id: t for t in our_targets}, target_docs)
         await self.repo.write_targets(newer)
         await self.repo.mark_targets_deleted(gone)
         base = user or UserProjection(id=user_id)
         goals = merge_goals(base.goals, goal_docs)
-        excluded = {gid for gid, goal in goals.items() if goal.deleted}
-        years = years_from_facts(user_id, merged, excluded)
-        await self.repo.replace_years(user_id, years)
+        changed |= recount_months(months, {gid for gid, goal in goals.items() if goal.deleted})
+        if not await self.repo.put_months(months[key] for key in sorted(changed)):
+            return None  # the consumer changed a month meanwhile: start over
+        days = {d: total for month in months.values() for d, total in month.days.items()}
+        recent_from, recent_days = recent_window(days, None, utc_today())
         new = base.model_copy(
             update={
                 "goals": goals,
                 "active_goal": pick_active_goal(goals),
-                "streak": streaks.from_active_days(active_days(years.values())),
-                "year_totals": {str(y): year_total(doc) for y, doc in years.items()},
+                "streak": streaks.from_active_days(active_days(months.values())),
+                "month_totals": month_totals({}, months.values()),
+                "recent_from": recent_from,
+                "recent_days": recent_days,
             }
         )
         if not await self.repo.commit_user(new, base.version):

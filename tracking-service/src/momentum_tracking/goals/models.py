@@ -24,5 +24,8 @@ class Goal(OutboxDocument):
         indexes = [
             OUTBOX_INDEX,
             IndexModel([("user_id", 1), ("created_at", -1)], name="user_created"),
+            # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
+            # from single-field indexes only (a compound prefix would do on MongoDB).
+            IndexModel([("user_id", 1)], name="user"),
             IndexModel([("active_slot", 1)], unique=True, name="one_active_goal_per_user"),
         ]

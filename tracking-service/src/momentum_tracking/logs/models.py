@@ -27,6 +27,9 @@ class DailyLog(OutboxDocument):
         indexes = [
             OUTBOX_INDEX,
             IndexModel([("user_id", 1), ("date", -1)], name="user_date"),
+            # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
+            # from single-field indexes only (a compound prefix would do on MongoDB).
+            IndexModel([("user_id", 1)], name="user"),
             IndexModel(
                 [("user_id", 1), ("goal_id", 1), ("date", -1)],
                 name="user_goal_date",
