@@ -354,3 +354,60 @@ async def test_invalid_settings_are_refused(redis: Redis) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         StreamConsumer(redis, "s", "g", "c", Recorder(), batch_size=0)
     assert StreamConsumer(redis, "s", "g", "c", Recorder()).dead_letter_stream == "s.dead"
+
+
+class BatchRecorder:
+    """A batch handler that records each call's events; fails when a batch holds ``poison``."""
+
+    def __init__(self, poison: str | None = None) -> None:
+        self.batches: list[list[Envelope]] = []
+        self.poison = poison
+
+    async def __call__(self, envelopes: list[Envelope]) -> None:
+        if any(e.payload.get("timezone") == self.poison for e in envelopes):
+            raise RuntimeError("poisoned batch")
+        self.batches.append(envelopes)
+
+
+async def test_batch_handler_gets_each_users_events_in_stream_order_in_one_call(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    zones = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/Lima"]
+    events = [event(user, tz) for tz in zones for user in ("u1", "u2", "u3")]
+    for e in events:
+        await redis.xadd(stream, e.to_stream_fields())  # type: ignore[arg-type]
+    single, batches = Recorder(), BatchRecorder()
+    c = consumer(redis, namespace, single, block_ms=10, batch_handler=batches)
+    await c.ensure_group()
+
+    assert await c.process_once() == len(events)
+    assert single.seen == []
+    assert sorted(batch[0].user_id for batch in batches.batches) == ["u1", "u2", "u3"]
+    for batch in batches.batches:
+        assert batch == [e for e in events if e.user_id == batch[0].user_id]
+    assert await pending_count(redis, stream, c.group) == 0
+
+
+async def test_a_failed_batch_is_handled_again_one_event_at_a_time(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    good, bad, other = event("u1", "UTC"), event("u1", "Mars/Olympus"), event("u2", "UTC")
+    for e in (good, bad, other):
+        await redis.xadd(stream, e.to_stream_fields())  # type: ignore[arg-type]
+
+    async def single(envelope: Envelope) -> None:
+        if envelope.payload.get("timezone") == "Mars/Olympus":
+            raise RuntimeError("no such zone")
+        seen.append(envelope)
+
+    seen: list[Envelope] = []
+    batches = BatchRecorder(poison="Mars/Olympus")
+    c = consumer(redis, namespace, single, block_ms=10, batch_handler=batches)
+    await c.ensure_group()
+
+    assert await c.process_once() == 2  # the bad one stays pending
+    assert seen == [good, other]  # u1's good event on its own; u2's single event as well
+    assert batches.batches == []
+    assert await pending_count(redis, stream, c.group) == 1

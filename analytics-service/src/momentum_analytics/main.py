@@ -60,7 +60,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
                 consumer = StreamConsumer.from_settings(
-                    settings, consumer_redis, projections.handle
+                    settings, consumer_redis, projections.handle, projections.handle_batch
                 )
                 task = asyncio.create_task(consumer.run(), name="analytics-consumer")
                 log.info(

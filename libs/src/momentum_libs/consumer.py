@@ -15,10 +15,13 @@ One cycle (:meth:`StreamConsumer.process_once`):
    delivery counts from XPENDING;
 2. read new entries with XREADGROUP ``>`` (blocking up to ``block_ms`` only when
    nothing was reclaimed);
-3. handle each batch in stream order. A handler exception leaves the entry pending;
+3. handle the reclaimed entries one by one, then the new ones: each user's events in
+   stream order, different users' concurrently (with a ``batch_handler``, each user's
+   events of the batch in one call). A handler exception leaves the entry pending;
    the next reclaim after ``claim_idle_ms`` delivers it again, so a failed entry may
    be handled after later ones: handlers must not rely on order across failures (the
-   payloads carry a ``version`` for that).
+   payloads carry a ``version`` for that). When a batch handler fails, that user's
+   entries are handled again one by one, so each is acked or fails on its own.
 
 An entry goes to the dead-letter stream (``<stream>.dead`` unless told otherwise),
 with the error, the original entry id and its original fields, and is then acked:
@@ -54,6 +57,8 @@ from momentum_libs.settings import StreamConsumerSettings
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
+"""Events of one user in stream order; must do what the handler would do on each in turn."""
 
 # Fields a dead-letter entry carries besides the original entry's own fields.
 DEAD_ERROR = "dead_letter_error"
@@ -91,6 +96,7 @@ class StreamConsumer:
         claim_idle_ms: int = 30_000,
         max_deliveries: int = 5,
         dead_letter_stream: str | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -101,6 +107,7 @@ class StreamConsumer:
         self.group = group
         self.consumer_name = consumer_name
         self._handler = handler
+        self._batch_handler = batch_handler
         self._batch_size = batch_size
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
@@ -111,7 +118,11 @@ class StreamConsumer:
 
     @classmethod
     def from_settings(
-        cls, settings: StreamConsumerSettings, redis: Redis, handler: Handler
+        cls,
+        settings: StreamConsumerSettings,
+        redis: Redis,
+        handler: Handler,
+        batch_handler: BatchHandler | None = None,
     ) -> "StreamConsumer":
         """This process's consumer, as the service's settings describe it."""
         return cls(
@@ -125,6 +136,7 @@ class StreamConsumer:
             claim_idle_ms=settings.consumer_claim_idle_ms,
             max_deliveries=settings.consumer_max_deliveries,
             dead_letter_stream=settings.dead_letters,
+            batch_handler=batch_handler,
         )
 
     async def ensure_group(self) -> None:
@@ -156,8 +168,7 @@ class StreamConsumer:
         if isinstance(response, Mapping):  # RESP3 answers {stream: [entries]}
             response = [(name, entries[0]) for name, entries in response.items()]
         for _stream, entries in response or []:
-            for entry_id, fields in entries:
-                handled += await self._handle(entry_id, fields, 1)
+            handled += await self._handle_new(entries)
         return handled
 
     async def run(self) -> None:
@@ -222,6 +233,42 @@ class StreamConsumer:
                 continue  # acked meanwhile by whoever still held it: nothing left to do
             result.append((entry_id, fields, int(info[0]["times_delivered"])))
         return result
+
+    async def _handle_new(self, entries: list[tuple[Any, Any]]) -> int:
+        """First deliveries: per user in stream order, users concurrently."""
+        by_user: dict[str, list[tuple[Any, Any, Envelope]]] = {}
+        unreadable: list[tuple[Any, Any]] = []
+        for entry_id, fields in entries:
+            try:
+                envelope = Envelope.from_stream_fields(dict(fields))
+            except Exception:  # _handle dead-letters it with the parse error
+                unreadable.append((entry_id, fields))
+                continue
+            by_user.setdefault(envelope.user_id, []).append((entry_id, fields, envelope))
+        handled = 0
+        for entry_id, fields in unreadable:
+            handled += await self._handle(entry_id, fields, 1)
+        results = await asyncio.gather(
+            *(self._handle_user(items) for items in by_user.values()), return_exceptions=True
+        )
+        for result in results:  # every user's work is finished before a failure propagates
+            if isinstance(result, BaseException):
+                raise result
+        return handled + sum(r for r in results if isinstance(r, int))
+
+    async def _handle_user(self, items: list[tuple[Any, Any, Envelope]]) -> int:
+        if self._batch_handler is not None and len(items) > 1:
+            try:
+                await self._batch_handler([envelope for _, _, envelope in items])
+            except Exception as exc:
+                log.info("event_batch_failed_one_by_one", events=len(items), error=str(exc))
+            else:
+                await self._redis.xack(self.stream, self.group, *(e for e, _, _ in items))
+                return len(items)
+        handled = 0
+        for entry_id, fields, _ in items:
+            handled += await self._handle(entry_id, fields, 1)
+        return handled
 
     async def _handle(self, entry_id: Any, fields: Mapping[Any, Any], deliveries: int) -> int:
         if deliveries > self._max_deliveries:

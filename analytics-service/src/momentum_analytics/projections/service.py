@@ -24,6 +24,7 @@ instead of overwriting each other.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
@@ -135,16 +136,77 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+@dataclass(frozen=True)
+class LogChange:
+    """A log event: the log's new state, and the date it moved away from (if it moved)."""
+
+    log_id: str
+    entry: LogEntry
+    moved_from: str | None
+
+
+def _payload(envelope: Envelope) -> object:
+    try:
+        return envelope.typed_payload()
+    except ValidationError as exc:  # a payload no producer of ours writes: dead-letter it
+        raise UnknownEventError(f"{envelope.type} payload is not valid: {exc}") from exc
+
+
+def log_change(payload: object, kind: EventType) -> LogChange | None:
+    """The change a log event makes; None for any other event."""
+    if isinstance(payload, LogPayload) and kind in (EventType.LOG_CREATED, EventType.LOG_DELETED):
+        entry = LogEntry(
+            goal_id=payload.goal_id,
+            date=payload.date.isoformat(),
+            minutes=payload.minutes,
+            version=payload.version,
+            deleted=kind is EventType.LOG_DELETED,
+        )
+        return LogChange(payload.log_id, entry, None)
+    if isinstance(payload, LogUpdatedPayload):
+        entry = LogEntry(
+            goal_id=payload.new.goal_id,
+            date=payload.new.date.isoformat(),
+            minutes=payload.new.minutes,
+            version=payload.version,
+        )
+        return LogChange(payload.log_id, entry, payload.old.date.isoformat())
+    return None
+
+
 class ProjectionService:
     def __init__(self, repo: ProjectionRepository) -> None:
         self.repo = repo
 
     async def handle(self, envelope: Envelope) -> None:
         """The consumer's handler; raises UnknownEventError for a version it does not know."""
-        try:
-            payload = envelope.typed_payload()
-        except ValidationError as exc:  # a payload no producer of ours writes: dead-letter it
-            raise UnknownEventError(f"{envelope.type} payload is not valid: {exc}") from exc
+        await self.handle_batch([envelope])
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> None:
+        """Events of one user, in stream order: the same as handling each in turn.
+
+        Each run of consecutive log events is applied in one attempt (one read and one
+        write of the user and of each month touched), which is what lets the consumer
+        catch up with a backlog: a user's burst of logs costs a few round trips."""
+        run: list[LogChange] = []
+        for envelope in envelopes:
+            payload = _payload(envelope)
+            change = log_change(payload, envelope.type)
+            if change is not None:
+                run.append(change)
+                continue
+            await self._apply_logs(envelope.user_id, run)
+            run = []
+            await self._apply(envelope, payload)
+        if run:
+            await self._apply_logs(envelopes[0].user_id, run)
+
+    async def _apply_logs(self, uid: str, changes: list[LogChange]) -> None:
+        if changes:
+            await self._retry(lambda: self._logs(uid, changes))
+
+    async def _apply(self, envelope: Envelope, payload: object) -> None:
+        """Any event but a log's."""
         uid = envelope.user_id
         kind = envelope.type
         if kind in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
@@ -168,26 +230,6 @@ class ProjectionService:
         elif kind in (EventType.TARGET_CREATED, EventType.TARGET_UPDATED, EventType.TARGET_DELETED):
             assert isinstance(payload, TargetPayload)
             await self._target(uid, payload, deleted=kind is EventType.TARGET_DELETED)
-        elif kind in (EventType.LOG_CREATED, EventType.LOG_DELETED):
-            assert isinstance(payload, LogPayload)
-            entry = LogEntry(
-                goal_id=payload.goal_id,
-                date=payload.date.isoformat(),
-                minutes=payload.minutes,
-                version=payload.version,
-                deleted=kind is EventType.LOG_DELETED,
-            )
-            await self._retry(lambda: self._log(uid, payload.log_id, entry, None))
-        elif kind is EventType.LOG_UPDATED:
-            assert isinstance(payload, LogUpdatedPayload)
-            entry = LogEntry(
-                goal_id=payload.new.goal_id,
-                date=payload.new.date.isoformat(),
-                minutes=payload.new.minutes,
-                version=payload.version,
-            )
-            moved_from = payload.old.date.isoformat()
-            await self._retry(lambda: self._log(uid, payload.log_id, entry, moved_from))
 
     async def _retry(self, attempt: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_ATTEMPTS):
@@ -258,21 +300,28 @@ class ProjectionService:
         )
 
     # -- logs ------------------------------------------------------------------------------
-    async def _log(self, uid: str, log_id: str, entry: LogEntry, moved_from: str | None) -> bool:
+    async def _logs(self, uid: str, changes: list[LogChange]) -> bool:
         user = await self._user(uid)
         if user.deleted:
             await self.repo.wipe_user_data(uid)
             return True
-        states = [entry]
-        if moved_from is not None and month_of(moved_from) != month_of(entry.date):
-            states.append(entry.model_copy(update={"date": moved_from, "deleted": True}))
-        months = await self.repo.get_months(uid, {month_of(s.date) for s in states})
-        touched = {s.date for s in states} | ({moved_from} if moved_from else set())
+        placements: list[tuple[str, LogEntry]] = []
+        touched: set[str] = set()
+        for change in changes:
+            entry, moved_from = change.entry, change.moved_from
+            placements.append((change.log_id, entry))
+            touched.add(entry.date)
+            if moved_from is not None:
+                touched.add(moved_from)
+                if month_of(moved_from) != month_of(entry.date):
+                    gone = entry.model_copy(update={"date": moved_from, "deleted": True})
+                    placements.append((change.log_id, gone))
+        months = await self.repo.get_months(uid, {month_of(e.date) for _, e in placements})
         changed: set[str] = set()
-        for state in states:
-            did_change, held_on = place(months, log_id, state)
+        for log_id, entry in placements:
+            did_change, held_on = place(months, log_id, entry)
             if did_change:
-                changed.add(month_of(state.date))
+                changed.add(month_of(entry.date))
             if held_on is not None:
                 touched.add(held_on)
         return await self._recompute_and_commit(user.version, user, months, touched, changed)
