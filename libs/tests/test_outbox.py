@@ -276,6 +276,42 @@ async def test_a_writer_racing_the_relay_keeps_its_new_event(
         await client.aclose()
 
 
+async def test_one_racing_writer_in_a_batch_keeps_its_event_and_the_rest_clear_at_once(
+    mongo: AsyncMongoClient[Any], redis_url: str, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    client = HookedRedis.from_url(redis_url, socket_timeout=5)
+    assert isinstance(client, HookedRedis)
+    try:
+        relay = OutboxRelay(client, stream, [Note])
+        notes = [(await create("u1", text))[0] for text in ("a", "b", "c", "d")]
+        racer = notes[1]
+        racing: list[Envelope] = []
+
+        async def writer_lands_between_publish_and_clear() -> None:
+            client.after_publish = None
+            racing.append(await change(racer.id, "b2"))
+
+        client.after_publish = writer_lands_between_publish_and_clear
+        assert await relay.drain_once() == 4
+        for note in notes:
+            doc = await raw(note.id)
+            assert doc is not None
+            if note is racer:
+                assert ids([Envelope.model_validate(e) for e in doc["outbox"]]) == ids(racing)
+                assert doc["outbox_pending"]
+            else:  # cleared once: one version bump, not two
+                assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
+                assert doc["version"] == note.version + 1
+        assert await relay.drain_once() == 1
+        assert len(set(ids(await published(client, stream)))) == 5
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 async def test_published_events_are_the_events_written(
     mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 from beanie import Document
-from pymongo import IndexModel
+from pymongo import DeleteOne, IndexModel, UpdateOne
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -174,21 +174,39 @@ class OutboxRelay:
                         approximate=True,
                     )
             results = await pipe.execute()
-        for doc in docs:
-            await self._mark_published(collection, doc)
+        if not await self._clear_all(collection, docs):
+            for doc in docs:
+                if not doc.get("deleted"):
+                    await self._mark_published(collection, doc)
         return len(results)
 
     @staticmethod
+    async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:
+        """Clear every document's outbox in one round trip; False if a write raced any.
+
+        A tombstone changes no more: once published, it goes."""
+        ops: list[Any] = []
+        for doc in docs:
+            guard = {"_id": doc["_id"], "version": doc["version"]}
+            if doc.get("deleted"):
+                ops.append(DeleteOne(guard))
+            else:
+                clear = {"$set": {"outbox": [], "outbox_pending": False}, "$inc": {"version": 1}}
+                ops.append(UpdateOne(guard, clear))
+        result = await collection.bulk_write(ops, ordered=False)
+        return bool(result.matched_count + result.deleted_count == len(ops))
+
+    @staticmethod
     async def _mark_published(collection: Any, doc: Mapping[str, Any]) -> None:
-        if doc.get("deleted"):
-            # A tombstone changes no more: once published, it goes.
-            await collection.delete_one({"_id": doc["_id"], "version": doc["version"]})
-            return
+        """Clear this document's published events, keeping any a racing write added."""
         published = {event["event_id"] for event in doc.get("outbox", [])}
         current: Mapping[str, Any] | None = doc
         for _ in range(3):
             assert current is not None
-            remaining = [e for e in current.get("outbox", []) if e["event_id"] not in published]
+            outbox = current.get("outbox", [])
+            remaining = [e for e in outbox if e["event_id"] not in published]
+            if current is not doc and len(remaining) == len(outbox):
+                return  # nothing of ours is left: the bulk clear did it
             result = await collection.update_one(
                 {"_id": current["_id"], "version": current["version"]},
                 {
