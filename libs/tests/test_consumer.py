@@ -353,6 +353,8 @@ async def test_invalid_settings_are_refused(redis: Redis) -> None:
         StreamConsumer(redis, "s", "g", "c", Recorder(), max_deliveries=0)
     with pytest.raises(ValueError, match="batch_size"):
         StreamConsumer(redis, "s", "g", "c", Recorder(), batch_size=0)
+    with pytest.raises(ValueError, match="concurrency"):
+        StreamConsumer(redis, "s", "g", "c", Recorder(), concurrency=0)
     assert StreamConsumer(redis, "s", "g", "c", Recorder()).dead_letter_stream == "s.dead"
 
 
@@ -411,3 +413,23 @@ async def test_a_failed_batch_is_handled_again_one_event_at_a_time(
     assert seen == [good, other]  # u1's good event on its own; u2's single event as well
     assert batches.batches == []
     assert await pending_count(redis, stream, c.group) == 1
+
+
+async def test_users_are_handled_concurrently_up_to_the_limit(redis: Redis, namespace: str) -> None:
+    stream = f"{namespace}events"
+    for user in range(6):
+        for tz in ("UTC", "Asia/Tokyo"):
+            await redis.xadd(stream, event(f"u{user}", tz).to_stream_fields())  # type: ignore[arg-type]
+    in_flight, most = 0, 0
+
+    async def slow_batch(envelopes: list[Envelope]) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+
+    c = consumer(redis, namespace, Recorder(), block_ms=10, batch_handler=slow_batch, concurrency=2)
+    await c.ensure_group()
+    assert await c.process_once() == 12
+    assert most == 2

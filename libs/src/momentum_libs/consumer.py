@@ -97,17 +97,22 @@ class StreamConsumer:
         max_deliveries: int = 5,
         dead_letter_stream: str | None = None,
         batch_handler: BatchHandler | None = None,
+        concurrency: int = 8,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._redis = redis
         self.stream = stream
         self.group = group
         self.consumer_name = consumer_name
         self._handler = handler
         self._batch_handler = batch_handler
+        # Bounds the store connections and memory a batch of many users' events takes.
+        self._gate = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
@@ -137,6 +142,7 @@ class StreamConsumer:
             max_deliveries=settings.consumer_max_deliveries,
             dead_letter_stream=settings.dead_letters,
             batch_handler=batch_handler,
+            concurrency=settings.consumer_concurrency,
         )
 
     async def ensure_group(self) -> None:
@@ -257,6 +263,10 @@ class StreamConsumer:
         return handled + sum(r for r in results if isinstance(r, int))
 
     async def _handle_user(self, items: list[tuple[Any, Any, Envelope]]) -> int:
+        async with self._gate:
+            return await self._handle_user_now(items)
+
+    async def _handle_user_now(self, items: list[tuple[Any, Any, Envelope]]) -> int:
         if self._batch_handler is not None and len(items) > 1:
             try:
                 await self._batch_handler([envelope for _, _, envelope in items])

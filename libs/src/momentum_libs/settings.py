@@ -131,6 +131,9 @@ class StreamConsumerSettings(ServiceSettings):
     )
     consumer_batch_size: int = Field(100, ge=1, description="Events read per XREADGROUP")
     consumer_block_ms: int = Field(1000, ge=1, description="XREADGROUP BLOCK milliseconds")
+    consumer_concurrency: int = Field(
+        8, ge=1, description="Users whose events of one batch are handled at the same time"
+    )
     consumer_claim_idle_ms: int = Field(
         30_000, ge=1, description="Reclaim entries a dead consumer left pending this long (ms)"
     )
