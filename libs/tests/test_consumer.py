@@ -17,6 +17,7 @@ from momentum_libs.consumer import (
 )
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.testing.plugin import OwnRedis
+from pymongo.errors import ServerSelectionTimeoutError
 from redis.asyncio import Redis
 
 Eventually = Callable[..., Awaitable[None]]
@@ -183,6 +184,27 @@ async def test_poison_entry_goes_to_dead_letter_after_max_deliveries_with_the_er
     # Nothing comes back once dead-lettered.
     assert await c.process_once() == 0
     assert handler.calls[e.event_id] == 3
+
+
+async def test_a_store_outage_of_any_length_delays_an_event_but_never_dead_letters_it(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    # MongoDB unreachable for 4 times the deliveries that dead-letter any other failure.
+    handler = Recorder(fail_times=12, error=ServerSelectionTimeoutError("no MongoDB"))
+    c = consumer(redis, namespace, handler, block_ms=10, claim_idle_ms=20, max_deliveries=3)
+    await c.ensure_group()
+    e = event()
+    await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+
+    async def applied() -> bool:
+        await c.process_once()
+        return bool(handler.seen)
+
+    await eventually(applied)
+    assert handler.seen == [e]
+    assert handler.calls[e.event_id] == 13
+    assert await redis.xlen(c.dead_letter_stream) == 0
+    assert await pending_count(redis, c.stream, c.group) == 0
 
 
 async def test_garbage_entries_go_to_dead_letter_at_once_and_valid_ones_still_flow(

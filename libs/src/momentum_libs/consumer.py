@@ -28,7 +28,10 @@ with the error, the original entry id and its original fields, and is then acked
 
 - at once when it is not a valid event (:class:`~momentum_libs.events.UnknownEventError`
   from parsing, or raised by the handler for a version it does not know);
-- when its handler fails on the ``max_deliveries``-th delivery;
+- when its handler fails on the ``max_deliveries``-th delivery; a failure because a
+  store is unavailable (``store_errors``, by default PyMongo's ``ConnectionFailure``)
+  does not count as a delivery: an outage of any length delays events, never
+  dead-letters them;
 - without calling the handler when it has been delivered more than ``max_deliveries``
   times (attempts that never finished, e.g. a handler that kills the process).
 
@@ -47,6 +50,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
+from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -98,6 +102,7 @@ class StreamConsumer:
         dead_letter_stream: str | None = None,
         batch_handler: BatchHandler | None = None,
         concurrency: int = 8,
+        store_errors: tuple[type[Exception], ...] = (ConnectionFailure,),
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -111,6 +116,7 @@ class StreamConsumer:
         self.consumer_name = consumer_name
         self._handler = handler
         self._batch_handler = batch_handler
+        self._store_errors = store_errors
         # Bounds the store connections and memory a batch of many users' events takes.
         self._gate = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
@@ -295,6 +301,17 @@ class StreamConsumer:
         except UnknownEventError as exc:
             await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
             return 1
+        except self._store_errors as exc:
+            await self._uncount(entry_id, deliveries)
+            log.warning(
+                "event_handler_store_unavailable",
+                stream=self.stream,
+                group=self.group,
+                entry_id=_text(entry_id),
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_ms=self._claim_idle_ms,
+            )
+            return 0
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if deliveries >= self._max_deliveries:
@@ -312,6 +329,21 @@ class StreamConsumer:
             return 0
         await self._redis.xack(self.stream, self.group, entry_id)
         return 1
+
+    async def _uncount(self, entry_id: Any, deliveries: int) -> None:
+        """Take this delivery back off the entry's count (XCLAIM … RETRYCOUNT to ourselves).
+
+        The claim also restarts the entry's idle time: it is delivered again after
+        ``claim_idle_ms``, the back-off while the store is down."""
+        await self._redis.xclaim(
+            self.stream,
+            self.group,
+            self.consumer_name,
+            0,
+            [entry_id],
+            retrycount=deliveries - 1,
+            justid=True,
+        )
 
     async def _dead_letter(
         self, entry_id: Any, fields: Mapping[Any, Any], deliveries: int, error: str
