@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -320,3 +321,34 @@ async def test_published_events_are_the_events_written(
     updated = await change(note.id, "b")
     await OutboxRelay(redis, stream, [Note]).drain_once()
     assert await published(redis, stream) == [created, updated]
+
+
+async def test_an_invalid_entry_is_dead_lettered_and_blocks_nothing(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note])
+    before, first = await create("u1", "a")
+    valid = event("u1", "Asia/Tokyo").model_dump(mode="json")
+    broken = {"type": "note.exploded", "payload": "not an object"}  # no event_id either
+    mixed = await Note.get_pymongo_collection().insert_one(
+        {"owner": "u1", "text": "b", "version": 1, "deleted": False}
+        | {"outbox": [broken, valid], "outbox_pending": True}
+    )
+    _, after = await create("u1", "c")
+
+    assert await relay.drain_once() == 4  # three events and one dead letter
+    assert sorted(ids(await published(redis, stream))) == sorted(
+        [first.event_id, valid["event_id"], after.event_id]
+    )
+    dead: Any = await redis.xrange(relay.dead_letter_stream)
+    assert len(dead) == 1
+    fields = dead[0][1]
+    assert fields["document"] == str(mixed.inserted_id)
+    assert "not a valid event" in fields["dead_letter_error"]
+    assert json.loads(fields["entry"]) == broken
+    for note_id in (before.id, mixed.inserted_id):
+        doc = await raw(note_id)
+        assert doc is not None
+        assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
+    assert await relay.drain_once() == 0

@@ -13,6 +13,10 @@ array on ``$push`` of a document, and a whole-array write is right on MongoDB 7 
 The relay bumps ``version`` when it clears, so a writer racing it retries with the
 cleared array instead of re-adding events already published.
 
+An outbox entry that is not a valid envelope (written by hand, or by a bug) would block
+every pass that finds its document: the relay moves it to ``<stream>.dead.outbox`` with
+the validation error instead, and clears it like a published one.
+
 Deletion writes a tombstone (``deleted=True`` plus the event); the relay removes the
 document once its last event is out. Every read must therefore filter ``deleted``.
 
@@ -22,16 +26,19 @@ emptiness, and an indexed boolean lets the relay find pending documents without 
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from beanie import Document
+from pydantic import ValidationError
 from pymongo import DeleteOne, IndexModel, UpdateOne
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from momentum_libs.background import stop_if_cancelling
+from momentum_libs.consumer import DEAD_ERROR
 from momentum_libs.events import Envelope
 from momentum_libs.settings import OutboxRelaySettings
 
@@ -82,6 +89,13 @@ def update_with_event(
     return {"$set": fields, "$inc": {"version": 1}}
 
 
+def _entry_key(entry: Any) -> str:
+    """An outbox entry's identity: its event id, or the whole entry for an invalid one."""
+    if isinstance(entry, Mapping) and isinstance(entry.get("event_id"), str):
+        return str(entry["event_id"])
+    return json.dumps(entry, default=str, sort_keys=True)
+
+
 class OutboxRelay:
     """Publishes pending outbox events of the given document classes to one stream.
 
@@ -102,6 +116,7 @@ class OutboxRelay:
     ) -> None:
         self._redis = redis
         self._stream = stream
+        self.dead_letter_stream = f"{stream}.dead.outbox"
         self._models = list(models)
         self._maxlen = maxlen
         self._sweep_interval_s = sweep_interval_s
@@ -167,18 +182,34 @@ class OutboxRelay:
         async with self._redis.pipeline(transaction=False) as pipe:
             for doc in docs:
                 for event in doc.get("outbox", []):
-                    pipe.xadd(
-                        self._stream,
-                        Envelope.model_validate(event).to_stream_fields(),  # type: ignore[arg-type]
-                        maxlen=self._maxlen,
-                        approximate=True,
-                    )
+                    self._publish(pipe, doc, event)
             results = await pipe.execute()
         if not await self._clear_all(collection, docs):
             for doc in docs:
                 if not doc.get("deleted"):
                     await self._mark_published(collection, doc)
         return len(results)
+
+    def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> None:
+        try:
+            fields = Envelope.model_validate(event).to_stream_fields()
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            log.error(  # no input values: an entry may hold a user's text
+                "outbox_entry_invalid",
+                document=str(doc["_id"]),
+                errors=exc.error_count(),
+                first_error=f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
+                dead_letter_stream=self.dead_letter_stream,
+            )
+            dead = {
+                DEAD_ERROR: f"not a valid event: {exc}"[:2000],
+                "document": str(doc["_id"]),
+                "entry": json.dumps(event, default=str),
+            }
+            pipe.xadd(self.dead_letter_stream, dead)
+            return
+        pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
 
     @staticmethod
     async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:
@@ -199,12 +230,12 @@ class OutboxRelay:
     @staticmethod
     async def _mark_published(collection: Any, doc: Mapping[str, Any]) -> None:
         """Clear this document's published events, keeping any a racing write added."""
-        published = {event["event_id"] for event in doc.get("outbox", [])}
+        published = {_entry_key(event) for event in doc.get("outbox", [])}
         current: Mapping[str, Any] | None = doc
         for _ in range(3):
             assert current is not None
             outbox = current.get("outbox", [])
-            remaining = [e for e in outbox if e["event_id"] not in published]
+            remaining = [e for e in outbox if _entry_key(e) not in published]
             if current is not doc and len(remaining) == len(outbox):
                 return  # nothing of ours is left: the bulk clear did it
             result = await collection.update_one(
