@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
+from bson import ObjectId
 from momentum_libs.testing.tokens import TestSigner
 from pymongo import MongoClient
 
@@ -179,3 +180,29 @@ async def test_an_expired_refresh_token_is_refused(make_settings: SettingsFactor
             assert tokens.update_one({"_id": token_hash}, {"$set": {"expires_at": past}})
         assert_problem(await refresh(client, acc.refresh_token), 401)
         assert (await refresh(client, fresh["refresh_token"])).status_code == 200
+
+
+async def test_a_session_expires_a_refresh_lifetime_after_its_newest_refresh_token(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(refresh_token_ttl_seconds=7200)
+    async with running(settings) as (_, client):
+        acc = await new_account(client)
+        rotated = (await refresh(client, acc.refresh_token)).json()["refresh_token"]
+        with MongoClient(settings.mongodb_url, tz_aware=True) as mongo:
+            db = mongo[settings.mongodb_db]
+            token = db["refresh_tokens"].find_one(
+                {"_id": hashlib.sha256(rotated.encode()).hexdigest()}
+            )
+            assert token is not None
+            session = db["sessions"].find_one({"_id": ObjectId(token["session_id"])})
+            assert session is not None
+            # A date (a TTL index ignores anything else), set when the newest token was.
+            assert isinstance(session["refreshed_at"], datetime)
+            issued = token["expires_at"] - timedelta(seconds=7200)
+            assert abs(session["refreshed_at"] - issued) < timedelta(seconds=5)
+            assert session["refreshed_at"] > session["created_at"] - timedelta(seconds=1)
+            ttl = db["sessions"].index_information()
+            assert [
+                i["expireAfterSeconds"] for i in ttl.values() if i["key"] == [("refreshed_at", 1)]
+            ] == [7200 + 3600]

@@ -25,7 +25,7 @@ from momentum_auth.keys.router import router as keys_router
 from momentum_auth.keys.service import load_signing_key
 from momentum_auth.passwords import Passwords
 from momentum_auth.sessions.models import RefreshToken, Session
-from momentum_auth.sessions.repository import SessionRepository
+from momentum_auth.sessions.repository import SessionRepository, ensure_session_expiry
 from momentum_auth.sessions.router import router as auth_router
 from momentum_auth.sessions.service import SessionService
 from momentum_auth.sessions.throttle import LoginThrottle
@@ -53,6 +53,7 @@ def _lifespan(settings: AuthSettings) -> Any:
         relay_task: asyncio.Task[None] | None = None
         try:
             await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])
+            await ensure_session_expiry(settings.refresh_token_ttl_seconds)
             revocations = SessionRevocations(
                 redis, settings.access_token_ttl_seconds + REVOCATION_MARGIN_S
             )

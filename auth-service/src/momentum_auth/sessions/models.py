@@ -5,10 +5,16 @@ from pymongo import IndexModel
 
 class Session(Document):
     """One login: every refresh token rotated from it, and the access tokens they minted
-    (``sid``). Revoking it ends all of them."""
+    (``sid``). Revoking it ends all of them.
+
+    ``refreshed_at`` is when its newest refresh token was issued: MongoDB drops the
+    session a refresh token's lifetime after it (TTL index, see the repository), when
+    nothing of it can be used any more (an access token lives at most 1 h, a refresh
+    token at least 1 h)."""
 
     user_id: str
     created_at: UtcDatetime
+    refreshed_at: UtcDatetime | None = None
     revoked: bool = False
     revoked_at: UtcDatetime | None = None
 

@@ -4,9 +4,37 @@ from datetime import datetime
 
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
+from pymongo.errors import OperationFailure
 
 from momentum_auth.clock import utcnow
 from momentum_auth.sessions.models import RefreshToken, Session
+
+SESSION_TTL_INDEX = "refreshed_at_ttl"
+INDEX_OPTIONS_CONFLICT = 85
+# A session outlives its newest refresh token by this much: clocks of the service and of
+# MongoDB may differ, and a session must never go before its last token.
+SESSION_TTL_MARGIN_S = 3600
+
+
+async def ensure_session_expiry(refresh_token_ttl_seconds: int) -> None:
+    """The TTL index that drops a session after its newest refresh token expired.
+
+    Its lifetime is a setting, so it is kept here rather than in the model: a changed
+    setting changes the existing index (``collMod``) instead of failing start-up."""
+    collection = Session.get_pymongo_collection()
+    seconds = refresh_token_ttl_seconds + SESSION_TTL_MARGIN_S
+    try:
+        await collection.create_index(
+            [("refreshed_at", 1)], name=SESSION_TTL_INDEX, expireAfterSeconds=seconds
+        )
+    except OperationFailure as exc:
+        if exc.code != INDEX_OPTIONS_CONFLICT:
+            raise
+        await collection.database.command(
+            "collMod",
+            collection.name,
+            index={"name": SESSION_TTL_INDEX, "expireAfterSeconds": seconds},
+        )
 
 
 def _object_ids(session_ids: list[str]) -> list[PydanticObjectId]:
@@ -21,7 +49,8 @@ def _object_ids(session_ids: list[str]) -> list[PydanticObjectId]:
 
 class SessionRepository:
     async def create_session(self, user_id: str) -> Session:
-        session = Session(user_id=user_id, created_at=utcnow())
+        now = utcnow()
+        session = Session(user_id=user_id, created_at=now, refreshed_at=now)
         await session.insert()
         return session
 
@@ -52,6 +81,11 @@ class SessionRepository:
             expires_at=expires_at,
         )
         await token.insert()
+        # $currentDate, not $set of our datetime: nx-27017 stores a $set datetime as a
+        # string, which a TTL index ignores.
+        await Session.get_pymongo_collection().update_one(
+            {"_id": session.id}, {"$currentDate": {"refreshed_at": True}}
+        )
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         return await RefreshToken.get(token_hash)
