@@ -227,90 +227,92 @@ class HookedRedis(Redis):
         return pipe
 
 
-async def test_a_writer_racing_the_relay_keeps_its_new_event(
-    mongo: AsyncMongoClient[Any], redis_url: str, namespace: str
-) -> None:
-    stream = f"{namespace}events"
+def race_the_next_publish(
+    client: HookedRedis, note_id: PydanticObjectId | None, text: str
+) -> list[Envelope]:
+    """A writer changes the note right after the relay's next publish, before its clear;
+    the returned list receives the event it wrote."""
+    racing: list[Envelope] = []
+
+    async def writer_lands_between_publish_and_clear() -> None:
+        client.after_publish = None
+        racing.append(await change(note_id, text))
+
+    client.after_publish = writer_lands_between_publish_and_clear
+    return racing
+
+
+@pytest.fixture
+async def hooked(redis_url: str, namespace: str) -> AsyncIterator[HookedRedis]:
     client = HookedRedis.from_url(redis_url, socket_timeout=5)
     assert isinstance(client, HookedRedis)
     try:
-        relay = OutboxRelay(client, stream, [Note])
-        note, created = await create("u1", "a")
-        racing: list[Envelope] = []
-
-        async def writer_lands_between_publish_and_clear() -> None:
-            client.after_publish = None
-            racing.append(await change(note.id, "b"))
-
-        client.after_publish = writer_lands_between_publish_and_clear
-        assert await relay.drain_once() == 1
-        current = await Note.get(note.id)
-        assert current is not None
-        assert ids(current.outbox) == ids(racing)  # kept, and the published one cleared
-        assert current.outbox_pending is True
-
-        assert await relay.drain_once() == 1
-        assert ids(await published(client, stream)) == [created.event_id, racing[0].event_id]
-
-        # A writer that read before the relay cleared loses its guard and retries on the
-        # cleared array: it never re-adds an event already published.
-        stale = await Note.get(note.id)
-        assert stale is not None
-        await change(note.id, "c")
-        await relay.drain_once()
-        lost = await Note.get_pymongo_collection().update_one(
-            guard(stale), update_with_event(stale, {"text": "d"}, event("u1", "d"))
-        )
-        assert lost.matched_count == 0
-        last = await change(note.id, "d")
-        current = await Note.get(note.id)
-        assert current is not None
-        assert ids(current.outbox) == [last.event_id]
-        await relay.drain_once()
-        events = await published(client, stream)
-        assert len(events) == 4
-        assert len(set(ids(events))) == 4
+        yield client
     finally:
         keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_a_writer_racing_the_relay_keeps_its_new_event(
+    mongo: AsyncMongoClient[Any], hooked: HookedRedis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    client = hooked
+    relay = OutboxRelay(client, stream, [Note])
+    note, created = await create("u1", "a")
+    racing = race_the_next_publish(client, note.id, "b")
+    assert await relay.drain_once() == 1
+    current = await Note.get(note.id)
+    assert current is not None
+    assert ids(current.outbox) == ids(racing)  # kept, and the published one cleared
+    assert current.outbox_pending is True
+
+    assert await relay.drain_once() == 1
+    assert ids(await published(client, stream)) == [created.event_id, racing[0].event_id]
+
+    # A writer that read before the relay cleared loses its guard and retries on the
+    # cleared array: it never re-adds an event already published.
+    stale = await Note.get(note.id)
+    assert stale is not None
+    await change(note.id, "c")
+    await relay.drain_once()
+    lost = await Note.get_pymongo_collection().update_one(
+        guard(stale), update_with_event(stale, {"text": "d"}, event("u1", "d"))
+    )
+    assert lost.matched_count == 0
+    last = await change(note.id, "d")
+    current = await Note.get(note.id)
+    assert current is not None
+    assert ids(current.outbox) == [last.event_id]
+    await relay.drain_once()
+    events = await published(client, stream)
+    assert len(events) == 4
+    assert len(set(ids(events))) == 4
 
 
 async def test_one_racing_writer_in_a_batch_keeps_its_event_and_the_rest_clear_at_once(
-    mongo: AsyncMongoClient[Any], redis_url: str, namespace: str
+    mongo: AsyncMongoClient[Any], hooked: HookedRedis, namespace: str
 ) -> None:
     stream = f"{namespace}events"
-    client = HookedRedis.from_url(redis_url, socket_timeout=5)
-    assert isinstance(client, HookedRedis)
-    try:
-        relay = OutboxRelay(client, stream, [Note])
-        notes = [(await create("u1", text))[0] for text in ("a", "b", "c", "d")]
-        racer = notes[1]
-        racing: list[Envelope] = []
-
-        async def writer_lands_between_publish_and_clear() -> None:
-            client.after_publish = None
-            racing.append(await change(racer.id, "b2"))
-
-        client.after_publish = writer_lands_between_publish_and_clear
-        assert await relay.drain_once() == 4
-        for note in notes:
-            doc = await raw(note.id)
-            assert doc is not None
-            if note is racer:
-                assert ids([Envelope.model_validate(e) for e in doc["outbox"]]) == ids(racing)
-                assert doc["outbox_pending"]
-            else:  # cleared once: one version bump, not two
-                assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
-                assert doc["version"] == note.version + 1
-        assert await relay.drain_once() == 1
-        assert len(set(ids(await published(client, stream)))) == 5
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+    client = hooked
+    relay = OutboxRelay(client, stream, [Note])
+    notes = [(await create("u1", text))[0] for text in ("a", "b", "c", "d")]
+    racer = notes[1]
+    racing = race_the_next_publish(client, racer.id, "b2")
+    assert await relay.drain_once() == 4
+    for note in notes:
+        doc = await raw(note.id)
+        assert doc is not None
+        if note is racer:
+            assert ids([Envelope.model_validate(e) for e in doc["outbox"]]) == ids(racing)
+            assert doc["outbox_pending"]
+        else:  # cleared once: one version bump, not two
+            assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
+            assert doc["version"] == note.version + 1
+    assert await relay.drain_once() == 1
+    assert len(set(ids(await published(client, stream)))) == 5
 
 
 async def test_published_events_are_the_events_written(
