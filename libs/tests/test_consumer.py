@@ -455,3 +455,44 @@ async def test_users_are_handled_concurrently_up_to_the_limit(redis: Redis, name
     await c.ensure_group()
     assert await c.process_once() == 12
     assert most == 2
+
+
+async def consumer_names(redis: Redis, stream: str, group: str) -> set[str]:
+    consumers: Any = await redis.xinfo_consumers(stream, group)
+    return {c["name"] for c in consumers}
+
+
+async def test_dead_consumers_with_nothing_pending_are_forgotten(
+    redis: Redis, namespace: str
+) -> None:
+    c = consumer(redis, namespace, Recorder(), block_ms=10, forget_idle_ms=50)
+    await c.ensure_group()
+    await redis.xgroup_createconsumer(c.stream, c.group, "dead-empty")
+    await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "dead-busy", {c.stream: ">"}, count=1)  # then it died
+    await asyncio.sleep(0.1)
+
+    assert await c.process_once() == 0  # the entry waits for claim_idle_ms
+    # dead-busy stays until its entry is reclaimed: removing it would lose the entry.
+    names = await consumer_names(redis, c.stream, c.group)
+    assert "dead-busy" in names and "dead-empty" not in names
+    assert await pending_count(redis, c.stream, c.group) == 1
+
+
+async def test_a_consumer_that_stops_leaves_the_group(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    handler = Recorder()
+    c = consumer(redis, namespace, handler, block_ms=10)
+    await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    task = asyncio.create_task(c.run())
+
+    async def handled() -> bool:
+        return bool(handler.seen)
+
+    await eventually(handled)
+    assert c.consumer_name in await consumer_names(redis, c.stream, c.group)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await consumer_names(redis, c.stream, c.group) == set()

@@ -35,6 +35,12 @@ with the error, the original entry id and its original fields, and is then acked
 - without calling the handler when it has been delivered more than ``max_deliveries``
   times (attempts that never finished, e.g. a handler that kills the process).
 
+Consumer names are unique per process, so a group would collect the names of every
+process that ever ran: a consumer removes its own name when it stops, and every
+``forget_idle_ms`` it removes names idle that long (processes that died). A name is
+only ever removed, atomically, when nothing is pending on it, so no entry is lost; a
+live consumer removed while idle is created again by its next read.
+
 The group is created at id ``0``, not ``$``: a consumer that starts after events were
 written still sees them. :meth:`StreamConsumer.run` loops forever and survives Redis
 outages (a restarted, empty Redis included: the group is created again).
@@ -43,6 +49,7 @@ The Redis client's ``socket_timeout`` must exceed ``block_ms``.
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -74,6 +81,15 @@ DEAD_DELIVERIES = "dead_letter_deliveries"
 
 _MAX_BACKOFF_S = 5.0
 
+# Remove a consumer from the group only if nothing is pending on it, in one step: an
+# entry delivered to it in between would otherwise become unclaimable.
+_FORGET_IF_IDLE_SCRIPT = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+    return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) + 1
+end
+return 0
+"""
+
 
 def default_consumer_name(prefix: str) -> str:
     """A consumer name unique to this process (in Kubernetes the hostname is the pod name)."""
@@ -103,6 +119,7 @@ class StreamConsumer:
         batch_handler: BatchHandler | None = None,
         concurrency: int = 8,
         store_errors: tuple[type[Exception], ...] = (ConnectionFailure,),
+        forget_idle_ms: int = 3_600_000,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -126,6 +143,9 @@ class StreamConsumer:
         self.dead_letter_stream = dead_letter_stream or f"{stream}.dead"
         # XAUTOCLAIM is a cursor over the pending entries list; "0-0" starts over.
         self._claim_cursor: Any = "0-0"
+        self._forget_idle_ms = forget_idle_ms
+        self._next_forget_at = 0.0
+        self._forget_if_idle = redis.register_script(_FORGET_IF_IDLE_SCRIPT)
 
     @classmethod
     def from_settings(
@@ -166,6 +186,10 @@ class StreamConsumer:
         or dead-lettered. Redis errors propagate (the entry stays pending).
         """
         handled = 0
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_forget_at:
+            self._next_forget_at = now + self._forget_idle_ms / 1000
+            await self.forget_dead_consumers()
         reclaimed = await self._reclaim()
         for entry_id, fields, deliveries in reclaimed:
             handled += await self._handle(entry_id, fields, deliveries)
@@ -184,7 +208,17 @@ class StreamConsumer:
         return handled
 
     async def run(self) -> None:
-        """Consume until cancelled; Redis outages are logged and retried with backoff."""
+        """Consume until cancelled; Redis outages are logged and retried with backoff.
+
+        On the way out it removes its own name from the group if nothing is pending on it."""
+        try:
+            await self._consume()
+        finally:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1):
+                    await self._forget(self.consumer_name)
+
+    async def _consume(self) -> None:
         backoff = 0.1
         group_ready = False
         while True:
@@ -213,6 +247,25 @@ class StreamConsumer:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    async def forget_dead_consumers(self) -> list[str]:
+        """Remove the group's other consumers idle for ``forget_idle_ms`` with nothing pending."""
+        consumers: Any = await self._redis.xinfo_consumers(self.stream, self.group)
+        idle = [
+            _text(c["name"])
+            for c in consumers
+            if int(c["pending"]) == 0
+            and int(c["idle"]) >= self._forget_idle_ms
+            and _text(c["name"]) != self.consumer_name
+        ]
+        forgotten = [name for name in idle if await self._forget(name)]
+        if forgotten:
+            log.info("stream_consumers_forgotten", group=self.group, consumers=forgotten)
+        return forgotten
+
+    async def _forget(self, name: str) -> bool:
+        removed = await self._forget_if_idle(keys=[self.stream], args=[self.group, name])
+        return bool(removed)
 
     async def _reclaim(self) -> list[tuple[Any, Any, int]]:
         """Claim entries idle long enough, with how many times each has been delivered."""
