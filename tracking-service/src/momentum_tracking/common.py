@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -91,6 +91,38 @@ def cut_page(
 def check_range(first: date | None, last: date | None) -> None:
     if first is not None and last is not None and first > last:
         raise validation_problem(["query", "from"], "'from' must not be after 'to'.")
+
+
+DatedFetch = Callable[
+    [str, str | None, str | None, str | None, tuple[str, ObjectId] | None, int],
+    Awaitable[list[D]],
+]
+"""A repository's ``list_page(user_id, goal_id, from, to, after, limit)``."""
+
+
+async def dated_page(
+    fetch: DatedFetch[D],
+    kind: str,
+    key: Callable[[D], str],
+    user_id: str,
+    goal_id: str | None,
+    first: date | None,
+    last: date | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[D], str | None]:
+    """One page of a list filtered by goal and a date range, newest first, and its cursor."""
+    check_range(first, last)
+    after = decode_cursor(kind, cursor) if cursor is not None else None
+    items = await fetch(
+        user_id,
+        goal_id,
+        iso_date(first) if first else None,
+        iso_date(last) if last else None,
+        after,
+        limit + 1,
+    )
+    return cut_page(items, limit, kind, key)
 
 
 def keyset_after(field: str, key: Any, oid: ObjectId) -> dict[str, Any]:

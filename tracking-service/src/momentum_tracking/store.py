@@ -16,7 +16,7 @@ from momentum_libs.events import Envelope
 from momentum_libs.outbox import OutboxDocument, guard, update_with_event
 from momentum_libs.problems import ProblemError
 
-from momentum_tracking.common import MAX_WRITE_ATTEMPTS
+from momentum_tracking.common import MAX_WRITE_ATTEMPTS, not_found, parse_object_id
 
 D = TypeVar("D", bound=OutboxDocument)
 
@@ -67,6 +67,30 @@ async def change_with_retry(
             )
         await backoff(attempt)
     raise conflict()
+
+
+async def change_or_404(
+    what: str,
+    get: Callable[[str, ObjectId], Awaitable[D | None]],
+    user_id: str,
+    doc_id: str,
+    build: Callable[[D], Change | None],
+    notify: Notify,
+    *,
+    delete: bool = False,
+) -> D:
+    """``change_with_retry`` on the user's document ``doc_id`` (the id as the client sent
+    it); a 404 "``what`` not found." when there is none; the relay woken after."""
+    oid = parse_object_id(doc_id)
+
+    async def load() -> D | None:
+        return None if oid is None else await get(user_id, oid)
+
+    doc = await change_with_retry(load, build, delete=delete)
+    if doc is None:
+        raise not_found(what)
+    notify()
+    return doc
 
 
 async def delete_each(

@@ -23,7 +23,14 @@ from momentum_tracking.goals import repository
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
 from momentum_tracking.logs import service as logs_service
-from momentum_tracking.store import Change, Notify, apply_change, backoff, change_with_retry
+from momentum_tracking.store import (
+    Change,
+    Notify,
+    apply_change,
+    backoff,
+    change_or_404,
+    change_with_retry,
+)
 from momentum_tracking.targets import service as targets_service
 
 CURSOR_KIND = "goals"
@@ -100,7 +107,6 @@ def _parse_created(key: str) -> datetime:
 
 
 async def update(user_id: str, goal_id: str, data: GoalUpdate, notify: Notify) -> Goal:
-    oid = parse_object_id(goal_id)
     given = data.model_fields_set
 
     def build(goal: Goal) -> Change | None:
@@ -116,14 +122,7 @@ async def update(user_id: str, goal_id: str, data: GoalUpdate, notify: Notify) -
         fields["updated_at"] = now()
         return fields, goal_event(EventType.GOAL_UPDATED, goal, goal.version + 1, **fields)
 
-    async def load() -> Goal | None:
-        return None if oid is None else await repository.get(user_id, oid)
-
-    goal = await change_with_retry(load, build)
-    if goal is None:
-        raise not_found("Goal")
-    notify()
-    return goal
+    return await change_or_404("Goal", repository.get, user_id, goal_id, build, notify)
 
 
 async def activate(user_id: str, goal_id: str, notify: Notify) -> Goal:

@@ -12,9 +12,7 @@ from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
-    check_range,
-    cut_page,
-    decode_cursor,
+    dated_page,
     iso_date,
     not_found,
     now,
@@ -23,7 +21,7 @@ from momentum_tracking.common import (
 from momentum_tracking.logs import repository
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.schemas import LogCreate, LogRead, LogUpdate
-from momentum_tracking.store import Change, Notify, change_with_retry, delete_each
+from momentum_tracking.store import Change, Notify, change_or_404, delete_each
 from momentum_tracking.targets.service import require_goal
 
 CURSOR_KIND = "daily-logs"
@@ -159,17 +157,17 @@ async def list_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[DailyLog], str | None]:
-    check_range(date_from, date_to)
-    after = decode_cursor(CURSOR_KIND, cursor) if cursor is not None else None
-    logs = await repository.list_page(
+    return await dated_page(
+        repository.list_page,
+        CURSOR_KIND,
+        lambda log: log.date,
         user_id,
         goal_id,
-        iso_date(date_from) if date_from else None,
-        iso_date(date_to) if date_to else None,
-        after,
-        limit + 1,
+        date_from,
+        date_to,
+        cursor,
+        limit,
     )
-    return cut_page(logs, limit, CURSOR_KIND, lambda log: log.date)
 
 
 async def update(user_id: str, log_id: str, data: LogUpdate, notify: Notify) -> DailyLog:
@@ -197,14 +195,7 @@ async def update(user_id: str, log_id: str, data: LogUpdate, notify: Notify) -> 
         event = Envelope.create(EventType.LOG_UPDATED, log.user_id, payload)
         return {**fields, "updated_at": now()}, event
 
-    async def load() -> DailyLog | None:
-        return None if oid is None else await repository.get(user_id, oid)
-
-    log = await change_with_retry(load, build)
-    if log is None:
-        raise not_found("Daily log")
-    notify()
-    return log
+    return await change_or_404("Daily log", repository.get, user_id, log_id, build, notify)
 
 
 def _tombstone(log: DailyLog) -> Change:
@@ -213,14 +204,9 @@ def _tombstone(log: DailyLog) -> Change:
 
 
 async def delete(user_id: str, log_id: str, notify: Notify) -> None:
-    oid = parse_object_id(log_id)
-
-    async def load() -> DailyLog | None:
-        return None if oid is None else await repository.get(user_id, oid)
-
-    if await change_with_retry(load, _tombstone, delete=True) is None:
-        raise not_found("Daily log")
-    notify()
+    await change_or_404(
+        "Daily log", repository.get, user_id, log_id, _tombstone, notify, delete=True
+    )
 
 
 async def delete_all(

@@ -10,16 +10,14 @@ from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import (
-    check_range,
-    cut_page,
-    decode_cursor,
+    dated_page,
     iso_date,
     not_found,
     now,
     parse_object_id,
 )
 from momentum_tracking.goals import repository as goals_repository
-from momentum_tracking.store import Change, Notify, change_with_retry, delete_each
+from momentum_tracking.store import Change, Notify, change_or_404, delete_each
 from momentum_tracking.targets import repository
 from momentum_tracking.targets.models import WeeklyTarget, dead_slot, live_slot
 from momentum_tracking.targets.schemas import TargetCreate, TargetUpdate
@@ -91,21 +89,20 @@ async def list_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[WeeklyTarget], str | None]:
-    check_range(week_from, week_to)
-    after = decode_cursor(CURSOR_KIND, cursor) if cursor is not None else None
-    targets = await repository.list_page(
+    return await dated_page(
+        repository.list_page,
+        CURSOR_KIND,
+        lambda target: target.week_start,
         user_id,
         goal_id,
-        iso_date(week_from) if week_from else None,
-        iso_date(week_to) if week_to else None,
-        after,
-        limit + 1,
+        week_from,
+        week_to,
+        cursor,
+        limit,
     )
-    return cut_page(targets, limit, CURSOR_KIND, lambda target: target.week_start)
 
 
 async def update(user_id: str, target_id: str, data: TargetUpdate, notify: Notify) -> WeeklyTarget:
-    oid = parse_object_id(target_id)
     given = data.model_fields_set
 
     def build(target: WeeklyTarget) -> Change | None:
@@ -120,25 +117,13 @@ async def update(user_id: str, target_id: str, data: TargetUpdate, notify: Notif
         new = target.model_copy(update=fields)
         return fields, target_event(EventType.TARGET_UPDATED, new, target.version + 1)
 
-    async def load() -> WeeklyTarget | None:
-        return None if oid is None else await repository.get(user_id, oid)
-
-    target = await change_with_retry(load, build)
-    if target is None:
-        raise not_found("Weekly target")
-    notify()
-    return target
+    return await change_or_404("Weekly target", repository.get, user_id, target_id, build, notify)
 
 
 async def delete(user_id: str, target_id: str, notify: Notify) -> None:
-    oid = parse_object_id(target_id)
-
-    async def load() -> WeeklyTarget | None:
-        return None if oid is None else await repository.get(user_id, oid)
-
-    if await change_with_retry(load, _tombstone, delete=True) is None:
-        raise not_found("Weekly target")
-    notify()
+    await change_or_404(
+        "Weekly target", repository.get, user_id, target_id, _tombstone, notify, delete=True
+    )
 
 
 def _tombstone(target: WeeklyTarget) -> Change:
