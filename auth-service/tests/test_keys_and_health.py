@@ -6,6 +6,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from momentum_auth.keys.service import DEV_KEY_FILENAME, KeyConfigurationError, load_signing_key
 from momentum_auth.settings import AuthSettings
 from momentum_libs.stores import free_port
@@ -99,3 +101,45 @@ async def test_openapi_documents_routes_and_problems(client: httpx.AsyncClient) 
     assert paths["/.well-known/jwks.json"]["get"]["tags"] == ["internal"]
     # No schema exposes a password hash.
     assert "password_hash" not in str(spec)
+
+
+def public_pem(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+async def test_a_rotated_key_keeps_the_old_access_tokens_valid_while_it_is_listed(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    old, new, other = ed25519_pem(), ed25519_pem(), ed25519_pem()
+    async with running(make_settings(signing_key_pem=old)) as (_, client):
+        acc = await new_account(client)
+        old_kid = jwt.get_unverified_header(acc.access_token)["kid"]
+    retired = tmp_path / "retired.pem"
+    retired.write_text(public_pem(other) + public_pem(old))
+
+    async with running(make_settings(signing_key_pem=new, retired_public_keys_file=retired)) as (
+        _,
+        client,
+    ):
+        assert (await client.get("/auth/me", headers=acc.headers)).status_code == 200
+        keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+        assert len(keys) == 3 and old_kid in {k["kid"] for k in keys[1:]}
+        fresh = await new_account(client)
+        assert jwt.get_unverified_header(fresh.access_token)["kid"] == keys[0]["kid"] != old_kid
+
+    async with running(make_settings(signing_key_pem=new)) as (_, client):
+        assert (await client.get("/auth/me", headers=acc.headers)).status_code == 401
+
+
+def test_a_bad_retired_keys_file_is_refused(make_settings: SettingsFactory, tmp_path: Path) -> None:
+    for content in ("", "not a key", ed25519_pem()):
+        path = tmp_path / "retired.pem"
+        path.write_text(content)
+        with pytest.raises(KeyConfigurationError, match="RETIRED_PUBLIC_KEYS_FILE"):
+            load_signing_key(make_settings(retired_public_keys_file=path))

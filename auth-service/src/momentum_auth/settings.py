@@ -35,6 +35,11 @@ class AuthSettings(OutboxRelaySettings):
     signing_key_id: str | None = Field(
         None, description="The `kid` of the signing key; default: its RFC 7638 thumbprint"
     )
+    retired_public_keys_file: Path | None = Field(
+        None,
+        description="PEM file of the public keys of retired signing keys (any number): "
+        "still in the JWKS and accepted, so a key rotation ends no access token early",
+    )
 
     login_failure_window_seconds: int = Field(
         900, ge=1, description="Window (moving) in which failed logins are counted"

@@ -3,6 +3,11 @@
 Production takes the key from settings (a PEM file or the PEM itself) and refuses to
 start without one (see ``AuthSettings``). Development creates a key pair on first start
 under ``data_dir/keys`` (mode 0600) and reuses it afterwards, so tokens survive restarts.
+
+Rotation: sign with the new key and list the old one's public key in
+``retired_public_keys_file``; the JWKS serves both, so access tokens the old key signed
+keep verifying until they expire (at most ``access_token_ttl_seconds``, plus the
+verifiers' JWKS cache). Then drop it from the file.
 """
 
 import contextlib
@@ -14,7 +19,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from momentum_libs.tokens import StaticKeys
 
 from momentum_auth.settings import AuthSettings
@@ -27,24 +32,35 @@ class KeyConfigurationError(RuntimeError):
     """The configured signing key cannot be used; the service must not start."""
 
 
+def _public_jwk(key: Ed25519PublicKey, kid: str | None = None) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key))
+    jwk.update({"kid": kid or _thumbprint(jwk), "alg": ALGORITHM, "use": "sig"})
+    return jwk
+
+
 class SigningKey:
-    def __init__(self, private_key: Ed25519PrivateKey, kid: str | None = None) -> None:
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey,
+        kid: str | None = None,
+        retired: list[Ed25519PublicKey] | None = None,
+    ) -> None:
         self._private_key = private_key
-        public_jwk: dict[str, Any] = json.loads(
-            jwt.algorithms.OKPAlgorithm.to_jwk(private_key.public_key())
-        )
-        self.kid = kid or _thumbprint(public_jwk)
-        public_jwk.update({"kid": self.kid, "alg": ALGORITHM, "use": "sig"})
-        self.public_jwk = public_jwk
+        self.public_jwk = _public_jwk(private_key.public_key(), kid)
+        self.kid: str = self.public_jwk["kid"]
+        old = [_public_jwk(key) for key in retired or []]
+        self.retired_jwks = [jwk for jwk in old if jwk["kid"] != self.kid]
 
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        return {"keys": [dict(self.public_jwk)]}
+        return {"keys": [dict(jwk) for jwk in (self.public_jwk, *self.retired_jwks)]}
 
     def verifier_keys(self) -> StaticKeys:
-        return StaticKeys({self.kid: jwt.PyJWK(self.public_jwk)})
+        return StaticKeys(
+            {jwk["kid"]: jwt.PyJWK(jwk) for jwk in (*self.retired_jwks, self.public_jwk)}
+        )
 
 
 def _thumbprint(public_jwk: dict[str, Any]) -> str:
@@ -67,6 +83,36 @@ def _parse_pem(pem: bytes, source: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyConfigurationError(f"{source} is not an Ed25519 key")
     return key
+
+
+def _parse_public_pems(text: str, source: str) -> list[Ed25519PublicKey]:
+    marker = "-----BEGIN PUBLIC KEY-----"
+    blocks = [marker + block for block in text.split(marker)[1:]]
+    if not blocks:
+        raise KeyConfigurationError(f"{source} holds no PEM public key")
+    keys = []
+    for block in blocks:
+        try:
+            key = serialization.load_pem_public_key(block.strip().encode())
+        except (ValueError, TypeError) as exc:
+            raise KeyConfigurationError(f"{source} holds a key that is not PEM") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyConfigurationError(f"{source} holds a key that is not Ed25519")
+        keys.append(key)
+    return keys
+
+
+def _retired_keys(settings: AuthSettings) -> list[Ed25519PublicKey]:
+    path = settings.retired_public_keys_file
+    if path is None:
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeError) as exc:
+        raise KeyConfigurationError(
+            "MOMENTUM_AUTH_RETIRED_PUBLIC_KEYS_FILE cannot be read"
+        ) from exc
+    return _parse_public_pems(text, "MOMENTUM_AUTH_RETIRED_PUBLIC_KEYS_FILE")
 
 
 def _private_pem(key: Ed25519PrivateKey) -> bytes:
@@ -115,4 +161,4 @@ def load_signing_key(settings: AuthSettings) -> SigningKey:
         raise KeyConfigurationError("production refuses to start without a signing key")
     else:
         key = _load_or_create_dev_key(settings.data_dir / "keys")
-    return SigningKey(key, settings.signing_key_id)
+    return SigningKey(key, settings.signing_key_id, _retired_keys(settings))
