@@ -8,6 +8,16 @@ from momentum_libs.testing.plugin import OwnRedis
 from .conftest import StartGateway, Upstream
 
 
+def test_livez_answers_for_the_gateway_alone_even_with_every_service_down(
+    start_gateway: StartGateway, dead_url: str
+) -> None:
+    client = start_gateway(auth_url=dead_url, tracking_url=dead_url, analytics_url=dead_url)
+    assert client.get("/health").status_code == 503
+    response = client.get("/livez")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
 def test_health_ok_when_every_service_answers(gw: httpx.Client) -> None:
     response = gw.get("/health")
     assert response.status_code == 200

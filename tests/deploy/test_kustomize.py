@@ -125,7 +125,7 @@ def test_services_are_probed_on_their_health_endpoints(overlay: Rendered) -> Non
             if name == "gateway":
                 # GET /health of the gateway checks every service behind it: as a liveness or
                 # readiness probe it would take the gateway down whenever one service is.
-                assert probe.get("httpGet", {}).get("path") != "/health", f"gateway.{kind}"
+                assert probe["httpGet"]["path"] == "/livez", f"gateway.{kind}"
             elif kind == "livenessProbe":
                 assert probe["httpGet"]["path"] == "/health", f"{name}: liveness on /health"
             else:

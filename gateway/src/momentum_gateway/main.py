@@ -2,7 +2,7 @@
 
 Middleware, outermost first (all pure ASGI): security headers → request id →
 CORS (only when origins are configured) → the proxy → FastAPI's own routes
-(``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, and the JSON 404).
+(``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, and the JSON 404).
 """
 
 import asyncio
@@ -41,6 +41,10 @@ class GatewayHealth(BaseModel):
     services: dict[str, Status]
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
 class StoresHealth(BaseModel):
     status: Literal["ok", "degraded"]
     mongodb: Status
@@ -71,6 +75,16 @@ def _service_check(client: httpx.AsyncClient, url: str, timeout_s: float) -> Che
 
 
 def _add_routes(app: FastAPI) -> None:
+    @app.get(
+        "/livez",
+        tags=["health"],
+        summary="Liveness of this gateway process alone (its probes' target)",
+        response_model=Liveness,
+    )
+    async def livez() -> Liveness:
+        # Nothing behind it is asked: a service's outage must not restart every gateway.
+        return Liveness(status="ok")
+
     @app.get(
         "/health",
         tags=["health"],
