@@ -17,7 +17,7 @@ from momentum_libs.consumer import (
 )
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.testing.plugin import OwnRedis
-from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.errors import NetworkTimeout, ServerSelectionTimeoutError
 from redis.asyncio import Redis
 
 Eventually = Callable[..., Awaitable[None]]
@@ -205,6 +205,44 @@ async def test_a_store_outage_of_any_length_delays_an_event_but_never_dead_lette
     assert handler.calls[e.event_id] == 13
     assert await redis.xlen(c.dead_letter_stream) == 0
     assert await pending_count(redis, c.stream, c.group) == 0
+
+
+async def test_a_handler_timing_out_on_a_reachable_store_is_still_dead_lettered(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    handler = Recorder(fail_times=10**6, error=NetworkTimeout("slow query"))
+    c = consumer(redis, namespace, handler, block_ms=10, claim_idle_ms=20, max_deliveries=3)
+    await c.ensure_group()
+    e = event()
+    await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+
+    async def dead_lettered() -> bool:
+        await c.process_once()
+        return bool(await redis.xlen(c.dead_letter_stream) == 1)
+
+    await eventually(dead_lettered)
+    assert handler.calls == {e.event_id: 3}
+
+
+async def test_a_batch_failing_on_an_unreachable_store_is_retried_later_as_a_whole(
+    redis: Redis, namespace: str
+) -> None:
+    events = [event("u1", tz) for tz in ("UTC", "Asia/Tokyo", "Europe/Paris")]
+    for e in events:
+        await redis.xadd(f"{namespace}events", e.to_stream_fields())  # type: ignore[arg-type]
+    calls: list[int] = []
+
+    async def unreachable(envelopes: list[Envelope]) -> None:
+        calls.append(len(envelopes))
+        raise ServerSelectionTimeoutError("no MongoDB")
+
+    single = Recorder()
+    c = consumer(redis, namespace, single, block_ms=10, batch_handler=unreachable)
+    await c.ensure_group()
+    assert await c.process_once() == 0
+    assert calls == [3] and single.calls == {}  # not one by one: each would wait it out
+    pending: Any = await redis.xpending_range(c.stream, c.group, min="-", max="+", count=10)
+    assert [p["times_delivered"] for p in pending] == [0, 0, 0]
 
 
 async def test_garbage_entries_go_to_dead_letter_at_once_and_valid_ones_still_flow(

@@ -29,9 +29,9 @@ with the error, the original entry id and its original fields, and is then acked
 - at once when it is not a valid event (:class:`~momentum_libs.events.UnknownEventError`
   from parsing, or raised by the handler for a version it does not know);
 - when its handler fails on the ``max_deliveries``-th delivery; a failure because a
-  store is unavailable (``store_errors``, by default PyMongo's ``ConnectionFailure``)
+  store is unreachable (``store_unreachable``, by default :func:`mongodb_unreachable`)
   does not count as a delivery: an outage of any length delays events, never
-  dead-letters them;
+  dead-letters them. A handler that merely times out on a reachable store counts;
 - without calling the handler when it has been delivered more than ``max_deliveries``
   times (attempts that never finished, e.g. a handler that kills the process).
 
@@ -57,7 +57,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, NetworkTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -91,6 +91,15 @@ return 0
 """
 
 
+def mongodb_unreachable(exc: BaseException) -> bool:
+    """MongoDB could not be reached (no server selectable, connection refused or lost).
+
+    Not a ``NetworkTimeout``: that is also what a slow operation on a healthy server
+    raises, and such a handler must still end in the dead letters. A hung server shows
+    as unreachable too, once the driver's monitor has marked it down."""
+    return isinstance(exc, ConnectionFailure) and not isinstance(exc, NetworkTimeout)
+
+
 def default_consumer_name(prefix: str) -> str:
     """A consumer name unique to this process (in Kubernetes the hostname is the pod name)."""
     return f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -118,7 +127,7 @@ class StreamConsumer:
         dead_letter_stream: str | None = None,
         batch_handler: BatchHandler | None = None,
         concurrency: int = 8,
-        store_errors: tuple[type[Exception], ...] = (ConnectionFailure,),
+        store_unreachable: Callable[[BaseException], bool] = mongodb_unreachable,
         forget_idle_ms: int = 3_600_000,
     ) -> None:
         if batch_size < 1:
@@ -133,7 +142,7 @@ class StreamConsumer:
         self.consumer_name = consumer_name
         self._handler = handler
         self._batch_handler = batch_handler
-        self._store_errors = store_errors
+        self._store_unreachable = store_unreachable
         # Bounds the store connections and memory a batch of many users' events takes.
         self._gate = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
@@ -330,6 +339,10 @@ class StreamConsumer:
             try:
                 await self._batch_handler([envelope for _, _, envelope in items])
             except Exception as exc:
+                if self._store_unreachable(exc):  # one by one would only wait out each
+                    ids = [entry_id for entry_id, _, _ in items]
+                    await self._uncount(ids, dict.fromkeys(ids, 1), f"{type(exc).__name__}: {exc}")
+                    return 0
                 log.info("event_batch_failed_one_by_one", events=len(items), error=str(exc))
             else:
                 await self._redis.xack(self.stream, self.group, *(e for e, _, _ in items))
@@ -354,19 +367,11 @@ class StreamConsumer:
         except UnknownEventError as exc:
             await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
             return 1
-        except self._store_errors as exc:
-            await self._uncount(entry_id, deliveries)
-            log.warning(
-                "event_handler_store_unavailable",
-                stream=self.stream,
-                group=self.group,
-                entry_id=_text(entry_id),
-                error=f"{type(exc).__name__}: {exc}",
-                retry_in_ms=self._claim_idle_ms,
-            )
-            return 0
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            if self._store_unreachable(exc):
+                await self._uncount([entry_id], {entry_id: deliveries}, error)
+                return 0
             if deliveries >= self._max_deliveries:
                 await self._dead_letter(entry_id, fields, deliveries, error)
                 return 1
@@ -383,19 +388,30 @@ class StreamConsumer:
         await self._redis.xack(self.stream, self.group, entry_id)
         return 1
 
-    async def _uncount(self, entry_id: Any, deliveries: int) -> None:
-        """Take this delivery back off the entry's count (XCLAIM … RETRYCOUNT to ourselves).
+    async def _uncount(self, entry_ids: list[Any], deliveries: dict[Any, int], error: str) -> None:
+        """Take this delivery back off each entry's count (XCLAIM … RETRYCOUNT to ourselves).
 
-        The claim also restarts the entry's idle time: it is delivered again after
-        ``claim_idle_ms``, the back-off while the store is down."""
-        await self._redis.xclaim(
-            self.stream,
-            self.group,
-            self.consumer_name,
-            0,
-            [entry_id],
-            retrycount=deliveries - 1,
-            justid=True,
+        The claim also restarts the entries' idle time: they are delivered again after
+        ``claim_idle_ms``, the back-off while the store is unreachable."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer_name,
+                    0,
+                    [entry_id],
+                    retrycount=deliveries[entry_id] - 1,
+                    justid=True,
+                )
+            await pipe.execute()
+        log.warning(
+            "event_handler_store_unreachable",
+            stream=self.stream,
+            group=self.group,
+            entries=[_text(e) for e in entry_ids],
+            error=error,
+            retry_in_ms=self._claim_idle_ms,
         )
 
     async def _dead_letter(

@@ -185,9 +185,7 @@ class OutboxRelay:
                     self._publish(pipe, doc, event)
             results = await pipe.execute()
         if not await self._clear_all(collection, docs):
-            for doc in docs:
-                if not doc.get("deleted"):
-                    await self._mark_published(collection, doc)
+            await self._clear_raced(collection, docs)
         return len(results)
 
     def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> None:
@@ -228,16 +226,33 @@ class OutboxRelay:
         return bool(result.matched_count + result.deleted_count == len(ops))
 
     @staticmethod
-    async def _mark_published(collection: Any, doc: Mapping[str, Any]) -> None:
-        """Clear this document's published events, keeping any a racing write added."""
-        published = {_entry_key(event) for event in doc.get("outbox", [])}
-        current: Mapping[str, Any] | None = doc
+    async def _clear_raced(collection: Any, docs: list[Mapping[str, Any]]) -> None:
+        """After a bulk clear a writer raced: clear what we published off those documents
+        that still hold it, keeping the events the writers added."""
+        published = {
+            doc["_id"]: {_entry_key(event) for event in doc.get("outbox", [])}
+            for doc in docs
+            if not doc.get("deleted")
+        }
+        still = collection.find(
+            {"_id": {"$in": list(published)}, "outbox_pending": True},
+            projection={"outbox": 1, "version": 1},
+        )
+        async for current in still:
+            await OutboxRelay._mark_published(collection, current, published[current["_id"]])
+
+    @staticmethod
+    async def _mark_published(
+        collection: Any, current: Mapping[str, Any] | None, published: set[str]
+    ) -> None:
+        """Clear the ``published`` events off the document, keeping any a racing write added."""
         for _ in range(3):
-            assert current is not None
+            if current is None:
+                return
             outbox = current.get("outbox", [])
             remaining = [e for e in outbox if _entry_key(e) not in published]
-            if current is not doc and len(remaining) == len(outbox):
-                return  # nothing of ours is left: the bulk clear did it
+            if len(remaining) == len(outbox):
+                return  # nothing of ours is left on it
             result = await collection.update_one(
                 {"_id": current["_id"], "version": current["version"]},
                 {
@@ -247,10 +262,8 @@ class OutboxRelay:
             )
             if result.matched_count:
                 return
-            # A write landed between our read and this clear: keep its new events.
+            # Another write landed meanwhile: keep its new events.
             current = await collection.find_one(
-                {"_id": doc["_id"]}, projection={"outbox": 1, "version": 1}
+                {"_id": current["_id"]}, projection={"outbox": 1, "version": 1}
             )
-            if current is None:
-                return
         # Still racing: leave it pending; the next pass republishes (consumers dedupe).
