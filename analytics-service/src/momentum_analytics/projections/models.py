@@ -3,7 +3,7 @@
 - ``analytics_users``: one document per user — timezone, goals (with the active one),
   streak state, per-month totals, and the last days' totals (``recent_days``, what the
   dashboard reads). Every change of a user's days or goals commits here, guarded by
-  ``version`` (optimistic concurrency): the commit point of an event.
+  ``version`` (optimistic concurrency): the last write of an event, after its months.
 - ``analytics_months``: one document per user and month: ``days`` maps "YYYY-MM-DD" to
   that day's minutes over all goals (``t``) and per goal (``g``), and ``logs`` holds each
   daily log of the month as analytics last saw it, with its payload ``version``. A log

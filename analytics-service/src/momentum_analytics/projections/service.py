@@ -13,14 +13,23 @@ Every event is applied as one optimistic attempt, retried on conflict:
    touched days are recent, else from every month); commit the user's projection
    guarded by its version.
 
-Why this converges whatever the delivery order: each month keeps, per log, the state
-the highest version touching that month gave it, and a log's final date is touched by
-its final event, while every month it left was touched by a later move away from it.
+Why this converges whatever the delivery order, once every event has been applied:
+each month keeps, per log, the state the highest version touching that month gave it;
+a log's final date is touched by its final event, and every month it left was touched by
+the later event that moved it away. The price of keeping logs inside months: only that
+moving event names the month left behind, so if it is lost (dead-lettered, trimmed off
+the stream) the log stays counted there until ``momentum-analytics-rebuild --user``.
+(One fact document per log, found by its id, would heal that on the log's next event,
+but costs a write per log in the rebuild and a lookup per event.)
 
-A crash anywhere before the commit leaves the event unacknowledged; its redelivery
-recomputes the same days from the same months, so nothing is counted twice and nothing
-is lost. The guards make two replicas that handle events of the same user at once retry
-instead of overwriting each other.
+A crash before the commit leaves the event unacknowledged, and its redelivery writes
+nothing twice: a month's days are written with its logs, in one document. The user's
+projection is then recomputed for the event's own dates; a day the first attempt took a
+log off in passing (a stale entry of a reordered delivery) is recounted in the user's
+projection when the event that moved the log off that day arrives. Reads of the months
+(weeks before the recent window, the heatmap) may show a change just before its commit.
+The guards make two replicas that handle events of the same user at once retry instead
+of overwriting each other.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -298,6 +307,9 @@ class ProjectionService:
                 deleted=deleted,
             )
         )
+        after = await self.repo.get_user(uid)
+        if after is not None and after.deleted:  # deleted while we wrote: leave nothing
+            await self.repo.wipe_user_data(uid)
 
     # -- logs ------------------------------------------------------------------------------
     async def _logs(self, uid: str, changes: list[LogChange]) -> bool:

@@ -197,6 +197,8 @@ class Rebuilder:
     async def _attempt(self, user_id: str) -> int | None:
         user = await self.repo.get_user(user_id)
         if user is not None and user.deleted:
+            # Deleted meanwhile, perhaps after an earlier attempt wrote: leave nothing.
+            await self.repo.wipe_user_data(user_id)
             return 0
         months, our_targets = await asyncio.gather(
             self.repo.months_of_user(user_id), self.repo.targets_of_user(user_id)
