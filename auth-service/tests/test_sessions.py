@@ -206,3 +206,16 @@ async def test_a_session_expires_a_refresh_lifetime_after_its_newest_refresh_tok
             assert [
                 i["expireAfterSeconds"] for i in ttl.values() if i["key"] == [("refreshed_at", 1)]
             ] == [7200 + 3600]
+
+
+async def test_sessions_stored_before_refreshed_at_existed_get_one_at_start(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings()
+    with MongoClient(settings.mongodb_url, tz_aware=True) as mongo:
+        sessions = mongo[settings.mongodb_db]["sessions"]
+        old = sessions.insert_one({"user_id": "u-old", "created_at": datetime.now(UTC)})
+    async with running(settings):
+        with MongoClient(settings.mongodb_url, tz_aware=True) as mongo:
+            doc = mongo[settings.mongodb_db]["sessions"].find_one({"_id": old.inserted_id})
+    assert doc is not None and isinstance(doc["refreshed_at"], datetime)

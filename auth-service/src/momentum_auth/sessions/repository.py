@@ -17,11 +17,14 @@ SESSION_TTL_MARGIN_S = 3600
 
 
 async def ensure_session_expiry(refresh_token_ttl_seconds: int) -> None:
-    """The TTL index that drops a session after its newest refresh token expired.
+    """The TTL index that drops a session after its newest refresh token expired (and a
+    start for the sessions stored without one).
 
     Its lifetime is a setting, so it is kept here rather than in the model: a changed
     setting changes the existing index (``collMod``) instead of failing start-up."""
     collection = Session.get_pymongo_collection()
+    # Sessions from before refreshed_at existed: from now on, they expire like the rest.
+    await collection.update_many({"refreshed_at": None}, {"$currentDate": {"refreshed_at": True}})
     seconds = refresh_token_ttl_seconds + SESSION_TTL_MARGIN_S
     try:
         await collection.create_index(
