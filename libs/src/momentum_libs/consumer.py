@@ -348,11 +348,18 @@ class StreamConsumer:
                 await self._redis.xack(self.stream, self.group, *(e for e, _, _ in items))
                 return len(items)
         handled = 0
-        for entry_id, fields, _ in items:
-            handled += await self._handle(entry_id, fields, 1)
+        for entry_id, fields, envelope in items:
+            handled += await self._handle(entry_id, fields, 1, envelope)
         return handled
 
-    async def _handle(self, entry_id: Any, fields: Mapping[Any, Any], deliveries: int) -> int:
+    async def _handle(
+        self,
+        entry_id: Any,
+        fields: Mapping[Any, Any],
+        deliveries: int,
+        envelope: Envelope | None = None,
+    ) -> int:
+        """Handle one entry; ``envelope``: its fields already parsed."""
         if deliveries > self._max_deliveries:
             await self._dead_letter(
                 entry_id,
@@ -362,7 +369,7 @@ class StreamConsumer:
             )
             return 1
         try:
-            envelope = Envelope.from_stream_fields(dict(fields))
+            envelope = envelope or Envelope.from_stream_fields(dict(fields))
             await self._handler(envelope)
         except UnknownEventError as exc:
             await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
