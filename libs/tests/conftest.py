@@ -1,9 +1,9 @@
 """Fixtures of the libs tests: a Redis client per test on the shared Redis, helpers."""
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from momentum_libs.testing import waiting
 from redis.asyncio import Redis
 
 
@@ -26,11 +26,8 @@ async def _eventually(
     condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 20.0, step_s: float = 0.02
 ) -> None:
     """Wait until ``condition`` holds; the timeout only bounds a hung test, it asserts no speed."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition never held within {timeout_s}s")
-        await asyncio.sleep(step_s)
+    held = await waiting.eventually(condition, timeout_s=timeout_s, interval_s=step_s)
+    assert held, f"condition never held within {timeout_s}s"
 
 
 @pytest.fixture

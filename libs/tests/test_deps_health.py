@@ -6,11 +6,13 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
+from momentum_libs.background import BackgroundTasks
 from momentum_libs.deps import CurrentUser
 from momentum_libs.health import mongo_check, probe_all, redis_check
 from momentum_libs.mongo import mongo_client
 from momentum_libs.problems import PROBLEM_JSON
 from momentum_libs.settings import ServiceSettings
+from momentum_libs.state import ServiceState, health_router, install_state
 from momentum_libs.stores import free_port
 from momentum_libs.testing.tokens import TestSigner
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
@@ -23,14 +25,23 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 async def test_current_user_accepts_a_token_and_answers_401_problems_otherwise(
-    redis: Redis, namespace: str
+    redis: Redis, namespace: str, mongodb_url: str
 ) -> None:
     signer = TestSigner()
     revocations = SessionRevocations(redis, 60, prefix=f"{namespace}revoked:")
     app = create_service_app("libs-test", ServiceSettings(), lifespan, title="deps")
-    app.state.token_verifier = AccessTokenVerifier(
-        signer.keys, signer.issuer, signer.audience, revocations
+    app.include_router(health_router)
+    settings = ServiceSettings()
+    mongo = mongo_client(mongodb_url, 2000)
+    verifier = AccessTokenVerifier(signer.keys, signer.issuer, signer.audience, revocations)
+    state = ServiceState(
+        settings=settings,
+        mongo=mongo,
+        redis=redis,
+        token_verifier=verifier,
+        background=BackgroundTasks(),
     )
+    install_state(app, state)
 
     @app.get("/me")
     async def me(user: CurrentUser) -> dict[str, str]:
@@ -54,6 +65,11 @@ async def test_current_user_accepts_a_token_and_answers_401_problems_otherwise(
         ended = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
         assert ended.status_code == 401
         assert "session has ended" in ended.json()["detail"]
+
+        health = await client.get("/health/db")
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "mongodb": "ok", "redis": "ok"}
+    await mongo.close()
 
 
 async def test_probes_report_ok_for_live_stores_and_down_for_dead_ones(

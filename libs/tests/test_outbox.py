@@ -13,11 +13,11 @@ from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import (
     OUTBOX_INDEX,
     OutboxDocument,
-    OutboxRelay,
+    OutboxRepository,
     guard,
-    new_with_event,
     update_with_event,
 )
+from momentum_libs.relay import OutboxRelay
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -53,9 +53,7 @@ def event(owner: str, timezone: str) -> Envelope:
 
 async def create(owner: str, text: str) -> tuple[Note, Envelope]:
     ev = event(owner, f"create/{text}")
-    note = new_with_event(Note(owner=owner, text=text), ev)
-    await note.insert()
-    assert isinstance(note, Note)
+    note = await OutboxRepository(Note).insert(Note(owner=owner, text=text), ev)
     return note, ev
 
 
@@ -133,14 +131,14 @@ async def test_a_stale_write_matches_nothing_and_a_deleted_document_takes_no_wri
     await change(note.id, "b")
     collection = Note.get_pymongo_collection()
     lost = await collection.update_one(
-        guard(stale), update_with_event(stale, {"text": "x"}, event("u1", "x"))
+        guard(stale), update_with_event(stale, {"text": "x"}, event("u1", "x"), delete=False)
     )
     assert lost.matched_count == 0
     await change(note.id, "b", delete=True)
     current = await Note.get(note.id)
     assert current is not None
     refused = await collection.update_one(
-        guard(current), update_with_event(current, {"text": "y"}, event("u1", "y"))
+        guard(current), update_with_event(current, {"text": "y"}, event("u1", "y"), delete=False)
     )
     assert refused.matched_count == 0
     final = await raw(note.id)

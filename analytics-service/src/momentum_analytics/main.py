@@ -12,9 +12,11 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
+from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
+from momentum_libs.state import ServiceState, install_state
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
 
 from momentum_analytics.health.router import router as health_router
@@ -69,7 +71,16 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                     group=settings.consumer_group,
                     consumer=consumer.consumer_name,
                 )
-            app.state.token_verifier = verifier
+            install_state(
+                app,
+                ServiceState(
+                    settings=settings,
+                    mongo=mongo,
+                    redis=redis,
+                    token_verifier=verifier,
+                    background=BackgroundTasks(),
+                ),
+            )
             app.state.analytics = State(
                 settings=settings,
                 mongo=mongo,

@@ -11,10 +11,6 @@ class AnalyticsSettings(VerifyingServiceSettings, StreamConsumerSettings):
     )
 
     mongodb_db: str = Field("momentum_analytics", description="MongoDB database of this service")
-    sessions_redis_url: str | None = Field(
-        None,
-        description="Redis holding revoked sessions (unset: REDIS_URL)",
-    )
     consumer_enabled: bool = Field(
         True, description="Run the event consumer inside this process (false: serve reads only)"
     )

@@ -12,11 +12,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from momentum_libs.app import create_service_app
-from momentum_libs.background import stop_background
+from momentum_libs.background import BackgroundTasks, stop_background
 from momentum_libs.mongo import init_documents, mongo_client
-from momentum_libs.outbox import OutboxRelay
 from momentum_libs.problems import problem_response
 from momentum_libs.redis_client import redis_client
+from momentum_libs.relay import OutboxRelay
+from momentum_libs.state import ServiceState, install_state
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
 from pymongo.errors import ConnectionFailure
 
@@ -64,7 +65,7 @@ def _lifespan(settings: AuthSettings) -> Any:
                 revocations,
             )
             relay = OutboxRelay.from_settings(settings, redis, [User])
-            user_repository = UserRepository()
+            user_repository = UserRepository(relay.notify)
             sessions = SessionService(
                 settings,
                 SessionRepository(),
@@ -88,7 +89,16 @@ def _lifespan(settings: AuthSettings) -> Any:
             )
             # Also on app.state: momentum_libs.deps.current_user reads the verifier there,
             # and requests served without Starlette's lifespan (tests) still find the state.
-            app.state.token_verifier = verifier
+            install_state(
+                app,
+                ServiceState(
+                    settings=settings,
+                    mongo=mongo,
+                    redis=redis,
+                    token_verifier=verifier,
+                    background=BackgroundTasks(),
+                ),
+            )
             app.state.auth = state
             yield state
         finally:

@@ -3,7 +3,7 @@
 from typing import Any, TypedDict
 
 from fastapi import Request
-from momentum_libs.outbox import OutboxRelay
+from momentum_libs.relay import OutboxRelay
 from momentum_libs.tokens import AccessTokenVerifier
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 
 def stop_if_cancelling() -> None:
@@ -22,3 +24,18 @@ async def stop_background(task: "asyncio.Task[None]", poll_s: float = 1.0) -> No
         await asyncio.wait({task}, timeout=poll_s)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class BackgroundTasks:
+    """The background loops of one service process: started in its lifespan, all stopped
+    (and awaited) when it ends."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, loop: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(loop, name=name))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*(stop_background(task) for task in tasks))

@@ -62,7 +62,16 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from momentum_libs.background import stop_if_cancelling
-from momentum_libs.events import Envelope, UnknownEventError
+from momentum_libs.events import (
+    DEAD_CONSUMER,
+    DEAD_DELIVERIES,
+    DEAD_ENTRY_ID,
+    DEAD_ERROR,
+    DEAD_GROUP,
+    DEAD_STREAM,
+    Envelope,
+    UnknownEventError,
+)
 from momentum_libs.settings import StreamConsumerSettings
 
 log = structlog.get_logger(__name__)
@@ -71,13 +80,6 @@ Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 """Events of one user in stream order; must do what the handler would do on each in turn."""
 
-# Fields a dead-letter entry carries besides the original entry's own fields.
-DEAD_ERROR = "dead_letter_error"
-DEAD_ENTRY_ID = "dead_letter_entry_id"
-DEAD_STREAM = "dead_letter_stream"
-DEAD_GROUP = "dead_letter_group"
-DEAD_CONSUMER = "dead_letter_consumer"
-DEAD_DELIVERIES = "dead_letter_deliveries"
 
 _MAX_BACKOFF_S = 5.0
 

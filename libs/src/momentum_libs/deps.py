@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from momentum_libs.problems import ProblemError
+from momentum_libs.state import service_state
 from momentum_libs.tokens import (
     AccessClaims,
     AccessTokenVerifier,
@@ -45,7 +46,7 @@ async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AccessClaims:
-    verifier: AccessTokenVerifier = request.app.state.token_verifier
+    verifier = service_state(request).token_verifier
     header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
     return await verify_bearer(verifier, header or request.headers.get("authorization"))
 

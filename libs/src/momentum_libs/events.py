@@ -16,6 +16,14 @@ from momentum_libs.timestamps import UtcDatetime, as_utc
 
 STREAM_FIELD = "event"
 
+# Fields a dead-letter entry carries besides the original entry's own fields.
+DEAD_ERROR = "dead_letter_error"
+DEAD_ENTRY_ID = "dead_letter_entry_id"
+DEAD_STREAM = "dead_letter_stream"
+DEAD_GROUP = "dead_letter_group"
+DEAD_CONSUMER = "dead_letter_consumer"
+DEAD_DELIVERIES = "dead_letter_deliveries"
+
 
 class EventType(StrEnum):
     USER_REGISTERED = "user.registered"

@@ -1,11 +1,10 @@
-"""Transactional outbox, embedded in the changed document itself.
+"""Transactional outbox, embedded in the changed document itself, and the one write path.
 
 A change and the event that tells of it are ONE single-document write: the event is
-pushed onto the document's ``outbox`` array in the same insert or update. So no event
+appended to the document's ``outbox`` array in the same insert or update. So no event
 is lost between a write and its publish, and none is published for a write that did
-not happen. A relay publishes pending events to the Redis stream and then clears them
-off the document; Redis being down only delays it. A crash between XADD and the clear
-may publish an event twice: consumers are idempotent by ``event_id``.
+not happen. The relay (:mod:`momentum_libs.relay`) publishes pending events to the
+Redis stream and then clears them off the document; Redis being down only delays it.
 
 Every write is guarded by the document's ``version`` (optimistic concurrency), and the
 array is always written whole with ``$set``: the embedded MongoDB server corrupts an
@@ -13,36 +12,27 @@ array on ``$push`` of a document, and a whole-array write is right on MongoDB 7 
 The relay bumps ``version`` when it clears, so a writer racing it retries with the
 cleared array instead of re-adding events already published.
 
-An outbox entry that is not a valid envelope (written by hand, or by a bug) would block
-every pass that finds its document: the relay moves it to ``<stream>.dead.outbox`` with
-the validation error instead, and clears it like a published one.
-
 Deletion writes a tombstone (``deleted=True`` plus the event); the relay removes the
 document once its last event is out. Every read must therefore filter ``deleted``.
 
 Why a flag as well as the array: the embedded MongoDB server cannot query an array's
 emptiness, and an indexed boolean lets the relay find pending documents without a scan.
+
+:class:`OutboxRepository` is the only code that writes such documents: services build
+changes and events, repositories (subclasses) add their queries, and every insert,
+guarded update and tombstone goes through the methods below, with the house's one retry
+policy (:mod:`momentum_libs.retry`).
 """
 
-import asyncio
-import contextlib
-import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar, cast
 
-import structlog
 from beanie import Document
-from pydantic import ValidationError
-from pymongo import DeleteOne, IndexModel, UpdateOne
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from bson import ObjectId
+from pymongo import IndexModel
 
-from momentum_libs.background import stop_if_cancelling
-from momentum_libs.consumer import DEAD_ERROR
 from momentum_libs.events import Envelope
-from momentum_libs.settings import OutboxRelaySettings
-
-log = structlog.get_logger(__name__)
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
 
 OUTBOX_INDEX = IndexModel([("outbox_pending", 1)], name="outbox_pending")
 
@@ -56,12 +46,20 @@ class OutboxDocument(Document):
     deleted: bool = False
 
 
-def new_with_event(doc: OutboxDocument, event: Envelope) -> OutboxDocument:
-    """Prepare a document for insert together with its creation event."""
-    doc.version = 1
-    doc.outbox = [event]
-    doc.outbox_pending = True
-    return doc
+D = TypeVar("D", bound=OutboxDocument)
+
+Notify = Callable[[], None]
+"""Wakes the outbox relay after a write (it would find the event at its next sweep anyway)."""
+
+Change = tuple[Mapping[str, Any], Envelope | None]
+"""The fields to set and the event telling of it (None: a change no consumer hears of)."""
+
+Build = Callable[[D], Change | None]
+"""The change to make to a document as read; None: nothing to change."""
+
+
+def _no_relay() -> None:
+    """The notify of a repository no relay serves (tools, tests of the repository alone)."""
 
 
 def guard(doc: OutboxDocument) -> dict[str, Any]:
@@ -70,200 +68,119 @@ def guard(doc: OutboxDocument) -> dict[str, Any]:
 
 
 def update_with_event(
-    doc: OutboxDocument, set_fields: Mapping[str, Any], event: Envelope, *, delete: bool = False
+    doc: OutboxDocument,
+    set_fields: Mapping[str, Any],
+    event: Envelope | None,
+    *,
+    delete: bool = False,
 ) -> dict[str, Any]:
-    """The update of a change to ``doc`` (as read) plus its event; bumps ``version``.
-
-    Apply it with the filter :func:`guard(doc) <guard>`; a zero match means someone
-    else changed the document first: read it again and retry (or answer 404/409).
-    The event's payload ``version`` should be ``doc.version + 1``.
-    """
-    pending = [e.model_dump(mode="json") for e in doc.outbox]
-    fields = {
-        **set_fields,
-        "outbox": [*pending, event.model_dump(mode="json")],
-        "outbox_pending": True,
-    }
+    """The update of a change to ``doc`` (as read) plus its event; bumps ``version``."""
+    fields = dict(set_fields)
+    if event is not None:
+        pending = [e.model_dump(mode="json") for e in doc.outbox]
+        fields["outbox"] = [*pending, event.model_dump(mode="json")]
+        fields["outbox_pending"] = True
     if delete:
         fields["deleted"] = True
     return {"$set": fields, "$inc": {"version": 1}}
 
 
-def _entry_key(entry: Any) -> str:
-    """An outbox entry's identity: its event id, or the whole entry for an invalid one."""
-    if isinstance(entry, Mapping) and isinstance(entry.get("event_id"), str):
-        return str(entry["event_id"])
-    return json.dumps(entry, default=str, sort_keys=True)
+class OutboxRepository(Generic[D]):
+    """Every write of ``model`` documents, each with its event in the same write.
 
-
-class OutboxRelay:
-    """Publishes pending outbox events of the given document classes to one stream.
-
-    Run :meth:`run` as a background task; call :meth:`notify` after a write to publish
-    at once instead of at the next sweep.
+    Subclasses add the reads (all of them filter ``deleted: False`` and carry the
+    owner's ``user_id``). ``notify`` is the relay's: called after each write that left
+    an event, so it is published at once instead of at the next sweep.
     """
 
-    def __init__(
+    def __init__(self, model: type[D], notify: Notify = _no_relay) -> None:
+        self.model = model
+        self._notify = notify
+
+    async def insert(self, doc: D, event: Envelope) -> D:
+        """Insert ``doc`` with its creation event; DuplicateKeyError propagates."""
+        doc.version = 1
+        doc.outbox = [event]
+        doc.outbox_pending = True
+        await doc.insert()
+        self._notify()
+        return doc
+
+    async def write(
+        self, doc: D, fields: Mapping[str, Any], event: Envelope | None, *, delete: bool = False
+    ) -> D | None:
+        """One guarded write of ``fields`` (and ``event``) to ``doc`` as it was read.
+
+        Returns the document as written, or None when it changed (or went) meanwhile.
+        DuplicateKeyError (a unique index) propagates.
+        """
+        collection = self.model.get_pymongo_collection()
+        result = await collection.update_one(
+            guard(doc), update_with_event(doc, fields, event, delete=delete)
+        )
+        if result.matched_count != 1:
+            return None
+        if event is not None:
+            self._notify()
+        changed = {k: v for k, v in fields.items() if not k.startswith("outbox")}
+        changed.update(version=doc.version + 1, deleted=delete or doc.deleted)
+        return cast(D, doc.model_copy(update=changed))
+
+    async def change(
         self,
-        redis: Redis,
-        stream: str,
-        models: Sequence[type[OutboxDocument]],
+        load: Callable[[], Awaitable[D | None]],
+        build: Build[D],
         *,
-        maxlen: int = 1_000_000,
-        sweep_interval_s: float = 1.0,
-        batch_size: int = 500,
-        max_backoff_s: float = 5.0,
-    ) -> None:
-        self._redis = redis
-        self._stream = stream
-        self.dead_letter_stream = f"{stream}.dead.outbox"
-        self._models = list(models)
-        self._maxlen = maxlen
-        self._sweep_interval_s = sweep_interval_s
-        self._batch_size = batch_size
-        self._max_backoff_s = max_backoff_s
-        self._wakeup = asyncio.Event()
+        delete: bool = False,
+        first: D | None = None,
+    ) -> D | None:
+        """Read, build the change, write it guarded; on a lost race read again and retry.
 
-    @classmethod
-    def from_settings(
-        cls, settings: OutboxRelaySettings, redis: Redis, models: Sequence[type[OutboxDocument]]
-    ) -> "OutboxRelay":
-        return cls(
-            redis,
-            settings.events_stream,
-            models,
-            maxlen=settings.events_maxlen,
-            sweep_interval_s=settings.relay_sweep_interval_s,
-            batch_size=settings.relay_batch_size,
-            max_backoff_s=settings.relay_max_backoff_s,
-        )
+        Returns the document as written (as read when ``build`` says there is nothing to
+        change), or None when it is gone. ``first``: the document as already read, used
+        for the first attempt. After :data:`WRITE_ATTEMPTS` lost races: 409.
+        """
+        for attempt in range(WRITE_ATTEMPTS):
+            doc = first if attempt == 0 and first is not None else await load()
+            if doc is None:
+                return None
+            built = build(doc)
+            if built is None:
+                return doc
+            fields, event = built
+            written = await self.write(doc, fields, event, delete=delete)
+            if written is not None:
+                return written
+            await backoff(attempt)
+        raise conflict()
 
-    def notify(self) -> None:
-        self._wakeup.set()
+    async def change_by_id(
+        self,
+        get: Callable[[ObjectId], Awaitable[D | None]],
+        doc_id: ObjectId,
+        build: Build[D],
+        *,
+        delete: bool = False,
+        first: D | None = None,
+    ) -> D | None:
+        """:meth:`change` of the document ``get(doc_id)`` reads."""
 
-    async def run(self) -> None:
-        backoff = 0.1
-        while True:
-            stop_if_cancelling()
-            self._wakeup.clear()
-            try:
-                while await self.drain_once() >= self._batch_size:
-                    pass  # more were waiting: keep going before sleeping
-                backoff = 0.1
-                wait = self._sweep_interval_s
-            except (RedisError, OSError) as exc:
-                log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff)
-                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
-            except Exception:
-                # MongoDB down or anything unexpected: retry, never die.
-                log.exception("outbox_relay_error", retry_in_s=backoff)
-                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a racing cancel.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wakeup.wait()
+        async def load() -> D | None:
+            return await get(doc_id)
 
-    async def drain_once(self) -> int:
-        """Publish what is pending now (up to a batch per model); returns events published."""
-        published = 0
-        for model in self._models:
-            published += await self._drain_model(model)
-        return published
+        return await self.change(load, build, delete=delete, first=first)
 
-    async def _drain_model(self, model: type[OutboxDocument]) -> int:
-        collection = model.get_pymongo_collection()
-        docs = await collection.find(
-            {"outbox_pending": True},
-            projection={"outbox": 1, "version": 1, "deleted": 1},
-            limit=self._batch_size,
-        ).to_list()
-        if not docs:
-            return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
+    async def tombstone_each(
+        self,
+        batch: Callable[[], Awaitable[list[D]]],
+        get: Callable[[ObjectId], Awaitable[D | None]],
+        build: Build[D],
+    ) -> int:
+        """Tombstone, each with its event, every document ``batch`` finds until it finds none."""
+        deleted = 0
+        while docs := await batch():
             for doc in docs:
-                for event in doc.get("outbox", []):
-                    self._publish(pipe, doc, event)
-            results = await pipe.execute()
-        if not await self._clear_all(collection, docs):
-            await self._clear_raced(collection, docs)
-        return len(results)
-
-    def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> None:
-        try:
-            fields = Envelope.model_validate(event).to_stream_fields()
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            log.error(  # no input values: an entry may hold a user's text
-                "outbox_entry_invalid",
-                document=str(doc["_id"]),
-                errors=exc.error_count(),
-                first_error=f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
-                dead_letter_stream=self.dead_letter_stream,
-            )
-            dead = {
-                DEAD_ERROR: f"not a valid event: {exc}"[:2000],
-                "document": str(doc["_id"]),
-                "entry": json.dumps(event, default=str),
-            }
-            pipe.xadd(self.dead_letter_stream, dead)
-            return
-        pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
-
-    @staticmethod
-    async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:
-        """Clear every document's outbox in one round trip; False if a write raced any.
-
-        A tombstone changes no more: once published, it goes."""
-        ops: list[Any] = []
-        for doc in docs:
-            guard = {"_id": doc["_id"], "version": doc["version"]}
-            if doc.get("deleted"):
-                ops.append(DeleteOne(guard))
-            else:
-                clear = {"$set": {"outbox": [], "outbox_pending": False}, "$inc": {"version": 1}}
-                ops.append(UpdateOne(guard, clear))
-        result = await collection.bulk_write(ops, ordered=False)
-        return bool(result.matched_count + result.deleted_count == len(ops))
-
-    @staticmethod
-    async def _clear_raced(collection: Any, docs: list[Mapping[str, Any]]) -> None:
-        """After a bulk clear a writer raced: clear what we published off those documents
-        that still hold it, keeping the events the writers added."""
-        published = {
-            doc["_id"]: {_entry_key(event) for event in doc.get("outbox", [])}
-            for doc in docs
-            if not doc.get("deleted")
-        }
-        still = collection.find(
-            {"_id": {"$in": list(published)}, "outbox_pending": True},
-            projection={"outbox": 1, "version": 1},
-        )
-        async for current in still:
-            await OutboxRelay._mark_published(collection, current, published[current["_id"]])
-
-    @staticmethod
-    async def _mark_published(
-        collection: Any, current: Mapping[str, Any] | None, published: set[str]
-    ) -> None:
-        """Clear the ``published`` events off the document, keeping any a racing write added."""
-        for _ in range(3):
-            if current is None:
-                return
-            outbox = current.get("outbox", [])
-            remaining = [e for e in outbox if _entry_key(e) not in published]
-            if len(remaining) == len(outbox):
-                return  # nothing of ours is left on it
-            result = await collection.update_one(
-                {"_id": current["_id"], "version": current["version"]},
-                {
-                    "$set": {"outbox": remaining, "outbox_pending": bool(remaining)},
-                    "$inc": {"version": 1},
-                },
-            )
-            if result.matched_count:
-                return
-            # Another write landed meanwhile: keep its new events.
-            current = await collection.find_one(
-                {"_id": current["_id"]}, projection={"outbox": 1, "version": 1}
-            )
-        # Still racing: leave it pending; the next pass republishes (consumers dedupe).
+                assert doc.id is not None
+                if await self.change_by_id(get, doc.id, build, delete=True, first=doc):
+                    deleted += 1
+        return deleted

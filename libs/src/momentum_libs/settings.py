@@ -98,6 +98,10 @@ class VerifyingServiceSettings(ServiceSettings):
         validation_alias=_shared("MOMENTUM_JWKS_CACHE_SECONDS"),
         description="How long fetched public keys are reused",
     )
+    sessions_redis_url: str | None = Field(
+        None,
+        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL)",
+    )
 
     @model_validator(mode="after")
     def _jwks_over_tls_in_production(self) -> "VerifyingServiceSettings":

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
-from momentum_libs.outbox import OutboxRelay
+from momentum_libs.relay import OutboxRelay
 
 from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.store import Notify

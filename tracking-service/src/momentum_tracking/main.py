@@ -8,11 +8,12 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
-from momentum_libs.background import stop_background
+from momentum_libs.background import BackgroundTasks, stop_background
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import init_documents, mongo_client
-from momentum_libs.outbox import OutboxRelay
 from momentum_libs.redis_client import redis_client
+from momentum_libs.relay import OutboxRelay
+from momentum_libs.state import ServiceState, install_state
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
 
 from momentum_tracking.goals.models import Goal
@@ -60,6 +61,16 @@ def create_app(
         consumer = StreamConsumer.from_settings(
             settings, consumer_redis, UserEventsHandler(relay.notify)
         )
+        install_state(
+            app,
+            ServiceState(
+                settings=settings,
+                mongo=mongo,
+                redis=redis,
+                token_verifier=verifier,
+                background=BackgroundTasks(),
+            ),
+        )
         app.state.mongo = mongo
         app.state.redis = redis
         app.state.relay = relay
@@ -86,7 +97,6 @@ def create_app(
         description="Goals, weekly targets and daily logs; every change is published as an "
         "event through a transactional outbox.",
     )
-    app.state.token_verifier = verifier
     app.include_router(goals_router)
     app.include_router(targets_router)
     app.include_router(logs_router)

@@ -17,10 +17,6 @@ class TrackingSettings(VerifyingServiceSettings, OutboxRelaySettings, StreamCons
     )
 
     mongodb_db: str = Field("momentum_tracking", description="MongoDB database of this service")
-    sessions_redis_url: str | None = Field(
-        None,
-        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL)",
-    )
     idempotency_ttl_s: int = Field(
         DAY_S, ge=DAY_S, description="How long an Idempotency-Key is remembered (seconds, >= 1 day)"
     )

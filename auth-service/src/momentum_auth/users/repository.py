@@ -6,7 +6,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from momentum_libs.events import Envelope
-from momentum_libs.outbox import guard, new_with_event, update_with_event
+from momentum_libs.outbox import Notify, OutboxRepository
 from pymongo.errors import DuplicateKeyError
 
 from momentum_auth.users.models import User
@@ -23,14 +23,15 @@ def _object_id(user_id: str) -> PydanticObjectId | None:
         return None
 
 
-class UserRepository:
-    async def insert(self, user: User, event: Envelope) -> User:
-        new_with_event(user, event)
+class UserRepository(OutboxRepository[User]):
+    def __init__(self, notify: Notify) -> None:
+        super().__init__(User, notify)
+
+    async def insert(self, doc: User, event: Envelope) -> User:
         try:
-            await user.insert()
+            return await super().insert(doc, event)
         except DuplicateKeyError as exc:
             raise EmailTakenError from exc
-        return user
 
     async def get(self, user_id: str) -> User | None:
         oid = _object_id(user_id)
@@ -50,9 +51,4 @@ class UserRepository:
         delete: bool = False,
     ) -> bool:
         """Apply a change to ``user`` as read; False if someone changed it first (re-read)."""
-        if event is not None:
-            update = update_with_event(user, set_fields, event, delete=delete)
-        else:
-            update = {"$set": dict(set_fields), "$inc": {"version": 1}}
-        result = await User.get_pymongo_collection().update_one(guard(user), update)
-        return result.matched_count == 1
+        return await self.write(user, set_fields, event, delete=delete) is not None

@@ -6,8 +6,8 @@ import structlog
 from beanie import PydanticObjectId
 from momentum_libs.deps import unauthorized
 from momentum_libs.events import Envelope, EventType, UserDeletedPayload, UserPayload
-from momentum_libs.outbox import OutboxRelay
 from momentum_libs.problems import ProblemError
+from momentum_libs.relay import OutboxRelay
 from momentum_libs.tokens import AccessClaims
 
 from momentum_auth.clock import utcnow

@@ -3,14 +3,16 @@
 from datetime import datetime
 
 from bson import ObjectId
+from momentum_libs.events import Envelope
+from momentum_libs.outbox import OutboxRepository
 
 from momentum_tracking.common import keyset_after
 from momentum_tracking.goals.models import Goal
 
 
-async def insert(goal: Goal) -> None:
+async def insert(goal: Goal, event: Envelope) -> None:
     """Insert a new goal; raises DuplicateKeyError when the user already has an active one."""
-    await goal.insert()
+    await OutboxRepository(Goal).insert(goal, event)
 
 
 async def get(user_id: str, goal_id: ObjectId) -> Goal | None:

@@ -5,7 +5,6 @@ from typing import Any, cast
 
 from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
-from momentum_libs.outbox import new_with_event
 from momentum_libs.problems import ProblemError, validation_problem
 from momentum_libs.timestamps import as_utc
 from pymongo.errors import DuplicateKeyError
@@ -76,9 +75,9 @@ async def create(user_id: str, data: GoalCreate, notify: Notify) -> Goal:
             created_at=t,
             updated_at=t,
         )
-        new_with_event(goal, goal_event(EventType.GOAL_CREATED, goal, 1))
+        created_event = goal_event(EventType.GOAL_CREATED, goal, 1)
         try:
-            await repository.insert(goal)
+            await repository.insert(goal, created_event)
         except DuplicateKeyError:
             if not active:
                 raise

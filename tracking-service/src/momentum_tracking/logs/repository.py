@@ -4,15 +4,17 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from momentum_libs.events import Envelope
+from momentum_libs.outbox import OutboxRepository
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import keyset_after
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 
 
-async def insert(log: DailyLog) -> None:
+async def insert(log: DailyLog, event: Envelope) -> None:
     """Insert; raises DuplicateKeyError when a log with this id exists already."""
-    await log.insert()
+    await OutboxRepository(DailyLog).insert(log, event)
 
 
 async def get(user_id: str, log_id: ObjectId) -> DailyLog | None:

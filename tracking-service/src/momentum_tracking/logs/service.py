@@ -7,7 +7,6 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
-from momentum_libs.outbox import new_with_event
 from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
 
@@ -65,8 +64,8 @@ async def create(
         created_at=t,
         updated_at=t,
     )
-    new_with_event(log, log_event(EventType.LOG_CREATED, log, 1))
-    await repository.insert(log)
+    created_event = log_event(EventType.LOG_CREATED, log, 1)
+    await repository.insert(log, created_event)
     notify()
     return log
 

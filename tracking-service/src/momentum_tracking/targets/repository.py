@@ -3,14 +3,16 @@
 from typing import Any
 
 from bson import ObjectId
+from momentum_libs.events import Envelope
+from momentum_libs.outbox import OutboxRepository
 
 from momentum_tracking.common import keyset_after
 from momentum_tracking.targets.models import WeeklyTarget
 
 
-async def insert(target: WeeklyTarget) -> None:
+async def insert(target: WeeklyTarget, event: Envelope) -> None:
     """Insert; raises DuplicateKeyError when the goal already has a target that week."""
-    await target.insert()
+    await OutboxRepository(WeeklyTarget).insert(target, event)
 
 
 async def get(user_id: str, target_id: ObjectId) -> WeeklyTarget | None:

@@ -5,7 +5,6 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.events import Envelope, EventType, TargetPayload
-from momentum_libs.outbox import new_with_event
 from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
@@ -70,9 +69,9 @@ async def create(user_id: str, data: TargetCreate, notify: Notify) -> WeeklyTarg
         created_at=t,
         updated_at=t,
     )
-    new_with_event(target, target_event(EventType.TARGET_CREATED, target, 1))
+    created_event = target_event(EventType.TARGET_CREATED, target, 1)
     try:
-        await repository.insert(target)
+        await repository.insert(target, created_event)
     except DuplicateKeyError:
         raise ProblemError(
             409, f"This goal already has a weekly target for the week of {week}."
