@@ -51,13 +51,20 @@ def table(rows: dict[str, tuple[Any, str]]) -> str:
 
 
 def render() -> str:
-    shared = env_settings(VerifyingServiceSettings)
+    services = {service: env_settings(load(path)) for service, path in SETTINGS_CLASSES.items()}
+    # Shared: the base's settings whose env var is the same in every service (a field
+    # without a shared alias takes each service's prefix, and is listed under each).
+    shared = {
+        k: v
+        for k, v in env_settings(VerifyingServiceSettings).items()
+        if any(k in envs for envs in services.values())
+    }
     parts = [
         "#### Shared by every service (the two JWKS ones: every service but auth)\n",
         table(shared),
     ]
-    for service, path in SETTINGS_CLASSES.items():
-        own = {k: v for k, v in env_settings(load(path)).items() if k not in shared}
+    for service, envs in services.items():
+        own = {k: v for k, v in envs.items() if k not in shared}
         parts += [f"\n#### {service}\n", table(own)]
     return "\n".join(parts)
 

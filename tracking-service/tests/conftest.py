@@ -1,6 +1,8 @@
 """Fixtures: the tracking app in-process on real stores, and tokens from a test signer."""
 
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -8,8 +10,11 @@ import pytest
 from momentum_libs.testing.tokens import TestSigner
 from momentum_tracking.main import create_app
 from momentum_tracking.settings import TrackingSettings
-from momentum_tracking.testing import Api
 from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).parent))  # tracking_support, beside this file
+
+from tracking_support import Api
 
 
 @pytest.fixture(scope="session")

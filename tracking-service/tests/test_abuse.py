@@ -1,7 +1,7 @@
 """Hostile input is a 4xx, never a 5xx."""
 
 import pytest
-from momentum_tracking.testing import Api
+from tracking_support import Api
 
 
 @pytest.mark.parametrize(

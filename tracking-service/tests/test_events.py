@@ -7,8 +7,8 @@ from momentum_tracking.goals.models import Goal
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.targets.models import WeeklyTarget
-from momentum_tracking.testing import Api, drained, eventually, of_type, stream_events
 from redis.asyncio import Redis
+from tracking_support import Api, drained, eventually, of_type, stream_events
 
 
 async def test_log_lifecycle_events_carry_versions_and_old_new(

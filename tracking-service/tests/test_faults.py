@@ -18,15 +18,15 @@ from momentum_libs.testing.plugin import OwnMongo, OwnRedis
 from momentum_libs.testing.tokens import TestSigner
 from momentum_tracking.main import create_app
 from momentum_tracking.settings import TrackingSettings
-from momentum_tracking.testing import (
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+from tracking_support import (
     drained,
     eventually,
     of_type,
     pending_events,
     stream_events,
 )
-from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
 
 async def test_redis_down_delays_events_but_loses_none(

@@ -8,8 +8,8 @@ import pytest
 from momentum_libs.events import EventType
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.settings import TrackingSettings
-from momentum_tracking.testing import Api, eventually, of_type, stream_events
 from redis.asyncio import Redis
+from tracking_support import Api, eventually, of_type, stream_events
 
 OTHER_ID = "0123456789abcdef01234567"
 

@@ -1,6 +1,6 @@
 """GET /health/db does real round trips; OpenAPI documents every error a route answers."""
 
-from momentum_tracking.testing import Api
+from tracking_support import Api
 
 
 async def test_health_db_ok(api: Api) -> None:

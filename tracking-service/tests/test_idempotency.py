@@ -5,15 +5,15 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from momentum_libs.clock import utcnow as now
 from momentum_libs.events import EventType
-from momentum_tracking.common import now
-from momentum_tracking.logs import repository
 from momentum_tracking.logs.models import IdempotencyRecord
+from momentum_tracking.logs.repository import IdempotencyRepository
 from momentum_tracking.logs.schemas import LogCreate
 from momentum_tracking.logs.service import request_hash
 from momentum_tracking.settings import TrackingSettings
-from momentum_tracking.testing import Api, drained, of_type, stream_events
 from redis.asyncio import Redis
+from tracking_support import Api, drained, of_type, stream_events
 
 
 async def _post(api: Api, h: dict[str, str], key: str, body: dict[str, Any]) -> Any:
@@ -83,7 +83,7 @@ async def test_in_flight_is_409_and_an_abandoned_claim_is_finished_with_its_log_
         lease_until=t + timedelta(seconds=60),
         expires_at=t + timedelta(seconds=settings.idempotency_ttl_s),
     )
-    assert await repository.claim_key(claim)
+    assert await IdempotencyRepository().claim_key(claim)
     r = await _post(api, h, "busy", body)
     assert r.status_code == 409
     assert (await api.client.get("/daily-logs", headers=h)).json()["items"] == []
@@ -91,7 +91,7 @@ async def test_in_flight_is_409_and_an_abandoned_claim_is_finished_with_its_log_
     # The first request died: once its lease is over, a retry finishes it, with its log id.
     expired = t - timedelta(seconds=1)
     dead = claim.model_copy(update={"id": f"{user_id}:dead", "lease_until": expired})
-    assert await repository.claim_key(dead)
+    assert await IdempotencyRepository().claim_key(dead)
     r = await _post(api, h, "dead", body)
     assert r.status_code == 201, r.text
     assert r.json()["id"] == dead.log_id
@@ -120,7 +120,7 @@ async def test_a_key_is_remembered_at_least_a_day(api: Api) -> None:
     before = now()
     body = {"goal_id": goal["id"], "date": "2026-11-20", "minutes": 5}
     assert (await _post(api, h, "k", body)).status_code == 201
-    record = await repository.get_key(f"{user_id}:k")
+    record = await IdempotencyRepository().get_key(f"{user_id}:k")
     assert record is not None
     assert record.state == "done"
     assert record.expires_at - before >= timedelta(hours=24)

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from momentum_tracking.testing import Api
+from tracking_support import Api
 
 
 def today() -> date:

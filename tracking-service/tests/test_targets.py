@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from momentum_tracking.testing import Api
+from tracking_support import Api
 
 MONDAY = "2026-11-16"
 

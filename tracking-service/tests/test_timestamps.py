@@ -8,7 +8,7 @@ change) is where a naive timestamp would show.
 import re
 from typing import Any
 
-from momentum_tracking.testing import Api
+from tracking_support import Api
 
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 

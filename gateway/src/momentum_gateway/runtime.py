@@ -3,7 +3,7 @@
 Everything is made in the lifespan (inside the server's event loop) and closed there.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -32,11 +32,11 @@ def _origin(url: str) -> str:
 
 
 def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
-    """One client; under it, one connection pool per service (httpx mounts).
+    """The gateway's httpx client: JWKS, health checks, OpenAPI fetches and the
+    ``CONNECT`` fallback of the proxy (proxied requests go over aiohttp, upstream.py).
 
-    A pool per service keeps a slow service from taking every connection, and keeps
-    each pool small: httpcore's pool does bookkeeping over all its connections on
-    every request, which measurably costs throughput as a single pool grows.
+    One connection pool per service (httpx mounts), so a service that hangs cannot take
+    the connections the checks of the others need.
     """
     limits = httpx.Limits(
         max_connections=settings.max_connections,
@@ -71,18 +71,22 @@ class Runtime:
     settings: GatewaySettings
     client: httpx.AsyncClient
     redis: "Redis"
+    sessions_redis: "Redis"
     mongo: AsyncMongoClient[dict[str, Any]]
     verifier: AccessTokenVerifier
     openapi: OpenApiCache
     upstreams: dict[str, Upstream]
-    # The timeouts of a request built without client.build_request (see proxy.py).
-    timeout: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: GatewaySettings, own_openapi: OpenApiCache.Own) -> "Runtime":
         client = make_client(settings)
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
-        revocations = SessionRevocations(redis, keep_seconds=settings.revoked_session_ttl_seconds)
+        sessions_redis = redis
+        if settings.sessions_redis_url:
+            sessions_redis = redis_client(settings.sessions_redis_url, settings.store_timeout_ms)
+        revocations = SessionRevocations(
+            sessions_redis, keep_seconds=settings.revoked_session_ttl_seconds
+        )
         keys = JwksKeys(settings.jwks_url, client, cache_seconds=settings.jwks_cache_seconds)
         verifier = RememberingVerifier(
             keys, settings.jwt_issuer, settings.jwt_audience, revocations
@@ -99,11 +103,11 @@ class Runtime:
             settings=settings,
             client=client,
             redis=redis,
+            sessions_redis=sessions_redis,
             mongo=mongo_client(settings.mongodb_url, settings.store_timeout_ms),
             verifier=verifier,
             openapi=openapi,
             upstreams=open_upstreams(upstream_urls, settings, client),
-            timeout=client.timeout.as_dict(),
         )
 
     async def close(self) -> None:
@@ -111,6 +115,8 @@ class Runtime:
             await upstream.close()
         await self.client.aclose()
         await self.redis.aclose()
+        if self.sessions_redis is not self.redis:
+            await self.sessions_redis.aclose()
         await self.mongo.close()
 
 

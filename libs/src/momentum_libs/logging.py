@@ -105,5 +105,5 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("pymongo", "httpx", "httpcore", "faststream"):
+    for noisy in ("pymongo", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))

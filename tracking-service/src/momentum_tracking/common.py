@@ -1,44 +1,27 @@
-"""Small helpers every domain uses: ids, clocks, keyset cursors, list pages, problems."""
+"""Small helpers every domain uses: keyset cursors, list pages, dates, problems."""
 
 import base64
 import binascii
 import json
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
 from beanie import Document
 from bson import ObjectId
-from bson.errors import InvalidId
 from fastapi import Query
+from momentum_libs.ids import parse_object_id
 from momentum_libs.problems import ProblemError, validation_problem
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
 D = TypeVar("D", bound=Document)
 
-MAX_WRITE_ATTEMPTS = 20
-"""Version-guarded writes retry this often when another writer (or the relay) got there first."""
-
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1-200)")]
 Cursor = Annotated[
     str | None, Query(description="The previous page's next_cursor; omit for the first page")
 ]
-
-
-def now() -> datetime:
-    """UTC now, truncated to what BSON keeps (milliseconds), so cursors compare exactly."""
-    t = datetime.now(UTC)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
-def parse_object_id(value: str) -> ObjectId | None:
-    """An id from a client; None when it cannot be one of ours (the caller answers 404)."""
-    try:
-        return ObjectId(value)
-    except (InvalidId, TypeError):
-        return None
 
 
 def not_found(what: str) -> ProblemError:
@@ -128,6 +111,26 @@ async def dated_page(
 def keyset_after(field: str, key: Any, oid: ObjectId) -> dict[str, Any]:
     """Filter for the items after (key, id) in (field desc, _id desc) order."""
     return {"$or": [{field: {"$lt": key}}, {field: key, "_id": {"$lt": oid}}]}
+
+
+def dated_query(
+    field: str,
+    user_id: str,
+    goal_id: str | None,
+    first: str | None,
+    last: str | None,
+    after: tuple[str, ObjectId] | None,
+) -> dict[str, Any]:
+    """The filter of a page of a user's dated list: by goal, ``field`` in [first, last]."""
+    query: dict[str, Any] = {"user_id": user_id, "deleted": False}
+    if goal_id is not None:
+        query["goal_id"] = goal_id
+    bounds = {op: v for op, v in (("$gte", first), ("$lte", last)) if v is not None}
+    if bounds:
+        query[field] = bounds
+    if after is not None:
+        query.update(keyset_after(field, after[0], after[1]))
+    return query
 
 
 def iso_date(value: date) -> str:

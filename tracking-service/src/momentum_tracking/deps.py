@@ -1,27 +1,41 @@
 """FastAPI dependencies of this service, as ``Annotated`` aliases."""
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
-from momentum_libs.relay import OutboxRelay
+from momentum_libs.state import service_state
 
-from momentum_tracking.settings import TrackingSettings
-from momentum_tracking.store import Notify
-
-
-def _settings(request: Request) -> TrackingSettings:
-    settings: TrackingSettings = request.app.state.settings
-    return settings
+from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.goals.service import GoalService
+from momentum_tracking.logs.service import LogService
+from momentum_tracking.state import TrackingState
+from momentum_tracking.targets.service import TargetService
 
 
-def _notify(request: Request) -> Notify:
-    relay: OutboxRelay = request.app.state.relay
-    return relay.notify
+def _state(request: Request) -> TrackingState:
+    return cast(TrackingState, service_state(request))
 
 
-Settings = Annotated[TrackingSettings, Depends(_settings)]
-Notifier = Annotated[Notify, Depends(_notify)]
-"""Wakes the outbox relay after a write."""
+def _goals(request: Request) -> GoalService:
+    return _state(request).goals
 
-__all__ = ["CurrentUser", "Notifier", "Settings"]
+
+def _targets(request: Request) -> TargetService:
+    return _state(request).targets
+
+
+def _logs(request: Request) -> LogService:
+    return _state(request).logs
+
+
+def _erasure(request: Request) -> ErasureService:
+    return _state(request).erasure
+
+
+Goals = Annotated[GoalService, Depends(_goals)]
+Targets = Annotated[TargetService, Depends(_targets)]
+Logs = Annotated[LogService, Depends(_logs)]
+Erasure = Annotated[ErasureService, Depends(_erasure)]
+
+__all__ = ["CurrentUser", "Erasure", "Goals", "Logs", "Targets"]

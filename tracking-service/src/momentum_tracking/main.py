@@ -1,6 +1,5 @@
 """The tracking-service app: ``uvicorn --factory momentum_tracking.main:create_app``."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -8,23 +7,29 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
-from momentum_libs.background import BackgroundTasks, stop_background
+from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
-from momentum_libs.state import ServiceState, install_state
-from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
+from momentum_libs.state import health_router, install_state, jwks_token_verifier
+from momentum_libs.tokens import KeyLookup
 
+from momentum_tracking.erasure.service import ErasureService, UserEventsHandler
 from momentum_tracking.goals.models import Goal
+from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.router import router as goals_router
-from momentum_tracking.health import router as health_router
+from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
+from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
 from momentum_tracking.logs.router import router as logs_router
+from momentum_tracking.logs.service import LogService
 from momentum_tracking.settings import TrackingSettings
+from momentum_tracking.state import TrackingState
 from momentum_tracking.targets.models import WeeklyTarget
+from momentum_tracking.targets.repository import TargetRepository
 from momentum_tracking.targets.router import router as targets_router
-from momentum_tracking.users.service import UserEventsHandler
+from momentum_tracking.targets.service import TargetService
 
 log = structlog.get_logger(__name__)
 
@@ -36,58 +41,19 @@ def create_app(
     settings: TrackingSettings | None = None, *, token_keys: KeyLookup | None = None
 ) -> FastAPI:
     settings = settings or TrackingSettings()
-    http = httpx.AsyncClient()
-    sessions_redis = redis_client(
-        settings.sessions_redis_url or settings.redis_url, settings.store_timeout_ms
-    )
-    keys = token_keys or JwksKeys(settings.jwks_url, http, settings.jwks_cache_seconds)
-    verifier = AccessTokenVerifier(
-        keys,
-        settings.jwt_issuer,
-        settings.jwt_audience,
-        # keep_seconds matters only to revoke(), which auth-service does, not us.
-        SessionRevocations(sessions_redis, keep_seconds=3600),
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
-        redis = redis_client(settings.redis_url, settings.store_timeout_ms)
-        consumer_redis = redis_client(
-            settings.redis_url, settings.store_timeout_ms, block_ms=settings.consumer_block_ms
-        )
-        await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
-        relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
-        consumer = StreamConsumer.from_settings(
-            settings, consumer_redis, UserEventsHandler(relay.notify)
-        )
-        install_state(
-            app,
-            ServiceState(
-                settings=settings,
-                mongo=mongo,
-                redis=redis,
-                token_verifier=verifier,
-                background=BackgroundTasks(),
-            ),
-        )
-        app.state.mongo = mongo
-        app.state.redis = redis
-        app.state.relay = relay
-        app.state.consumer = consumer
-        tasks = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(consumer.run(), name="user-events-consumer"),
-        ]
-        log.info("tracking_started", database=settings.mongodb_db, stream=settings.events_stream)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            state = await _build(settings, token_keys, stack)
+            install_state(app, state)
+            state.background.start(state.relay.run(), "outbox-relay")
+            state.background.start(state.consumer.run(), "user-events-consumer")
+            stack.push_async_callback(state.background.stop)
+            log.info(
+                "tracking_started", database=settings.mongodb_db, stream=settings.events_stream
+            )
             yield
-        finally:
-            await asyncio.gather(*(stop_background(task) for task in tasks))
-            for client in (redis, consumer_redis, sessions_redis):
-                await client.aclose()
-            await http.aclose()
-            await mongo.close()
 
     app = create_service_app(
         "tracking",
@@ -102,3 +68,46 @@ def create_app(
     app.include_router(logs_router)
     app.include_router(health_router)
     return app
+
+
+async def _build(
+    settings: TrackingSettings, token_keys: KeyLookup | None, stack: contextlib.AsyncExitStack
+) -> TrackingState:
+    """Every client, repository and service of the process, built once; closed by ``stack``."""
+    timeout_ms = settings.store_timeout_ms
+    http = httpx.AsyncClient()
+    stack.push_async_callback(http.aclose)
+    mongo = mongo_client(settings.mongodb_url, timeout_ms)
+    stack.push_async_callback(mongo.close)
+    redis = redis_client(settings.redis_url, timeout_ms)
+    stack.push_async_callback(redis.aclose)
+    consumer_redis = redis_client(
+        settings.redis_url, timeout_ms, block_ms=settings.consumer_block_ms
+    )
+    stack.push_async_callback(consumer_redis.aclose)
+    sessions_redis = redis
+    if settings.sessions_redis_url:
+        sessions_redis = redis_client(settings.sessions_redis_url, timeout_ms)
+        stack.push_async_callback(sessions_redis.aclose)
+    await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
+
+    relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
+    goal_repository = GoalRepository(relay.notify)
+    target_repository = TargetRepository(relay.notify)
+    log_repository = LogRepository(relay.notify)
+    key_repository = IdempotencyRepository()
+    goals = GoalService(goal_repository)
+    erasure = ErasureService(goal_repository, target_repository, log_repository, key_repository)
+    return TrackingState(
+        settings=settings,
+        mongo=mongo,
+        redis=redis,
+        token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
+        background=BackgroundTasks(),
+        relay=relay,
+        consumer=StreamConsumer.from_settings(settings, consumer_redis, UserEventsHandler(erasure)),
+        goals=goals,
+        targets=TargetService(target_repository, goals),
+        logs=LogService(log_repository, key_repository, goals, settings),
+        erasure=erasure,
+    )

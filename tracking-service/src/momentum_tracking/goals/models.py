@@ -1,8 +1,9 @@
-"""The ``goals`` collection (analytics rebuilds from it: keep the field names)."""
+"""The ``goals`` collection, named by the storage contract (momentum_libs.tracking_store)."""
 
 from datetime import datetime
 
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.tracking_store import GOALS
 from pymongo import IndexModel
 
 
@@ -20,7 +21,7 @@ class Goal(OutboxDocument):
     updated_at: datetime
 
     class Settings:
-        name = "goals"
+        name = GOALS
         indexes = [
             OUTBOX_INDEX,
             IndexModel([("user_id", 1), ("created_at", -1)], name="user_created"),

@@ -4,8 +4,7 @@ from fastapi import APIRouter, Query, Response
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
-from momentum_tracking.deps import CurrentUser, Notifier
-from momentum_tracking.goals import service
+from momentum_tracking.deps import CurrentUser, Erasure, Goals
 from momentum_tracking.goals.schemas import GoalCreate, GoalRead, GoalUpdate
 
 router = APIRouter(prefix="/goals", tags=["goals"])
@@ -17,8 +16,8 @@ router = APIRouter(prefix="/goals", tags=["goals"])
     summary="Create a goal (a user's first goal is created active)",
     responses=problem_responses(401, 422, 503),
 )
-async def create_goal(body: GoalCreate, user: CurrentUser, notify: Notifier) -> GoalRead:
-    return GoalRead.from_doc(await service.create(user.user_id, body, notify))
+async def create_goal(body: GoalCreate, user: CurrentUser, goals: Goals) -> GoalRead:
+    return GoalRead.from_document(await goals.create(user.user_id, body))
 
 
 @router.get(
@@ -28,17 +27,18 @@ async def create_goal(body: GoalCreate, user: CurrentUser, notify: Notifier) -> 
 )
 async def list_goals(
     user: CurrentUser,
+    goals: Goals,
     is_active: Annotated[bool | None, Query(description="Only active (or inactive) goals")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[GoalRead]:
-    goals, next_cursor = await service.list_page(user.user_id, is_active, cursor, limit)
-    return Page(items=[GoalRead.from_doc(g) for g in goals], next_cursor=next_cursor)
+    page, next_cursor = await goals.list_page(user.user_id, is_active, cursor, limit)
+    return Page(items=[GoalRead.from_document(g) for g in page], next_cursor=next_cursor)
 
 
 @router.get("/{goal_id}", summary="Get a goal", responses=problem_responses(401, 404, 503))
-async def get_goal(goal_id: str, user: CurrentUser) -> GoalRead:
-    return GoalRead.from_doc(await service.get(user.user_id, goal_id))
+async def get_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
+    return GoalRead.from_document(await goals.get(user.user_id, goal_id))
 
 
 @router.patch(
@@ -46,10 +46,8 @@ async def get_goal(goal_id: str, user: CurrentUser) -> GoalRead:
     summary="Change a goal (only the fields given; null clears an optional one)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def update_goal(
-    goal_id: str, body: GoalUpdate, user: CurrentUser, notify: Notifier
-) -> GoalRead:
-    return GoalRead.from_doc(await service.update(user.user_id, goal_id, body, notify))
+async def update_goal(goal_id: str, body: GoalUpdate, user: CurrentUser, goals: Goals) -> GoalRead:
+    return GoalRead.from_document(await goals.update(user.user_id, goal_id, body))
 
 
 @router.delete(
@@ -58,8 +56,8 @@ async def update_goal(
     summary="Delete a goal with its weekly targets and daily logs",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_goal(goal_id: str, user: CurrentUser, notify: Notifier) -> Response:
-    await service.delete(user.user_id, goal_id, notify)
+async def delete_goal(goal_id: str, user: CurrentUser, erasure: Erasure) -> Response:
+    await erasure.erase_goal(user.user_id, goal_id)
     return Response(status_code=204)
 
 
@@ -68,5 +66,5 @@ async def delete_goal(goal_id: str, user: CurrentUser, notify: Notifier) -> Resp
     summary="Make this the one active goal (the previous one is deactivated)",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def activate_goal(goal_id: str, user: CurrentUser, notify: Notifier) -> GoalRead:
-    return GoalRead.from_doc(await service.activate(user.user_id, goal_id, notify))
+async def activate_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
+    return GoalRead.from_document(await goals.activate(user.user_id, goal_id))

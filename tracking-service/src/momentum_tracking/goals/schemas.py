@@ -40,7 +40,7 @@ class GoalRead(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def from_doc(cls, goal: Goal) -> "GoalRead":
+    def from_document(cls, goal: Goal) -> "GoalRead":
         return cls(
             id=str(goal.id),
             title=goal.title,

@@ -1,7 +1,7 @@
 """The ``daily_logs`` and ``idempotency_keys`` collections.
 
-analytics rebuilds its projections from ``daily_logs``: keep the field names and types
-(``date`` a "YYYY-MM-DD" string, ``minutes`` an int, ``goal_id`` and ``user_id`` strings).
+``daily_logs`` is declared through the storage contract (momentum_libs.tracking_store):
+analytics rebuilds its projections from it.
 """
 
 from datetime import datetime
@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from beanie import Document
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.tracking_store import LOGS
 from pydantic import Field
 from pymongo import IndexModel
 
@@ -23,7 +24,7 @@ class DailyLog(OutboxDocument):
     updated_at: datetime
 
     class Settings:
-        name = "daily_logs"
+        name = LOGS
         indexes = [
             OUTBOX_INDEX,
             IndexModel([("user_id", 1), ("date", -1)], name="user_date"),

@@ -5,8 +5,7 @@ from fastapi import APIRouter, Header, Query, Response
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
-from momentum_tracking.deps import CurrentUser, Notifier, Settings
-from momentum_tracking.logs import service
+from momentum_tracking.deps import CurrentUser, Logs
 from momentum_tracking.logs.schemas import LogCreate, LogRead, LogUpdate
 
 router = APIRouter(prefix="/daily-logs", tags=["daily logs"])
@@ -32,20 +31,12 @@ IdempotencyKey = Annotated[
 async def create_log(
     body: LogCreate,
     user: CurrentUser,
-    notify: Notifier,
-    settings: Settings,
+    logs: Logs,
     idempotency_key: IdempotencyKey = None,
 ) -> LogRead:
     if idempotency_key is None:
-        return LogRead.from_doc(await service.create(user.user_id, body, notify))
-    return await service.create_idempotent(
-        user.user_id,
-        idempotency_key,
-        body,
-        notify,
-        ttl_s=settings.idempotency_ttl_s,
-        lease_s=settings.idempotency_lease_s,
-    )
+        return LogRead.from_document(await logs.create(user.user_id, body))
+    return await logs.create_idempotent(user.user_id, idempotency_key, body)
 
 
 @router.get(
@@ -55,6 +46,7 @@ async def create_log(
 )
 async def list_logs(
     user: CurrentUser,
+    logs: Logs,
     date_from: Annotated[
         date | None, Query(alias="from", description="Earliest date (inclusive)")
     ] = None,
@@ -65,15 +57,15 @@ async def list_logs(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[LogRead]:
-    logs, next_cursor = await service.list_page(
+    page, next_cursor = await logs.list_page(
         user.user_id, goal_id, date_from, date_to, cursor, limit
     )
-    return Page(items=[LogRead.from_doc(log) for log in logs], next_cursor=next_cursor)
+    return Page(items=[LogRead.from_document(log) for log in page], next_cursor=next_cursor)
 
 
 @router.get("/{log_id}", summary="Get a daily log", responses=problem_responses(401, 404, 503))
-async def get_log(log_id: str, user: CurrentUser) -> LogRead:
-    return LogRead.from_doc(await service.get(user.user_id, log_id))
+async def get_log(log_id: str, user: CurrentUser, logs: Logs) -> LogRead:
+    return LogRead.from_document(await logs.get(user.user_id, log_id))
 
 
 @router.patch(
@@ -81,8 +73,8 @@ async def get_log(log_id: str, user: CurrentUser) -> LogRead:
     summary="Change a daily log (move it to another date or goal; null clears the note)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, notify: Notifier) -> LogRead:
-    return LogRead.from_doc(await service.update(user.user_id, log_id, body, notify))
+async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, logs: Logs) -> LogRead:
+    return LogRead.from_document(await logs.update(user.user_id, log_id, body))
 
 
 @router.delete(
@@ -91,6 +83,6 @@ async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, notify: No
     summary="Delete a daily log",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_log(log_id: str, user: CurrentUser, notify: Notifier) -> Response:
-    await service.delete(user.user_id, log_id, notify)
+async def delete_log(log_id: str, user: CurrentUser, logs: Logs) -> Response:
+    await logs.delete(user.user_id, log_id)
     return Response(status_code=204)

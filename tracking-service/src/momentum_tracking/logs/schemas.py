@@ -63,7 +63,7 @@ class LogRead(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def from_doc(cls, log: DailyLog) -> "LogRead":
+    def from_document(cls, log: DailyLog) -> "LogRead":
         return cls(
             id=str(log.id),
             goal_id=log.goal_id,

@@ -1,8 +1,9 @@
-"""The ``weekly_targets`` collection (analytics rebuilds from it: keep the field names)."""
+"""The ``weekly_targets`` collection, named by the storage contract (tracking_store in libs)."""
 
 from datetime import datetime
 
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.tracking_store import TARGETS
 from pymongo import IndexModel
 
 
@@ -27,7 +28,7 @@ class WeeklyTarget(OutboxDocument):
     updated_at: datetime
 
     class Settings:
-        name = "weekly_targets"
+        name = TARGETS
         indexes = [
             OUTBOX_INDEX,
             IndexModel([("user_id", 1), ("week_start", -1)], name="user_week"),

@@ -5,8 +5,7 @@ from fastapi import APIRouter, Query, Response
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
-from momentum_tracking.deps import CurrentUser, Notifier
-from momentum_tracking.targets import service
+from momentum_tracking.deps import CurrentUser, Targets
 from momentum_tracking.targets.schemas import TargetCreate, TargetRead, TargetUpdate
 
 router = APIRouter(prefix="/weekly-targets", tags=["weekly targets"])
@@ -18,8 +17,8 @@ router = APIRouter(prefix="/weekly-targets", tags=["weekly targets"])
     summary="Set a goal's target for one ISO week",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def create_target(body: TargetCreate, user: CurrentUser, notify: Notifier) -> TargetRead:
-    return TargetRead.from_doc(await service.create(user.user_id, body, notify))
+async def create_target(body: TargetCreate, user: CurrentUser, targets: Targets) -> TargetRead:
+    return TargetRead.from_document(await targets.create(user.user_id, body))
 
 
 @router.get(
@@ -29,6 +28,7 @@ async def create_target(body: TargetCreate, user: CurrentUser, notify: Notifier)
 )
 async def list_targets(
     user: CurrentUser,
+    targets: Targets,
     goal_id: Annotated[str | None, Query(description="Only this goal's targets")] = None,
     week_from: Annotated[
         date | None, Query(alias="from", description="Earliest week_start (inclusive)")
@@ -39,17 +39,17 @@ async def list_targets(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TargetRead]:
-    targets, next_cursor = await service.list_page(
+    page, next_cursor = await targets.list_page(
         user.user_id, goal_id, week_from, week_to, cursor, limit
     )
-    return Page(items=[TargetRead.from_doc(t) for t in targets], next_cursor=next_cursor)
+    return Page(items=[TargetRead.from_document(t) for t in page], next_cursor=next_cursor)
 
 
 @router.get(
     "/{target_id}", summary="Get a weekly target", responses=problem_responses(401, 404, 503)
 )
-async def get_target(target_id: str, user: CurrentUser) -> TargetRead:
-    return TargetRead.from_doc(await service.get(user.user_id, target_id))
+async def get_target(target_id: str, user: CurrentUser, targets: Targets) -> TargetRead:
+    return TargetRead.from_document(await targets.get(user.user_id, target_id))
 
 
 @router.patch(
@@ -58,9 +58,9 @@ async def get_target(target_id: str, user: CurrentUser) -> TargetRead:
     responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def update_target(
-    target_id: str, body: TargetUpdate, user: CurrentUser, notify: Notifier
+    target_id: str, body: TargetUpdate, user: CurrentUser, targets: Targets
 ) -> TargetRead:
-    return TargetRead.from_doc(await service.update(user.user_id, target_id, body, notify))
+    return TargetRead.from_document(await targets.update(user.user_id, target_id, body))
 
 
 @router.delete(
@@ -69,6 +69,6 @@ async def update_target(
     summary="Delete a weekly target",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_target(target_id: str, user: CurrentUser, notify: Notifier) -> Response:
-    await service.delete(user.user_id, target_id, notify)
+async def delete_target(target_id: str, user: CurrentUser, targets: Targets) -> Response:
+    await targets.delete(user.user_id, target_id)
     return Response(status_code=204)

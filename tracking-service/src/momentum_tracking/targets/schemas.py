@@ -47,7 +47,7 @@ class TargetRead(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def from_doc(cls, target: WeeklyTarget) -> "TargetRead":
+    def from_document(cls, target: WeeklyTarget) -> "TargetRead":
         return cls(
             id=str(target.id),
             goal_id=target.goal_id,

@@ -1,15 +1,13 @@
-"""Test helpers for this service's tests (importable, unlike a conftest)."""
+"""Test helpers for this service's tests (importable, unlike a conftest; not shipped)."""
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
 from momentum_libs.events import Envelope, EventType
 from momentum_libs.testing.tokens import TestSigner
+from momentum_libs.testing.waiting import eventually
 from redis.asyncio import Redis
 
 T = TypeVar("T")
@@ -85,7 +83,7 @@ async def pending_events() -> int:
 
 async def drained(timeout_s: float = 20.0) -> bool:
     """Wait until the relay has published every pending event; True if it has."""
-    return await eventually(pending_events, lambda n: n == 0, timeout_s) == 0
+    return await eventually(pending_events, lambda n: n == 0, timeout_s=timeout_s) == 0
 
 
 async def stream_events(redis: Redis, stream: str) -> list[Envelope]:
@@ -95,21 +93,3 @@ async def stream_events(redis: Redis, stream: str) -> list[Envelope]:
 
 def of_type(events: list[Envelope], type_: EventType, user_id: str | None = None) -> list[Envelope]:
     return [e for e in events if e.type is type_ and user_id in (None, e.user_id)]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    timeout_s: float = 20.0,
-    interval_s: float = 0.05,
-) -> T:
-    """Poll ``probe`` until ``done`` holds (or the deadline passes); returns the last value.
-
-    A bound on waiting, never an assertion on speed: the caller asserts on the value.
-    """
-    deadline = time.monotonic() + timeout_s
-    value = await probe()
-    while not done(value) and time.monotonic() < deadline:
-        await asyncio.sleep(interval_s)
-        value = await probe()
-    return value

@@ -1,0 +1,75 @@
+"""Cascading erasure: a goal with everything under it, or a whole account.
+
+This is the one place that names everything a goal or a user has here. Each document
+is tombstoned with its delete event (analytics subtracts what it counted; the relay
+removes the tombstones once published), so running an erasure twice changes nothing more.
+"""
+
+import structlog
+from momentum_libs.events import Envelope, EventType
+
+from momentum_tracking.goals import service as goals
+from momentum_tracking.goals.repository import GoalRepository
+from momentum_tracking.logs import service as logs
+from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
+from momentum_tracking.owned import ERASE_BATCH
+from momentum_tracking.targets import service as targets
+from momentum_tracking.targets.repository import TargetRepository
+
+log = structlog.get_logger(__name__)
+
+
+class ErasureService:
+    def __init__(
+        self,
+        goal_repository: GoalRepository,
+        target_repository: TargetRepository,
+        log_repository: LogRepository,
+        key_repository: IdempotencyRepository,
+    ) -> None:
+        self._goals = goal_repository
+        self._targets = target_repository
+        self._logs = log_repository
+        self._keys = key_repository
+
+    async def erase_goal(self, user_id: str, goal_id: str) -> None:
+        """Delete a goal with its weekly targets and daily logs.
+
+        The goal goes first, in one write: from then on every write naming it answers
+        404 at once, however many clients keep writing, and the DELETE does not wait on
+        them. Then its targets and logs are swept. A target or log whose write was
+        already past the goal check when the goal went is taken away by its own writer,
+        which checks the goal again after writing (``_undo_if_goal_went``): either this
+        sweep finds it or its writer does, so nothing is orphaned.
+        """
+        goal = await self._goals.get_or_404(user_id, goal_id)
+        await self._goals.tombstone(user_id, goal, goals.tombstone)
+        await self._sweep(user_id, str(goal.id))
+
+    async def erase_user(self, user_id: str) -> None:
+        """Delete every goal, weekly target, daily log and idempotency key of the user."""
+        erased = 0
+        while batch := await self._goals.some_of_user(user_id, ERASE_BATCH):
+            for goal in batch:
+                await self._goals.tombstone(user_id, goal, goals.tombstone)
+                erased += 1
+        await self._sweep(user_id, None)
+        keys = await self._keys.delete_keys_of_user(user_id)
+        log.info("user_erased", user_id=user_id, goals=erased, idempotency_keys=keys)
+
+    async def _sweep(self, user_id: str, goal_id: str | None) -> None:
+        """The targets and logs of one goal of the user (None: of all their goals)."""
+        await self._targets.tombstone_all(user_id, targets.tombstone, goal_id=goal_id)
+        await self._logs.tombstone_all(user_id, logs.tombstone, goal_id=goal_id)
+
+
+class UserEventsHandler:
+    """The StreamConsumer handler of this service: erases on ``user.deleted``, skips the rest."""
+
+    def __init__(self, erasure: ErasureService) -> None:
+        self._erasure = erasure
+
+    async def __call__(self, event: Envelope) -> None:
+        if event.type is EventType.USER_DELETED:
+            event.typed_payload()  # an unknown version raises: dead-lettered, not guessed at
+            await self._erasure.erase_user(event.user_id)

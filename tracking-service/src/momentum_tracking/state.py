@@ -1,0 +1,24 @@
+"""What the lifespan builds, typed: stores, the relay, the consumer, the services."""
+
+from dataclasses import dataclass
+
+from momentum_libs.consumer import StreamConsumer
+from momentum_libs.relay import OutboxRelay
+from momentum_libs.state import ServiceState
+
+from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.goals.service import GoalService
+from momentum_tracking.logs.service import LogService
+from momentum_tracking.settings import TrackingSettings
+from momentum_tracking.targets.service import TargetService
+
+
+@dataclass(kw_only=True)
+class TrackingState(ServiceState):
+    settings: TrackingSettings
+    relay: OutboxRelay
+    consumer: StreamConsumer
+    goals: GoalService
+    targets: TargetService
+    logs: LogService
+    erasure: ErasureService
