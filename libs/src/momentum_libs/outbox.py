@@ -97,14 +97,25 @@ class OutboxRepository(Generic[D]):
         self.model = model
         self._notify = notify
 
-    async def insert(self, doc: D, event: Envelope) -> D:
-        """Insert ``doc`` with its creation event; DuplicateKeyError propagates."""
+    async def insert(self, doc: D, event: Envelope, *, publish: bool = True) -> D:
+        """Insert ``doc`` with its creation event; DuplicateKeyError propagates.
+
+        ``publish=False``: the relay is not woken yet, for an insert the caller may still
+        take back with a tombstone (then its creation and deletion events usually go out
+        in one pass); it calls :meth:`publish` after. The relay's sweep finds the events
+        anyway, so nothing is lost if it never does.
+        """
         doc.version = 1
         doc.outbox = [event]
         doc.outbox_pending = True
         await doc.insert()
-        self._notify()
+        if publish:
+            self._notify()
         return doc
+
+    def publish(self) -> None:
+        """Wake the relay for what this repository wrote with ``publish=False``."""
+        self._notify()
 
     async def write(
         self, doc: D, fields: Mapping[str, Any], event: Envelope | None, *, delete: bool = False

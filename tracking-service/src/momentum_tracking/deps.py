@@ -17,19 +17,19 @@ def _state(request: Request) -> TrackingState:
     return cast(TrackingState, service_state(request))
 
 
-def _goals(request: Request) -> GoalService:
+async def _goals(request: Request) -> GoalService:
     return _state(request).goals
 
 
-def _targets(request: Request) -> TargetService:
+async def _targets(request: Request) -> TargetService:
     return _state(request).targets
 
 
-def _logs(request: Request) -> LogService:
+async def _logs(request: Request) -> LogService:
     return _state(request).logs
 
 
-def _erasure(request: Request) -> ErasureService:
+async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
+from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
@@ -67,30 +68,37 @@ class LogService:
     async def create(
         self, user_id: str, data: LogCreate, *, log_id: ObjectId | None = None
     ) -> DailyLog:
-        goal_id = await self._goals.require_owned(user_id, data.goal_id)
+        goal_id = parse_object_id(data.goal_id)
+        if goal_id is None:
+            raise not_found("Goal")
         t = utcnow()
         log = DailyLog(
             id=log_id or ObjectId(),
             user_id=user_id,
-            goal_id=goal_id,
+            goal_id=str(goal_id),
             date=iso_date(data.date),
             minutes=data.minutes,
             note=data.note,
             created_at=t,
             updated_at=t,
         )
-        await self._logs.insert(log, log_event(EventType.LOG_CREATED, log, 1))
-        return await self._undo_if_goal_went(log)
+        await self._logs.insert(log, log_event(EventType.LOG_CREATED, log, 1), publish=False)
+        await self._undo_unless_goal_lives(log)
+        self._logs.publish()
+        return log
 
-    async def _undo_if_goal_went(self, log: DailyLog) -> DailyLog:
-        """A goal deleted while this log was being written to it: the goal's erasure may
-        have swept its logs before this write landed, so the log takes itself away (and
-        answers 404 like any write on a deleted goal). Either the sweep finds the log, or
-        this check, which runs after the write, finds the goal gone: nothing is orphaned."""
-        if await self._goals.is_live(log.user_id, log.goal_id):
-            return log
-        await self._logs.tombstone(log.user_id, log, tombstone)
-        raise not_found("Goal")
+    async def _undo_unless_goal_lives(self, log: DailyLog) -> None:
+        """The owned-goal check, made after the write: a log on a goal that is not the
+        user's live goal is tombstoned again (its creation and deletion events go out
+        together) and answered 404.
+
+        After, not before, because the goal may be deleted while this log is written:
+        the goal's erasure tombstones the goal first, then sweeps its logs. Either that
+        sweep finds this log, or this check, which runs after the write, finds the goal
+        gone: no log is ever orphaned."""
+        if not await self._goals.is_live(log.user_id, log.goal_id):
+            await self._logs.tombstone(log.user_id, log, tombstone)
+            raise not_found("Goal")
 
     async def create_idempotent(self, user_id: str, key: str, data: LogCreate) -> LogRead:
         """``POST /daily-logs`` with an ``Idempotency-Key``: the first response, whatever
@@ -202,7 +210,9 @@ class LogService:
             return {**fields, "updated_at": utcnow()}, event
 
         written = await self._logs.change_or_404(user_id, log_id, build)
-        return await self._undo_if_goal_went(written) if "goal_id" in fields else written
+        if "goal_id" in fields:  # moved to a goal that may be deleted meanwhile
+            await self._undo_unless_goal_lives(written)
+        return written
 
     async def delete(self, user_id: str, log_id: str) -> None:
         await self._logs.change_or_404(user_id, log_id, tombstone, delete=True)

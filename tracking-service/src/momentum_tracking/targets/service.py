@@ -6,6 +6,7 @@ from typing import Any
 from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.events import Envelope, EventType, TargetPayload
+from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
@@ -48,7 +49,10 @@ class TargetService:
         return await self._targets.get_or_404(user_id, target_id)
 
     async def create(self, user_id: str, data: TargetCreate) -> WeeklyTarget:
-        goal_id = await self._goals.require_owned(user_id, data.goal_id)
+        oid = parse_object_id(data.goal_id)
+        if oid is None:
+            raise not_found("Goal")
+        goal_id = str(oid)
         t = utcnow()
         week = iso_date(data.week_start)
         target = WeeklyTarget(
@@ -62,22 +66,20 @@ class TargetService:
             created_at=t,
             updated_at=t,
         )
+        event = target_event(EventType.TARGET_CREATED, target, 1)
         try:
-            await self._targets.insert(target, target_event(EventType.TARGET_CREATED, target, 1))
+            await self._targets.insert(target, event, publish=False)
         except DuplicateKeyError:
+            await self._goals.require_owned(user_id, goal_id)  # a foreign goal's is a 404
             raise ProblemError(
                 409, f"This goal already has a weekly target for the week of {week}."
             ) from None
-        await self._undo_if_goal_went(target)
-        return target
-
-    async def _undo_if_goal_went(self, target: WeeklyTarget) -> None:
-        """A goal deleted while this target was being written: the goal's erasure may have
-        swept before the insert landed, so the target takes itself away (and answers 404
-        like any write on a deleted goal)."""
-        if not await self._goals.is_live(target.user_id, target.goal_id):
-            await self._targets.tombstone(target.user_id, target, tombstone)
+        # The owned-goal check, after the write: see LogService.create for why.
+        if not await self._goals.is_live(user_id, goal_id):
+            await self._targets.tombstone(user_id, target, tombstone)
             raise not_found("Goal")
+        self._targets.publish()
+        return target
 
     async def list_page(
         self,
