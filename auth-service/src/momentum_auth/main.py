@@ -17,11 +17,10 @@ from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.problems import problem_response
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
-from momentum_libs.state import ServiceState, install_state
+from momentum_libs.state import ServiceState, health_router, install_state
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
 from pymongo.errors import ConnectionFailure
 
-from momentum_auth.health.router import router as health_router
 from momentum_auth.keys.router import router as keys_router
 from momentum_auth.keys.service import load_signing_key
 from momentum_auth.passwords import Passwords

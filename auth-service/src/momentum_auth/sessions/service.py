@@ -7,12 +7,12 @@ import uuid
 from datetime import timedelta
 
 import structlog
+from momentum_libs.clock import utcnow
 from momentum_libs.deps import unauthorized
 from momentum_libs.problems import ProblemError
 from momentum_libs.tokens import AccessClaims, SessionRevocations
 from redis.exceptions import RedisError
 
-from momentum_auth.clock import utcnow
 from momentum_auth.keys.service import SigningKey
 from momentum_auth.passwords import Passwords
 from momentum_auth.sessions.models import Session

@@ -3,9 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
-from beanie import PydanticObjectId
-from bson.errors import InvalidId
 from momentum_libs.events import Envelope
+from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Notify, OutboxRepository
 from pymongo.errors import DuplicateKeyError
 
@@ -14,13 +13,6 @@ from momentum_auth.users.models import User
 
 class EmailTakenError(Exception):
     pass
-
-
-def _object_id(user_id: str) -> PydanticObjectId | None:
-    try:
-        return PydanticObjectId(user_id)
-    except (InvalidId, TypeError):
-        return None
 
 
 class UserRepository(OutboxRepository[User]):
@@ -34,7 +26,7 @@ class UserRepository(OutboxRepository[User]):
             raise EmailTakenError from exc
 
     async def get(self, user_id: str) -> User | None:
-        oid = _object_id(user_id)
+        oid = parse_object_id(user_id)
         if oid is None:
             return None
         return await User.find_one({"_id": oid, "deleted": False})

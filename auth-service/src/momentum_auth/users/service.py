@@ -4,13 +4,13 @@ from typing import Any
 
 import structlog
 from beanie import PydanticObjectId
+from momentum_libs.clock import utcnow
 from momentum_libs.deps import unauthorized
 from momentum_libs.events import Envelope, EventType, UserDeletedPayload, UserPayload
 from momentum_libs.problems import ProblemError
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.tokens import AccessClaims
 
-from momentum_auth.clock import utcnow
 from momentum_auth.passwords import Passwords
 from momentum_auth.sessions.service import SessionService
 from momentum_auth.users.models import User
