@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
 
-from momentum_auth.sessions.service import SessionService
 from momentum_auth.state import app_state
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.service import UserService
 
 
@@ -14,8 +14,8 @@ def _users(request: Request) -> UserService:
     return app_state(request)["users"]
 
 
-def _sessions(request: Request) -> SessionService:
-    return app_state(request)["sessions"]
+def _tokens(request: Request) -> TokenService:
+    return app_state(request)["tokens"]
 
 
 def client_address(request: Request) -> str:
@@ -30,7 +30,7 @@ def client_address(request: Request) -> str:
 
 
 Users = Annotated[UserService, Depends(_users)]
-Sessions = Annotated[SessionService, Depends(_sessions)]
+Tokens = Annotated[TokenService, Depends(_tokens)]
 ClientAddress = Annotated[str, Depends(client_address)]
 
-__all__ = ["ClientAddress", "CurrentUser", "Sessions", "Users"]
+__all__ = ["ClientAddress", "CurrentUser", "Tokens", "Users"]

@@ -24,13 +24,13 @@ from pymongo.errors import ConnectionFailure
 from momentum_auth.keys.router import router as keys_router
 from momentum_auth.keys.service import load_signing_key
 from momentum_auth.passwords import Passwords
-from momentum_auth.sessions.models import RefreshToken, Session
-from momentum_auth.sessions.repository import SessionRepository, ensure_session_expiry
-from momentum_auth.sessions.router import router as auth_router
-from momentum_auth.sessions.service import SessionService
-from momentum_auth.sessions.throttle import LoginThrottle
 from momentum_auth.settings import AuthSettings
 from momentum_auth.state import State
+from momentum_auth.tokens.models import RefreshToken, Session
+from momentum_auth.tokens.repository import TokenRepository, ensure_session_expiry
+from momentum_auth.tokens.router import router as auth_router
+from momentum_auth.tokens.service import TokenService
+from momentum_auth.tokens.throttle import LoginThrottle
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 from momentum_auth.users.router import router as users_router
@@ -65,16 +65,16 @@ def _lifespan(settings: AuthSettings) -> Any:
             )
             relay = OutboxRelay.from_settings(settings, redis, [User])
             user_repository = UserRepository(relay.notify)
-            sessions = SessionService(
+            tokens = TokenService(
                 settings,
-                SessionRepository(),
+                TokenRepository(),
                 user_repository,
                 passwords,
                 signing_key,
                 revocations,
                 LoginThrottle(redis, settings),
             )
-            users = UserService(user_repository, sessions, passwords, relay)
+            users = UserService(user_repository, tokens, passwords, relay)
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
             state = State(
                 settings=settings,
@@ -84,7 +84,7 @@ def _lifespan(settings: AuthSettings) -> Any:
                 token_verifier=verifier,
                 relay=relay,
                 users=users,
-                sessions=sessions,
+                tokens=tokens,
             )
             # Also on app.state: momentum_libs.deps.current_user reads the verifier there,
             # and requests served without Starlette's lifespan (tests) still find the state.

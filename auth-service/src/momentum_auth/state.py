@@ -9,8 +9,8 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from momentum_auth.keys.service import SigningKey
-from momentum_auth.sessions.service import SessionService
 from momentum_auth.settings import AuthSettings
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.service import UserService
 
 
@@ -24,7 +24,7 @@ class State(TypedDict):
     token_verifier: AccessTokenVerifier
     relay: OutboxRelay
     users: UserService
-    sessions: SessionService
+    tokens: TokenService
 
 
 def app_state(request: Request) -> State:

@@ -12,7 +12,7 @@ from momentum_libs.relay import OutboxRelay
 from momentum_libs.tokens import AccessClaims
 
 from momentum_auth.passwords import Passwords
-from momentum_auth.sessions.service import SessionService
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import EmailTakenError, UserRepository
 from momentum_auth.users.schemas import UserCreate, UserUpdate
@@ -27,12 +27,12 @@ class UserService:
     def __init__(
         self,
         users: UserRepository,
-        sessions: SessionService,
+        tokens: TokenService,
         passwords: Passwords,
         relay: OutboxRelay,
     ) -> None:
         self._users = users
-        self._sessions = sessions
+        self._tokens = tokens
         self._passwords = passwords
         self._relay = relay
 
@@ -79,7 +79,7 @@ class UserService:
             profile_changed = bool(fields)
             if data.password is not None:
                 assert data.current_password is not None  # the schema demands it
-                if not await self._sessions.confirm_password(user, data.current_password, address):
+                if not await self._tokens.confirm_password(user, data.current_password, address):
                     raise ProblemError(
                         400,
                         "The current password is wrong.",
@@ -100,7 +100,7 @@ class UserService:
                 if event is not None:
                     self._relay.notify()
                 if "password_hash" in fields:
-                    await self._sessions.end_other_sessions(claims.user_id, claims.session_id)
+                    await self._tokens.end_other_sessions(claims.user_id, claims.session_id)
                     log.info("password_changed", user_id=claims.user_id)
                 updated: User = user.model_copy(update=fields)
                 return updated
@@ -109,7 +109,7 @@ class UserService:
     async def delete(self, claims: AccessClaims) -> None:
         await self.get(claims)
         # Sessions first: every token dies even if what follows fails (retrying is safe).
-        await self._sessions.end_all_sessions(claims.user_id)
+        await self._tokens.end_all_sessions(claims.user_id)
         for _ in range(MAX_ATTEMPTS):
             user = await self._users.get(claims.user_id)
             if user is None:
@@ -128,4 +128,4 @@ class UserService:
                 break
         else:
             raise ProblemError(409, "The account changed meanwhile; try again.")
-        await self._sessions.erase(claims.user_id)
+        await self._tokens.erase(claims.user_id)

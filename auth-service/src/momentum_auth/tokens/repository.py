@@ -1,4 +1,4 @@
-"""All database access for sessions and refresh tokens."""
+"""All database access for sessions (one per login) and their refresh tokens."""
 
 from datetime import datetime
 
@@ -6,7 +6,7 @@ from momentum_libs.clock import utcnow
 from momentum_libs.ids import parse_object_id
 from pymongo.errors import OperationFailure
 
-from momentum_auth.sessions.models import RefreshToken, Session
+from momentum_auth.tokens.models import RefreshToken, Session
 
 SESSION_TTL_INDEX = "refreshed_at_ttl"
 INDEX_OPTIONS_CONFLICT = 85
@@ -39,7 +39,7 @@ async def ensure_session_expiry(refresh_token_ttl_seconds: int) -> None:
         )
 
 
-class SessionRepository:
+class TokenRepository:
     async def create_session(self, user_id: str) -> Session:
         now = utcnow()
         session = Session(user_id=user_id, created_at=now, refreshed_at=now)
