@@ -78,7 +78,7 @@ class TokenService:
         await self._throttle.succeeded(email)
         if new_hash is not None:
             # Cost parameters changed: upgrade the hash; a lost race just retries next login.
-            await self._users.update(user, {"password_hash": new_hash})
+            await self._users.write(user, {"password_hash": new_hash}, None)
         session = await self._tokens.create_session(str(user.id))
         log.info("login", user_id=session.user_id, session_id=str(session.id))
         return await self._issue(session)

@@ -1,10 +1,7 @@
-"""All database access for users."""
+"""All database access for users: the reads here, every write through the outbox base."""
 
-from collections.abc import Mapping
-from typing import Any
-
+from bson import ObjectId
 from momentum_libs.events import Envelope
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Notify, OutboxRepository
 from pymongo.errors import DuplicateKeyError
 
@@ -25,22 +22,8 @@ class UserRepository(OutboxRepository[User]):
         except DuplicateKeyError as exc:
             raise EmailTakenError from exc
 
-    async def get(self, user_id: str) -> User | None:
-        oid = parse_object_id(user_id)
-        if oid is None:
-            return None
-        return await User.find_one({"_id": oid, "deleted": False})
+    async def get(self, user_id: ObjectId) -> User | None:
+        return await User.find_one({"_id": user_id, "deleted": False})
 
     async def get_by_email(self, email: str) -> User | None:
         return await User.find_one({"email": email, "deleted": False})
-
-    async def update(
-        self,
-        user: User,
-        set_fields: Mapping[str, Any],
-        event: Envelope | None = None,
-        *,
-        delete: bool = False,
-    ) -> bool:
-        """Apply a change to ``user`` as read; False if someone changed it first (re-read)."""
-        return await self.write(user, set_fields, event, delete=delete) is not None
