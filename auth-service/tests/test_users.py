@@ -155,3 +155,31 @@ async def test_registration_and_updates_publish_events_with_the_timezone(
         )
         await asyncio.sleep(0.5)
         assert len(await events_of(settings, acc.user["id"], EventType.USER_UPDATED, 3, 0)) == 2
+
+
+async def test_two_password_changes_racing_with_the_same_current_password_one_wins(
+    client: httpx.AsyncClient,
+) -> None:
+    acc = await new_account(client)
+    other = await login(client, acc.email)
+    first, second = "the first new password", "the second new password"
+    responses = await asyncio.gather(
+        *(
+            client.patch(
+                "/users/me",
+                json={"password": new, "current_password": PASSWORD},
+                headers=bearer(token),
+            )
+            for new, token in ((first, acc.access_token), (second, other["access_token"]))
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    # The loser's current password is no longer current (400), or its session already
+    # ended with the winner's change (401): never two changes, the later one silently winning.
+    assert statuses[0] == 200 and statuses[1] in (400, 401), statuses
+    winner = first if responses[0].status_code == 200 else second
+    loser = second if winner == first else first
+    assert (await login(client, acc.email, winner))["access_token"]
+    assert_problem(
+        await client.post("/auth/login", json={"email": acc.email, "password": loser}), 401
+    )

@@ -1,27 +1,31 @@
-"""FastAPI dependencies of auth-service, as ``Annotated`` aliases."""
+"""FastAPI dependencies of auth-service, as ``Annotated`` aliases over its state."""
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
 
-from momentum_auth.sessions.service import SessionService
-from momentum_auth.state import app_state
+from momentum_auth.keys.service import SigningKey
+from momentum_auth.state import auth_state
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.service import UserService
 
 
 def _users(request: Request) -> UserService:
-    return app_state(request)["users"]
+    return auth_state(request).users
 
 
-def _sessions(request: Request) -> SessionService:
-    return app_state(request)["sessions"]
+def _tokens(request: Request) -> TokenService:
+    return auth_state(request).tokens
+
+
+def _signing_key(request: Request) -> SigningKey:
+    return auth_state(request).signing_key
 
 
 def client_address(request: Request) -> str:
     """The client's address: the gateway's X-Forwarded-For (first entry), else the peer."""
-    settings = app_state(request)["settings"]
-    if settings.trust_forwarded_for:
+    if auth_state(request).settings.trust_forwarded_for:
         forwarded = request.headers.get("x-forwarded-for", "")
         first = forwarded.split(",")[0].strip()
         if first:
@@ -30,7 +34,8 @@ def client_address(request: Request) -> str:
 
 
 Users = Annotated[UserService, Depends(_users)]
-Sessions = Annotated[SessionService, Depends(_sessions)]
+Tokens = Annotated[TokenService, Depends(_tokens)]
+Keys = Annotated[SigningKey, Depends(_signing_key)]
 ClientAddress = Annotated[str, Depends(client_address)]
 
-__all__ = ["ClientAddress", "CurrentUser", "Sessions", "Users"]
+__all__ = ["ClientAddress", "CurrentUser", "Keys", "Tokens", "Users"]

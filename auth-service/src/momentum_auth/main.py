@@ -3,7 +3,6 @@
 Run: ``uvicorn --factory momentum_auth.main:create_app``.
 """
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,27 +10,28 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from momentum_libs.app import create_service_app
-from momentum_libs.background import BackgroundTasks, stop_background
+from momentum_libs.app import Lifespan, create_service_app
+from momentum_libs.background import BackgroundTasks
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.problems import problem_response
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
-from momentum_libs.state import ServiceState, install_state
+from momentum_libs.state import health_router, install_state
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
+from redis.asyncio import Redis
 
-from momentum_auth.health.router import router as health_router
 from momentum_auth.keys.router import router as keys_router
-from momentum_auth.keys.service import load_signing_key
+from momentum_auth.keys.service import SigningKey, load_signing_key
 from momentum_auth.passwords import Passwords
-from momentum_auth.sessions.models import RefreshToken, Session
-from momentum_auth.sessions.repository import SessionRepository, ensure_session_expiry
-from momentum_auth.sessions.router import router as auth_router
-from momentum_auth.sessions.service import SessionService
-from momentum_auth.sessions.throttle import LoginThrottle
 from momentum_auth.settings import AuthSettings
-from momentum_auth.state import State
+from momentum_auth.state import AuthState
+from momentum_auth.tokens.models import RefreshToken, Session
+from momentum_auth.tokens.repository import TokenRepository, ensure_session_expiry
+from momentum_auth.tokens.router import router as auth_router
+from momentum_auth.tokens.service import TokenService
+from momentum_auth.tokens.throttle import LoginThrottle
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 from momentum_auth.users.router import router as users_router
@@ -44,66 +44,59 @@ _RETRY = {"Retry-After": "5"}
 log = structlog.get_logger(__name__)
 
 
-def _lifespan(settings: AuthSettings) -> Any:
+def _build_state(
+    settings: AuthSettings,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    redis: Redis,
+    signing_key: SigningKey,
+    background: BackgroundTasks,
+) -> AuthState:
+    """Every service once, with its repositories; the repositories wake the relay."""
+    revocations = SessionRevocations(redis, settings.access_token_ttl_seconds + REVOCATION_MARGIN_S)
+    verifier = AccessTokenVerifier(
+        signing_key.verifier_keys(), settings.jwt_issuer, settings.jwt_audience, revocations
+    )
+    relay = OutboxRelay.from_settings(settings, redis, [User])
+    user_repository = UserRepository(relay.notify)
+    passwords = Passwords(settings)
+    tokens = TokenService(
+        settings,
+        TokenRepository(),
+        user_repository,
+        passwords,
+        signing_key,
+        revocations,
+        LoginThrottle(redis, settings),
+    )
+    return AuthState(
+        settings=settings,
+        mongo=mongo,
+        redis=redis,
+        token_verifier=verifier,
+        background=background,
+        signing_key=signing_key,
+        relay=relay,
+        users=UserService(user_repository, tokens, passwords),
+        tokens=tokens,
+    )
+
+
+def _lifespan(settings: AuthSettings) -> Lifespan:
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing_key = load_signing_key(settings)  # refuses to start without a usable key
-        passwords = Passwords(settings)
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
         mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
-        relay_task: asyncio.Task[None] | None = None
+        background = BackgroundTasks()
         try:
             await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])
             await ensure_session_expiry(settings.refresh_token_ttl_seconds)
-            revocations = SessionRevocations(
-                redis, settings.access_token_ttl_seconds + REVOCATION_MARGIN_S
-            )
-            verifier = AccessTokenVerifier(
-                signing_key.verifier_keys(),
-                settings.jwt_issuer,
-                settings.jwt_audience,
-                revocations,
-            )
-            relay = OutboxRelay.from_settings(settings, redis, [User])
-            user_repository = UserRepository(relay.notify)
-            sessions = SessionService(
-                settings,
-                SessionRepository(),
-                user_repository,
-                passwords,
-                signing_key,
-                revocations,
-                LoginThrottle(redis, settings),
-            )
-            users = UserService(user_repository, sessions, passwords, relay)
-            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-            state = State(
-                settings=settings,
-                mongo=mongo,
-                redis=redis,
-                signing_key=signing_key,
-                token_verifier=verifier,
-                relay=relay,
-                users=users,
-                sessions=sessions,
-            )
-            # Also on app.state: momentum_libs.deps.current_user reads the verifier there,
-            # and requests served without Starlette's lifespan (tests) still find the state.
-            install_state(
-                app,
-                ServiceState(
-                    settings=settings,
-                    mongo=mongo,
-                    redis=redis,
-                    token_verifier=verifier,
-                    background=BackgroundTasks(),
-                ),
-            )
-            app.state.auth = state
-            yield state
+            state = _build_state(settings, mongo, redis, signing_key, background)
+            install_state(app, state)
+            background.start(state.relay.run(), name="outbox-relay")
+            yield
         finally:
-            if relay_task is not None:
-                await stop_background(relay_task)
+            await background.stop()
             await mongo.close()
             await redis.aclose()
 

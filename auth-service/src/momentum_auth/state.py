@@ -1,33 +1,27 @@
-"""The typed lifespan state: built once per process, read by dependencies."""
+"""What auth-service's lifespan builds, typed: the base's stores and verifier, and its own."""
 
-from typing import Any, TypedDict
+from dataclasses import dataclass
 
 from fastapi import Request
 from momentum_libs.relay import OutboxRelay
-from momentum_libs.tokens import AccessTokenVerifier
-from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from momentum_libs.state import ServiceState, service_state
 
 from momentum_auth.keys.service import SigningKey
-from momentum_auth.sessions.service import SessionService
 from momentum_auth.settings import AuthSettings
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.service import UserService
 
 
-class State(TypedDict):
-    """Yielded by the lifespan (``request.state``) and kept as ``app.state.auth``."""
-
+@dataclass(kw_only=True)
+class AuthState(ServiceState):
     settings: AuthSettings
-    mongo: AsyncMongoClient[dict[str, Any]]
-    redis: Redis
     signing_key: SigningKey
-    token_verifier: AccessTokenVerifier
     relay: OutboxRelay
     users: UserService
-    sessions: SessionService
+    tokens: TokenService
 
 
-def app_state(request: Request) -> State:
-    """The state of this app (also when served without Starlette's lifespan, e.g. tests)."""
-    state: State = request.app.state.auth
+def auth_state(request: Request) -> AuthState:
+    state = service_state(request)
+    assert isinstance(state, AuthState)  # auth's lifespan installs nothing else
     return state

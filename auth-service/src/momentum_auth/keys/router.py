@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from momentum_auth.state import app_state
+from momentum_auth.deps import Keys
 
 router = APIRouter(tags=["internal"])
 
@@ -13,7 +13,6 @@ router = APIRouter(tags=["internal"])
     "/.well-known/jwks.json",
     summary="Public keys that verify access tokens (internal; not exposed by the gateway)",
 )
-async def jwks(request: Request, response: Response) -> dict[str, Any]:
-    key = app_state(request)["signing_key"]
+async def jwks(key: Keys, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return key.jwks()

@@ -1,10 +1,6 @@
-"""All database access for users."""
+"""All database access for users: the reads here, every write through the outbox base."""
 
-from collections.abc import Mapping
-from typing import Any
-
-from beanie import PydanticObjectId
-from bson.errors import InvalidId
+from bson import ObjectId
 from momentum_libs.events import Envelope
 from momentum_libs.outbox import Notify, OutboxRepository
 from pymongo.errors import DuplicateKeyError
@@ -14,13 +10,6 @@ from momentum_auth.users.models import User
 
 class EmailTakenError(Exception):
     pass
-
-
-def _object_id(user_id: str) -> PydanticObjectId | None:
-    try:
-        return PydanticObjectId(user_id)
-    except (InvalidId, TypeError):
-        return None
 
 
 class UserRepository(OutboxRepository[User]):
@@ -33,22 +22,8 @@ class UserRepository(OutboxRepository[User]):
         except DuplicateKeyError as exc:
             raise EmailTakenError from exc
 
-    async def get(self, user_id: str) -> User | None:
-        oid = _object_id(user_id)
-        if oid is None:
-            return None
-        return await User.find_one({"_id": oid, "deleted": False})
+    async def get(self, user_id: ObjectId) -> User | None:
+        return await User.find_one({"_id": user_id, "deleted": False})
 
     async def get_by_email(self, email: str) -> User | None:
         return await User.find_one({"email": email, "deleted": False})
-
-    async def update(
-        self,
-        user: User,
-        set_fields: Mapping[str, Any],
-        event: Envelope | None = None,
-        *,
-        delete: bool = False,
-    ) -> bool:
-        """Apply a change to ``user`` as read; False if someone changed it first (re-read)."""
-        return await self.write(user, set_fields, event, delete=delete) is not None

@@ -4,37 +4,64 @@ from typing import Any
 
 import structlog
 from beanie import PydanticObjectId
+from bson import ObjectId
+from momentum_libs.clock import utcnow
 from momentum_libs.deps import unauthorized
 from momentum_libs.events import Envelope, EventType, UserDeletedPayload, UserPayload
+from momentum_libs.ids import parse_object_id
+from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
-from momentum_libs.relay import OutboxRelay
 from momentum_libs.tokens import AccessClaims
 
-from momentum_auth.clock import utcnow
 from momentum_auth.passwords import Passwords
-from momentum_auth.sessions.service import SessionService
+from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import EmailTakenError, UserRepository
 from momentum_auth.users.schemas import UserCreate, UserUpdate
 
 log = structlog.get_logger(__name__)
 
-# Writes are guarded by the document version (the outbox relay bumps it too): re-read, retry.
-MAX_ATTEMPTS = 5
+
+def _account_gone() -> ProblemError:
+    return unauthorized("The account of this token no longer exists.")
+
+
+def _account_id(claims: AccessClaims) -> ObjectId:
+    account_id = parse_object_id(claims.user_id)
+    if account_id is None:
+        raise _account_gone()
+    return account_id
+
+
+def _profile_change(user: User, data: UserUpdate, user_id: str) -> Change | None:
+    """The profile fields ``data`` changes on ``user`` as read, and their event."""
+    fields: dict[str, Any] = {}
+    if "display_name" in data.model_fields_set and data.display_name != user.display_name:
+        fields["display_name"] = data.display_name
+    if data.timezone is not None and data.timezone != user.timezone:
+        fields["timezone"] = data.timezone
+    if not fields:
+        return None
+    timezone = fields.get("timezone", user.timezone)
+    return fields, Envelope.create(EventType.USER_UPDATED, user_id, UserPayload(timezone=timezone))
+
+
+def _erased(user: User) -> Change:
+    """The tombstone keeps nothing personal; the email is free at once."""
+    fields = {
+        "email": f"deleted-{user.id}@deleted.invalid",
+        "password_hash": "",
+        "display_name": None,
+        "updated_at": utcnow(),
+    }
+    return fields, Envelope.create(EventType.USER_DELETED, str(user.id), UserDeletedPayload())
 
 
 class UserService:
-    def __init__(
-        self,
-        users: UserRepository,
-        sessions: SessionService,
-        passwords: Passwords,
-        relay: OutboxRelay,
-    ) -> None:
+    def __init__(self, users: UserRepository, tokens: TokenService, passwords: Passwords) -> None:
         self._users = users
-        self._sessions = sessions
+        self._tokens = tokens
         self._passwords = passwords
-        self._relay = relay
 
     async def register(self, data: UserCreate) -> User:
         now = utcnow()
@@ -57,75 +84,62 @@ class UserService:
             raise ProblemError(
                 409, "An account with this email already exists.", type_slug="email-taken"
             ) from exc
-        self._relay.notify()
         log.info("user_registered", user_id=str(user.id))
         return user
 
     async def get(self, claims: AccessClaims) -> User:
-        user = await self._users.get(claims.user_id)
+        user = await self._users.get(_account_id(claims))
         if user is None:
-            raise unauthorized("The account of this token no longer exists.")
+            raise _account_gone()
         return user
 
     async def update(self, claims: AccessClaims, data: UserUpdate, address: str) -> User:
-        given = data.model_fields_set
-        for _ in range(MAX_ATTEMPTS):
-            user = await self.get(claims)
-            fields: dict[str, Any] = {}
-            if "display_name" in given and data.display_name != user.display_name:
-                fields["display_name"] = data.display_name
-            if data.timezone is not None and data.timezone != user.timezone:
-                fields["timezone"] = data.timezone
-            profile_changed = bool(fields)
-            if data.password is not None:
-                assert data.current_password is not None  # the schema demands it
-                if not await self._sessions.confirm_password(user, data.current_password, address):
-                    raise ProblemError(
-                        400,
-                        "The current password is wrong.",
-                        type_slug="wrong-password",
-                        title="Wrong password",
-                    )
-                fields["password_hash"] = await self._passwords.hash(data.password)
-            if not fields:
+        account_id = _account_id(claims)
+        # A new password: confirmed against the hash as read, and hashed, once; confirmed
+        # again only if a retry reads another hash (a concurrent change, a login's rehash).
+        confirmed_hash: str | None = None
+        new_hash: str | None = None
+
+        async def load() -> User | None:
+            nonlocal confirmed_hash, new_hash
+            user = await self._users.get(account_id)
+            if user is None or data.password is None or user.password_hash == confirmed_hash:
                 return user
-            fields["updated_at"] = utcnow()
-            event = None
-            if profile_changed:
-                timezone = fields.get("timezone", user.timezone)
-                event = Envelope.create(
-                    EventType.USER_UPDATED, claims.user_id, UserPayload(timezone=timezone)
+            assert data.current_password is not None  # the schema demands it
+            if not await self._tokens.confirm_password(user, data.current_password, address):
+                raise ProblemError(
+                    400,
+                    "The current password is wrong.",
+                    type_slug="wrong-password",
+                    title="Wrong password",
                 )
-            if await self._users.update(user, fields, event):
-                if event is not None:
-                    self._relay.notify()
-                if "password_hash" in fields:
-                    await self._sessions.end_other_sessions(claims.user_id, claims.session_id)
-                    log.info("password_changed", user_id=claims.user_id)
-                updated: User = user.model_copy(update=fields)
-                return updated
-        raise ProblemError(409, "The account changed meanwhile; try again.")
+            confirmed_hash = user.password_hash
+            new_hash = new_hash or await self._passwords.hash(data.password)
+            return user
+
+        def build(user: User) -> Change | None:
+            fields, event = _profile_change(user, data, claims.user_id) or ({}, None)
+            if new_hash is not None:
+                fields = {**fields, "password_hash": new_hash}
+            if not fields:
+                return None
+            return {**fields, "updated_at": utcnow()}, event
+
+        updated = await self._users.change(load, build)
+        if updated is None:
+            raise _account_gone()
+        if new_hash is not None:
+            await self._tokens.end_other_sessions(claims.user_id, claims.session_id)
+            log.info("password_changed", user_id=claims.user_id)
+        return updated
 
     async def delete(self, claims: AccessClaims) -> None:
-        await self.get(claims)
+        user = await self.get(claims)
         # Sessions first: every token dies even if what follows fails (retrying is safe).
-        await self._sessions.end_all_sessions(claims.user_id)
-        for _ in range(MAX_ATTEMPTS):
-            user = await self._users.get(claims.user_id)
-            if user is None:
-                break
-            event = Envelope.create(EventType.USER_DELETED, claims.user_id, UserDeletedPayload())
-            # The tombstone keeps nothing personal; the email is free at once.
-            erased = {
-                "email": f"deleted-{user.id}@deleted.invalid",
-                "password_hash": "",
-                "display_name": None,
-                "updated_at": utcnow(),
-            }
-            if await self._users.update(user, erased, event, delete=True):
-                self._relay.notify()
-                log.info("user_deleted", user_id=claims.user_id)
-                break
-        else:
-            raise ProblemError(409, "The account changed meanwhile; try again.")
-        await self._sessions.erase(claims.user_id)
+        await self._tokens.end_all_sessions(claims.user_id)
+        # None: a concurrent deletion tombstoned it first; the sessions are erased all the same.
+        if await self._users.change_by_id(
+            self._users.get, _account_id(claims), _erased, delete=True, first=user
+        ):
+            log.info("user_deleted", user_id=claims.user_id)
+        await self._tokens.erase(claims.user_id)

@@ -1,4 +1,4 @@
-"""/auth: register, login, refresh, logout, me."""
+"""/auth: register and me (served by the users service), login, refresh, logout."""
 
 import json
 from typing import Annotated, Any, TypeVar
@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from momentum_libs.problems import problem_responses
 from pydantic import BaseModel, ValidationError
 
-from momentum_auth.deps import ClientAddress, CurrentUser, Sessions, Users
-from momentum_auth.sessions.schemas import LoginForm, LoginRequest, RefreshRequest, TokenPair
+from momentum_auth.deps import ClientAddress, CurrentUser, Tokens, Users
+from momentum_auth.tokens.schemas import LoginForm, LoginRequest, RefreshRequest, TokenPair
 from momentum_auth.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -81,12 +81,12 @@ async def register(body: UserCreate, users: Users) -> UserRead:
 )
 async def login(
     credentials: Annotated[LoginRequest, Depends(login_credentials)],
-    sessions: Sessions,
+    tokens: Tokens,
     address: ClientAddress,
     response: Response,
 ) -> TokenPair:
     response.headers.update(_NO_STORE)
-    return await sessions.login(credentials.normalized_email, credentials.password, address)
+    return await tokens.login(credentials.normalized_email, credentials.password, address)
 
 
 @router.post(
@@ -95,9 +95,9 @@ async def login(
     description="A spent refresh token presented again revokes its whole session (401).",
     responses=problem_responses(401, 422, 503),
 )
-async def refresh(body: RefreshRequest, sessions: Sessions, response: Response) -> TokenPair:
+async def refresh(body: RefreshRequest, tokens: Tokens, response: Response) -> TokenPair:
     response.headers.update(_NO_STORE)
-    return await sessions.refresh(body.refresh_token)
+    return await tokens.refresh(body.refresh_token)
 
 
 @router.post(
@@ -106,8 +106,8 @@ async def refresh(body: RefreshRequest, sessions: Sessions, response: Response) 
     summary="End the session of this refresh token (its access tokens die at once)",
     responses=problem_responses(401, 422, 503),
 )
-async def logout(body: RefreshRequest, claims: CurrentUser, sessions: Sessions) -> Response:
-    await sessions.logout(claims, body.refresh_token)
+async def logout(body: RefreshRequest, claims: CurrentUser, tokens: Tokens) -> Response:
+    await tokens.logout(claims, body.refresh_token)
     return Response(status_code=204)
 
 

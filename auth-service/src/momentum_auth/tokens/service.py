@@ -1,4 +1,4 @@
-"""Sessions: login, refresh-token rotation with reuse detection, logout, revocation."""
+"""Tokens: login, refresh-token rotation with reuse detection, logout; the sessions behind them."""
 
 import hashlib
 import secrets
@@ -7,19 +7,19 @@ import uuid
 from datetime import timedelta
 
 import structlog
+from momentum_libs.clock import utcnow
 from momentum_libs.deps import unauthorized
 from momentum_libs.problems import ProblemError
 from momentum_libs.tokens import AccessClaims, SessionRevocations
 from redis.exceptions import RedisError
 
-from momentum_auth.clock import utcnow
 from momentum_auth.keys.service import SigningKey
 from momentum_auth.passwords import Passwords
-from momentum_auth.sessions.models import Session
-from momentum_auth.sessions.repository import SessionRepository
-from momentum_auth.sessions.schemas import TokenPair
-from momentum_auth.sessions.throttle import LoginThrottle
 from momentum_auth.settings import AuthSettings
+from momentum_auth.tokens.models import Session
+from momentum_auth.tokens.repository import TokenRepository
+from momentum_auth.tokens.schemas import TokenPair
+from momentum_auth.tokens.throttle import LoginThrottle
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 
@@ -33,11 +33,11 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class SessionService:
+class TokenService:
     def __init__(
         self,
         settings: AuthSettings,
-        sessions: SessionRepository,
+        tokens: TokenRepository,
         users: UserRepository,
         passwords: Passwords,
         signing_key: SigningKey,
@@ -45,7 +45,7 @@ class SessionService:
         throttle: LoginThrottle,
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._tokens = tokens
         self._users = users
         self._passwords = passwords
         self._key = signing_key
@@ -78,20 +78,20 @@ class SessionService:
         await self._throttle.succeeded(email)
         if new_hash is not None:
             # Cost parameters changed: upgrade the hash; a lost race just retries next login.
-            await self._users.update(user, {"password_hash": new_hash})
-        session = await self._sessions.create_session(str(user.id))
+            await self._users.write(user, {"password_hash": new_hash}, None)
+        session = await self._tokens.create_session(str(user.id))
         log.info("login", user_id=session.user_id, session_id=str(session.id))
         return await self._issue(session)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         token_hash = hash_refresh_token(refresh_token)
-        token = await self._sessions.get_refresh_token(token_hash)
+        token = await self._tokens.get_refresh_token(token_hash)
         if token is None:
             raise unauthorized(REFRESH_INVALID)
-        session = await self._sessions.get_session(token.session_id)
+        session = await self._tokens.get_session(token.session_id)
         if session is None or session.revoked:
             raise unauthorized(REFRESH_INVALID)
-        if token.spent or not await self._sessions.spend_refresh_token(token_hash):
+        if token.spent or not await self._tokens.spend_refresh_token(token_hash):
             # Presented twice: whoever holds it, the session is compromised. End it all.
             log.warning("refresh_token_reuse", user_id=token.user_id, session_id=token.session_id)
             await self._revoke([token.session_id])
@@ -101,23 +101,21 @@ class SessionService:
         return await self._issue(session)
 
     async def logout(self, claims: AccessClaims, refresh_token: str) -> None:
-        token = await self._sessions.get_refresh_token(hash_refresh_token(refresh_token))
+        token = await self._tokens.get_refresh_token(hash_refresh_token(refresh_token))
         if token is None or token.user_id != claims.user_id:
             raise unauthorized(REFRESH_INVALID)
         await self._revoke([token.session_id])
 
     # -- revocation, for the user service --------------------------------------------------
     async def end_other_sessions(self, user_id: str, keep_session_id: str) -> None:
-        ids = [
-            sid for sid in await self._sessions.session_ids_of(user_id) if sid != keep_session_id
-        ]
+        ids = [sid for sid in await self._tokens.session_ids_of(user_id) if sid != keep_session_id]
         await self._revoke(ids)
 
     async def end_all_sessions(self, user_id: str) -> None:
-        await self._revoke(await self._sessions.session_ids_of(user_id))
+        await self._revoke(await self._tokens.session_ids_of(user_id))
 
     async def erase(self, user_id: str) -> None:
-        await self._sessions.erase_user(user_id)
+        await self._tokens.erase_user(user_id)
 
     async def _revoke(self, session_ids: list[str]) -> None:
         if not session_ids:
@@ -133,15 +131,13 @@ class SessionService:
                 "Sessions cannot be ended right now; try again shortly.",
                 headers={"Retry-After": "5"},
             ) from exc
-        await self._sessions.revoke_sessions(session_ids)
+        await self._tokens.revoke_sessions(session_ids)
 
     # -- tokens --------------------------------------------------------------------------
     async def _issue(self, session: Session) -> TokenPair:
         refresh_token = secrets.token_urlsafe(32)
         expires_at = utcnow() + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
-        await self._sessions.add_refresh_token(
-            hash_refresh_token(refresh_token), session, expires_at
-        )
+        await self._tokens.add_refresh_token(hash_refresh_token(refresh_token), session, expires_at)
         ttl = self._settings.access_token_ttl_seconds
         now = int(time.time())
         access_token = self._key.sign(

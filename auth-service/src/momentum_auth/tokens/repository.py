@@ -1,13 +1,12 @@
-"""All database access for sessions and refresh tokens."""
+"""All database access for sessions (one per login) and their refresh tokens."""
 
 from datetime import datetime
 
-from beanie import PydanticObjectId
-from bson.errors import InvalidId
+from momentum_libs.clock import utcnow
+from momentum_libs.ids import parse_object_id
 from pymongo.errors import OperationFailure
 
-from momentum_auth.clock import utcnow
-from momentum_auth.sessions.models import RefreshToken, Session
+from momentum_auth.tokens.models import RefreshToken, Session
 
 SESSION_TTL_INDEX = "refreshed_at_ttl"
 INDEX_OPTIONS_CONFLICT = 85
@@ -40,17 +39,7 @@ async def ensure_session_expiry(refresh_token_ttl_seconds: int) -> None:
         )
 
 
-def _object_ids(session_ids: list[str]) -> list[PydanticObjectId]:
-    ids = []
-    for sid in session_ids:
-        try:
-            ids.append(PydanticObjectId(sid))
-        except (InvalidId, TypeError):
-            continue
-    return ids
-
-
-class SessionRepository:
+class TokenRepository:
     async def create_session(self, user_id: str) -> Session:
         now = utcnow()
         session = Session(user_id=user_id, created_at=now, refreshed_at=now)
@@ -58,15 +47,15 @@ class SessionRepository:
         return session
 
     async def get_session(self, session_id: str) -> Session | None:
-        ids = _object_ids([session_id])
-        return await Session.get(ids[0]) if ids else None
+        oid = parse_object_id(session_id)
+        return await Session.get(oid) if oid is not None else None
 
     async def session_ids_of(self, user_id: str) -> list[str]:
         sessions = await Session.find({"user_id": user_id}).to_list()
         return [str(s.id) for s in sessions if not s.revoked]
 
     async def revoke_sessions(self, session_ids: list[str]) -> None:
-        ids = _object_ids(session_ids)
+        ids = [oid for oid in map(parse_object_id, session_ids) if oid is not None]
         if not ids:
             return
         await Session.get_pymongo_collection().update_many(
