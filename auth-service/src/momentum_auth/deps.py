@@ -11,19 +11,19 @@ from momentum_auth.tokens.service import TokenService
 from momentum_auth.users.service import UserService
 
 
-def _users(request: Request) -> UserService:
+async def _users(request: Request) -> UserService:
     return auth_state(request).users
 
 
-def _tokens(request: Request) -> TokenService:
+async def _tokens(request: Request) -> TokenService:
     return auth_state(request).tokens
 
 
-def _signing_key(request: Request) -> SigningKey:
+async def _signing_key(request: Request) -> SigningKey:
     return auth_state(request).signing_key
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The client's address: the gateway's X-Forwarded-For (first entry), else the peer."""
     if auth_state(request).settings.trust_forwarded_for:
         forwarded = request.headers.get("x-forwarded-for", "")

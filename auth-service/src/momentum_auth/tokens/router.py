@@ -65,7 +65,7 @@ _LOGIN_BODY = {
     responses=problem_responses(409, 422),
 )
 async def register(body: UserCreate, users: Users) -> UserRead:
-    return UserRead.of(await users.register(body))
+    return UserRead.from_document(await users.register(body))
 
 
 @router.post(
@@ -113,4 +113,4 @@ async def logout(body: RefreshRequest, claims: CurrentUser, tokens: Tokens) -> R
 
 @router.get("/me", summary="The signed-in user", responses=problem_responses(401, 503))
 async def me(claims: CurrentUser, users: Users) -> UserRead:
-    return UserRead.of(await users.get(claims))
+    return UserRead.from_document(await users.get(claims))

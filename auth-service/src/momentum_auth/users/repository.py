@@ -16,9 +16,9 @@ class UserRepository(OutboxRepository[User]):
     def __init__(self, notify: Notify) -> None:
         super().__init__(User, notify)
 
-    async def insert(self, doc: User, event: Envelope) -> User:
+    async def insert(self, doc: User, event: Envelope, *, publish: bool = True) -> User:
         try:
-            return await super().insert(doc, event)
+            return await super().insert(doc, event, publish=publish)
         except DuplicateKeyError as exc:
             raise EmailTakenError from exc
 

@@ -11,7 +11,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.get("/me", summary="The signed-in user", responses=problem_responses(401, 503))
 async def read_me(claims: CurrentUser, users: Users) -> UserRead:
-    return UserRead.of(await users.get(claims))
+    return UserRead.from_document(await users.get(claims))
 
 
 @router.patch(
@@ -27,7 +27,7 @@ async def read_me(claims: CurrentUser, users: Users) -> UserRead:
 async def update_me(
     claims: CurrentUser, users: Users, body: UserUpdate, address: ClientAddress
 ) -> UserRead:
-    return UserRead.of(await users.update(claims, body, address))
+    return UserRead.from_document(await users.update(claims, body, address))
 
 
 @router.delete(

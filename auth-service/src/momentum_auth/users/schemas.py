@@ -72,7 +72,7 @@ class UserRead(BaseModel):
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, user: User) -> "UserRead":
+    def from_document(cls, user: User) -> "UserRead":
         return cls(
             id=str(user.id),
             email=user.email,
