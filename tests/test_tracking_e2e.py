@@ -1,7 +1,6 @@
 """Goals, weekly targets and daily logs of API.md through the gateway, on the running stack."""
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ import httpx
 import redis
 from momentum_libs.devstack import Stack
 from momentum_libs.events import Envelope, EventType
+from momentum_libs.testing.waiting import eventually_blocking
 
 from .conftest import PASSWORD, Account, assert_problem, new_account
 
@@ -20,12 +20,7 @@ MONDAY = "2026-11-16"
 
 def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 20.0) -> T:
     """Poll until ``done`` (a bound on waiting, not an assertion on speed)."""
-    deadline = time.monotonic() + timeout_s
-    value = probe()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        value = probe()
-    return value
+    return eventually_blocking(probe, done, timeout_s=timeout_s)
 
 
 def create_goal(gw: httpx.Client, account: Account, title: str = "Ship it") -> dict[str, Any]:

@@ -6,7 +6,6 @@ own Redis and its own nx-27017, each stopped and started again on the same port 
 its data kept, so "Redis down" or "MongoDB restart" is a real outage of a real server.
 """
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -18,6 +17,7 @@ import pytest
 from momentum_libs.devstack import Stack
 from momentum_libs.stores import ManagedProcess, free_port, redis_server_binary, wait_for_port
 from momentum_libs.testing.plugin import OwnMongo
+from momentum_libs.testing.waiting import eventually_blocking
 
 from ..conftest import Account, new_account
 
@@ -115,14 +115,11 @@ def wait_for(
     what: str, probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: float = 0.25
 ) -> T:
     """Poll ``probe`` until it returns something not None; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None:
-            return last
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    found = eventually_blocking(
+        probe, lambda value: value is not None, timeout_s=timeout_s, interval_s=every_s
+    )
+    assert found is not None, f"timed out after {timeout_s}s waiting for {what}"
+    return found
 
 
 def create_goal(client: httpx.Client, account: Account, title: str = "Ship it") -> str:

@@ -26,3 +26,19 @@ async def eventually(
         await asyncio.sleep(interval_s)
         value = await probe()
     return value
+
+
+def eventually_blocking(
+    probe: Callable[[], T],
+    done: Callable[[T], Any] = bool,
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.1,
+) -> T:
+    """:func:`eventually` for synchronous tests (a client driving the stack over HTTP)."""
+    deadline = time.monotonic() + timeout_s
+    value = probe()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval_s)
+        value = probe()
+    return value
