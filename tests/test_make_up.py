@@ -69,3 +69,59 @@ def test_make_up_serves_and_stops_everything(tmp_path: Path, stop_signal: int) -
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _make_up(port: int, data_dir: Path, **popen: object) -> "subprocess.Popen[bytes]":
+    env = {**os.environ, "MOMENTUM_GATEWAY_PORT": str(port), "MOMENTUM_DATA_DIR": str(data_dir)}
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        ["make", "--no-print-directory", "up"], cwd=REPO, env=env, **popen
+    )
+
+
+def test_a_second_make_up_on_a_taken_port_or_data_dir_refuses_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    first = _make_up(
+        port,
+        data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_gateway(f"http://127.0.0.1:{port}", first)
+        stack_env = (data_dir / "stack.env").read_text()
+        assert f"MOMENTUM_GATEWAY_URL=http://127.0.0.1:{port}" in stack_env
+        assert "MONGODB_URL=mongodb://" in stack_env
+        pids_before = {p.pid for p in _descendants(first.pid)}
+
+        for second_port, second_dir, says in (
+            (port, tmp_path / "other-data", f"127.0.0.1:{port} is taken"),
+            (free_port(), data_dir, "another `make up` is running on the data dir"),
+        ):
+            second = subprocess.run(
+                ["make", "--no-print-directory", "up"],
+                cwd=REPO,
+                env={
+                    **os.environ,
+                    "MOMENTUM_GATEWAY_PORT": str(second_port),
+                    "MOMENTUM_DATA_DIR": str(second_dir),
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode != 0
+            refusal = [line for line in second.stderr.splitlines() if "momentum-stack:" in line]
+            assert len(refusal) == 1 and says in refusal[0], second.stderr
+            assert "Traceback" not in second.stderr
+            # Refused before anything was started (so at once: timed by hand, not here).
+            assert "is up" not in second.stdout
+            assert "Momentum stopped" not in second.stdout
+        # The first stack is untouched: same processes, still healthy.
+        assert {p.pid for p in _descendants(first.pid)} == pids_before
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(60)
+    assert not (data_dir / "stack.env").exists()  # gone with the stack it described

@@ -6,18 +6,24 @@ Ctrl-C, SIGTERM or a normal exit.
 """
 
 import argparse
+import fcntl
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import TextIO
 
 import httpx
 
 from momentum_libs.stores import ManagedProcess, free_port, resolve_redis, start_nx_mongo
+
+STACK_ENV = "stack.env"
+"""In the data dir while `make up` runs: the addresses of its stores and services."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Stack:
         data_dir: Path,
         *,
         gateway_port: int | None = None,
+        gateway_host: str = "127.0.0.1",
         namespace: str = "",
         persist_mongo: bool = True,
         log_to_files: bool = True,
@@ -66,6 +73,7 @@ class Stack:
         self.namespace = namespace
         self.persist_mongo = persist_mongo
         self.log_to_files = log_to_files
+        self.gateway_host = gateway_host
         self.extra_env = extra_env or {}
         self.ports = {spec.name: free_port() for spec in SERVICES}
         self.ports["gateway"] = gateway_port or free_port()
@@ -76,7 +84,10 @@ class Stack:
 
     # -- addresses -------------------------------------------------------------------
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
+        host = "127.0.0.1"
+        if name == "gateway" and self.gateway_host not in ("0.0.0.0", "::"):  # noqa: S104
+            host = self.gateway_host
+        return f"http://{host}:{self.ports[name]}"
 
     @property
     def gateway_url(self) -> str:
@@ -144,7 +155,8 @@ class Stack:
         spec = next(s for s in SERVICES if s.name == name)
         args = [
             sys.executable, "-m", "uvicorn", "--factory", spec.app_factory,
-            "--host", "127.0.0.1", "--port", str(self.ports[name]),
+            "--host", self.gateway_host if name == "gateway" else "127.0.0.1",
+            "--port", str(self.ports[name]),
             "--no-access-log", "--timeout-graceful-shutdown", "5", "--no-server-header",
         ]  # fmt: skip
         if name == "gateway":  # the edge: a client's own X-Forwarded-For is not its address
@@ -154,18 +166,24 @@ class Stack:
         self.services[name] = proc
         self._wait_healthy(name, proc, timeout_s)
 
+    def _where_its_output_is(self, name: str) -> str:
+        # Without log files (make up) a service writes to this terminal.
+        return f"see {self.log_path(name)}" if self.log_to_files else "see its output above"
+
     def _wait_healthy(self, name: str, proc: ManagedProcess, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not proc.running():
-                raise RuntimeError(f"{name} exited during start-up; see {self.log_path(name)}")
+                where = self._where_its_output_is(name)
+                raise RuntimeError(f"{name} exited during start-up; {where}")
             try:
                 if httpx.get(f"{self.url(name)}/health", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"{name} not healthy after {timeout_s}s; see {self.log_path(name)}")
+        where = self._where_its_output_is(name)
+        raise TimeoutError(f"{name} not healthy after {timeout_s}s; {where}")
 
     def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.services[name]
@@ -176,6 +194,16 @@ class Stack:
     def restart_service(self, name: str) -> None:
         self.services[name].stop()
         self.start_service(name)
+
+    def stack_env(self) -> dict[str, str]:
+        """What a tool needs to reach this stack: its stores, streams, databases, services."""
+        env = self.env_for("analytics")
+        wanted = {"MONGODB_URL", "REDIS_URL", "MOMENTUM_EVENTS_STREAM", "MOMENTUM_DATA_DIR"}
+        found = {k: v for k, v in env.items() if k in wanted or k.endswith("_MONGODB_DB")}
+        found["MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB"] = self.database("tracking")
+        for spec in SERVICES:
+            found[f"MOMENTUM_{spec.name.upper()}_URL"] = self.url(spec.name)
+        return found
 
     def pids(self) -> list[int]:
         return [p.pid for p in [*self.stores, *self.services.values()] if p.running()]
@@ -195,21 +223,70 @@ class Stack:
         self.stop()
 
 
+class StackRefusedError(Exception):
+    """``make up`` cannot start here; the message is the one line to print."""
+
+
+def _hold_data_dir(data_dir: Path) -> TextIO:
+    """An exclusive lock on the data dir for as long as this process runs (released by the
+    kernel however it ends): two stacks on one embedded MongoDB would corrupt it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / "stack.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise StackRefusedError(
+            f"another `make up` is running on the data dir {data_dir}; stop it first "
+            "(or set MOMENTUM_DATA_DIR to another directory)"
+        ) from None
+    return lock
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StackRefusedError(
+                f"{host}:{port} is taken by another program; stop it first "
+                "(or set MOMENTUM_GATEWAY_PORT to another port)"
+            ) from None
+
+
+def _write_stack_env(stack: Stack) -> Path:
+    path = stack.data_dir / STACK_ENV
+    lines = [f"{key}={value}" for key, value in sorted(stack.stack_env().items())]
+    path.write_text(
+        "# Written by `make up` while it runs: the stack's addresses.\n" + "\n".join(lines) + "\n"
+    )
+    return path
+
+
 def _up(args: argparse.Namespace) -> int:
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stop_requested.set()
 
+    data_dir = Path(args.data_dir).resolve()
+    try:
+        lock = _hold_data_dir(data_dir)
+        _check_port_free(args.host, args.port)
+    except StackRefusedError as refused:
+        print(f"momentum-stack: {refused}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack = Stack(Path(args.data_dir), gateway_port=args.port, log_to_files=False)
+    stack = Stack(data_dir, gateway_port=args.port, gateway_host=args.host, log_to_files=False)
+    stack_env = data_dir / STACK_ENV
     try:
         stack.start()
-        print(
-            f"\nMomentum is up: {stack.gateway_url}  (docs: {stack.gateway_url}/docs)", flush=True
-        )
+        _write_stack_env(stack)
+        url = f"http://{args.host}:{args.port}"
+        print(f"\nMomentum is up: {url}  (docs: {url}/docs)", flush=True)
         print(f"MongoDB {stack.mongodb_url}  Redis {stack.redis_url}", flush=True)
+        print(f"Addresses for the tools: {stack_env}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop_requested.wait(0.5):
             dead = [n for n, p in stack.services.items() if not p.running()]
@@ -217,8 +294,13 @@ def _up(args: argparse.Namespace) -> int:
                 print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
                 return 1
         return 0
+    except (RuntimeError, TimeoutError) as failed:
+        print(f"momentum-stack: {failed}", file=sys.stderr)
+        return 1
     finally:
         stack.stop()
+        stack_env.unlink(missing_ok=True)
+        lock.close()
         print("Momentum stopped.", flush=True)
 
 
@@ -230,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=int(os.environ.get("MOMENTUM_GATEWAY_PORT", "8000"))
     )
     up.add_argument("--data-dir", default=os.environ.get("MOMENTUM_DATA_DIR", ".data"))
+    up.add_argument(
+        "--host",
+        default=os.environ.get("MOMENTUM_GATEWAY_HOST", "127.0.0.1"),
+        help="the gateway's bind address (the services stay on 127.0.0.1)",
+    )
     args = parser.parse_args(argv)
     return _up(args)
 
