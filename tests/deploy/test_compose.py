@@ -6,7 +6,9 @@ SchemaStore / compose-spec), so this runs offline; no Docker engine is needed.
 """
 
 import copy
+import os
 import subprocess
+import sys
 from importlib.resources import files
 from typing import Any
 
@@ -136,3 +138,22 @@ def test_jwks_and_upstreams_point_at_compose_service_names(name: str) -> None:
     urls = [str(v) for k, v in env.items() if k.endswith(("_URL", "JWKS_URL"))]
     hosts = {u.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0] for u in urls}
     assert hosts <= set(services), f"{name}: URLs name compose services: {hosts}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_container_runs_one_worker_so_a_bad_setting_exits_it(service: str) -> None:
+    environment = load_compose()["services"][service]["environment"]
+    assert environment["UVICORN_WORKERS"] == "1"
+
+
+def test_a_service_with_a_bad_setting_exits_non_zero_with_one_worker() -> None:
+    env = {**os.environ, "MOMENTUM_TRACKING_RELAY_BATCH_SIZE": "0", "UVICORN_WORKERS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "momentum_tracking.main:create_app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "relay_batch_size" in done.stderr
