@@ -45,10 +45,9 @@ from momentum_libs.events import (
     LogPayload,
     LogUpdatedPayload,
     TargetPayload,
-    UnknownEventError,
     UserPayload,
 )
-from pydantic import ValidationError
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
@@ -65,7 +64,6 @@ from momentum_analytics.projections.repository import ProjectionRepository
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RECENT_DAYS = 10
 """How far ``recent_days`` reaches before the UTC date of a commit: past the first day
@@ -74,6 +72,16 @@ of the current week in any timezone (that is at most 7 days before UTC's today).
 
 class ConflictError(RuntimeError):
     """Too many concurrent writers on one user; the event stays pending and is retried."""
+
+
+async def retry_on_conflict(attempt: Callable[[], Awaitable[bool]], gave_up: str) -> None:
+    """Run ``attempt`` until it wins its guarded writes, pausing between lost races as the
+    house's one retry policy says; ConflictError(``gave_up``) after its last attempt."""
+    for n in range(WRITE_ATTEMPTS):
+        if await attempt():
+            return
+        await backoff(n)
+    raise ConflictError(gave_up)
 
 
 def pick_active_goal(goals: dict[str, GoalState]) -> ActiveGoal | None:
@@ -154,13 +162,6 @@ class LogChange:
     moved_from: str | None
 
 
-def _payload(envelope: Envelope) -> object:
-    try:
-        return envelope.typed_payload()
-    except ValidationError as exc:  # a payload no producer of ours writes: dead-letter it
-        raise UnknownEventError(f"{envelope.type} payload is not valid: {exc}") from exc
-
-
 def log_change(payload: object, kind: EventType) -> LogChange | None:
     """The change a log event makes; None for any other event."""
     if isinstance(payload, LogPayload) and kind in (EventType.LOG_CREATED, EventType.LOG_DELETED):
@@ -199,7 +200,7 @@ class ProjectionService:
         catch up with a backlog: a user's burst of logs costs a few round trips."""
         run: list[LogChange] = []
         for envelope in envelopes:
-            payload = _payload(envelope)
+            payload = envelope.typed_payload()
             change = log_change(payload, envelope.type)
             if change is not None:
                 run.append(change)
@@ -241,10 +242,7 @@ class ProjectionService:
             await self._target(uid, payload, deleted=kind is EventType.TARGET_DELETED)
 
     async def _retry(self, attempt: Callable[[], Awaitable[bool]]) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            if await attempt():
-                return
-        raise ConflictError("too many concurrent changes of one user's projection")
+        await retry_on_conflict(attempt, "too many concurrent changes of one user's projection")
 
     async def _user(self, uid: str) -> UserProjection:
         # A new user has no days yet: its window of recent days holds them all.
