@@ -13,12 +13,13 @@ from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.mongo import mongo_client
 from momentum_libs.testing.tokens import TestSigner
+from momentum_libs.testing.waiting import eventually
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from analytics_support import FakeTracking, drained, eventually
+from analytics_support import FakeTracking, drained
 
 SettingsFactory = Callable[..., AnalyticsSettings]
 
@@ -68,13 +69,13 @@ class Service:
         await tracker.flush(self.redis, self.settings.events_stream)
         await self.wait_drained()
 
-    async def wait_drained(self, timeout_s: float = 60.0) -> float:
+    async def wait_drained(self, timeout_s: float = 60.0) -> None:
         async def check() -> bool:
             return await drained(
                 self.redis, self.settings.events_stream, self.settings.consumer_group
             )
 
-        return await eventually(check, timeout_s)
+        assert await eventually(check, timeout_s=timeout_s), "the consumer never caught up"
 
     @property
     def tracking_db(self) -> Any:
