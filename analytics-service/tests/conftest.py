@@ -1,6 +1,7 @@
 """analytics-service in-process against the real stores (plugin fixtures), a namespace each."""
 
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from momentum_analytics.main import create_app
 from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.mongo import mongo_client
 from momentum_libs.testing.tokens import TestSigner
@@ -42,6 +44,16 @@ def make_settings(mongodb_url: str, redis_url: str, namespace: str) -> SettingsF
         return AnalyticsSettings(**values)
 
     return make
+
+
+@pytest.fixture(scope="module")
+async def projections(mongodb_url: str) -> AsyncIterator[ProjectionService]:
+    """The consumer's handler over a database of this module's own, without the stream."""
+    client = mongo_client(mongodb_url, 5000)
+    repo = ProjectionRepository(client[f"p{uuid.uuid4().hex[:8]}_momentum_analytics"])
+    await repo.ensure_indexes()
+    yield ProjectionService(repo)
+    await client.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,11 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-import pytest
 from analytics_support import FakeTracking, projection_matches
 from conftest import SettingsFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
-from momentum_libs.mongo import mongo_client
 
 BASE = date(2026, 1, 10)  # offsets reach back into 2025: year documents are crossed
 
@@ -59,17 +56,6 @@ def play(ops: list[tuple[Any, ...]]) -> FakeTracking:
         elif kind == "delete_goal" and step[1] > 0 and live_goal(step[1]):
             t.delete_goal(goals[step[1]])
     return t
-
-
-@pytest.fixture(scope="module")
-async def projections(mongodb_url: str) -> Any:
-    import uuid
-
-    client = mongo_client(mongodb_url, 5000)
-    repo = ProjectionRepository(client[f"p{uuid.uuid4().hex[:8]}_momentum_analytics"])
-    await repo.ensure_indexes()
-    yield ProjectionService(repo)
-    await client.close()
 
 
 @settings(
