@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from momentum_analytics.projections.models import UserProjection
+from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_libs.events import (
     Envelope,
     EventType,
@@ -314,6 +316,22 @@ async def drained(redis: Redis, stream: str, group: str) -> bool:
     if mine is None:
         return False
     return bool(mine["last-delivered-id"] == last and mine["pending"] == 0)
+
+
+class CrashError(RuntimeError):
+    """The process died here."""
+
+
+class CrashingRepository(ProjectionRepository):
+    """The real repository, dying once between the month writes and the user's commit."""
+
+    crash_next_commit = False
+
+    async def commit_user(self, user: UserProjection, expected_version: int) -> bool:
+        if self.crash_next_commit:
+            self.crash_next_commit = False
+            raise CrashError
+        return await super().commit_user(user, expected_version)
 
 
 async def projection_matches(repo: Any, tracker: FakeTracking) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from momentum_analytics.main import create_app
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
@@ -24,6 +25,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from analytics_support import FakeTracking, drained
 
 SettingsFactory = Callable[..., AnalyticsSettings]
+
+# Each example runs against the real store, so no deadline; the fixtures are shared on
+# purpose (one database per module, each example a new user).
+_HYPOTHESIS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=60, **_HYPOTHESIS)  # keeps the suite short
+settings.register_profile("thorough", max_examples=1000, **_HYPOTHESIS)
+settings.load_profile("ci")
 
 
 @pytest.fixture

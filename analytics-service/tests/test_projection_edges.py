@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from analytics_support import FakeTracking, projection_matches
+from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
 from momentum_analytics.projections import streaks
-from momentum_analytics.projections.models import MonthDays, UserProjection
+from momentum_analytics.projections.models import MonthDays
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.reads.service import ReadService
@@ -30,22 +30,6 @@ def today_utc() -> date:
 async def stored_days(repo: ProjectionRepository, user_id: str) -> dict[str, int]:
     months = await repo.months_of_user(user_id)
     return {d: day.t for m in months.values() for d, day in m.days.items()}
-
-
-class CrashError(RuntimeError):
-    """The process died here."""
-
-
-class CrashingRepository(ProjectionRepository):
-    """The real repository, dying once between the month writes and the user's commit."""
-
-    crash_next_commit = False
-
-    async def commit_user(self, user: UserProjection, expected_version: int) -> bool:
-        if self.crash_next_commit:
-            self.crash_next_commit = False
-            raise CrashError
-        return await super().commit_user(user, expected_version)
 
 
 class RacedRepository(ProjectionRepository):
@@ -79,6 +63,18 @@ async def test_the_longest_run_survives_runs_cut_back_twice(
     assert user is not None
     assert streaks.longest(user.streak) == 10
     await projection_matches(projections.repo, t)
+
+
+def test_a_kept_run_cut_in_two_is_no_longer_the_longest() -> None:
+    """Only the runs dropped off the exact ones are summarised: a kept run that shrinks
+    later takes its old length with it."""
+    first = date(2026, 3, 1)
+    singles = [first + 2 * n * DAY for n in range(streaks.MAX_RUNS)]
+    five = [first + (20 + n) * DAY for n in range(5)]
+    state = streaks.from_active_days([*singles, *five])
+    assert state.longest_before == 1 and streaks.longest(state) == 5
+    after = streaks.with_day(state, five[2], active=False)
+    assert after is not None and streaks.longest(after) == 2
 
 
 @pytest.mark.parametrize("offset", [0, 2], ids=["first day", "last day"])
