@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --all-packages
 
-.PHONY: install up test lint fmt bench test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
+.PHONY: install up test lint fmt bench mutation test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,6 +50,11 @@ fmt: install
 
 bench: install
 	$(RUN) python -m bench
+
+# Mutation testing of the riskiest modules (long: not part of `make test`). Narrow it with
+# e.g. MUTATION_ARGS="--module streaks --jobs 2"; see scripts/mutation.py.
+mutation: install
+	$(RUN) python scripts/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -1,13 +1,12 @@
 """Test helpers: a stand-in for tracking-service, and an independent recomputation."""
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from momentum_analytics.projections.models import UserProjection
+from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_libs.events import (
     Envelope,
     EventType,
@@ -20,6 +19,7 @@ from momentum_libs.events import (
     UserDeletedPayload,
     UserPayload,
 )
+from momentum_libs.tracking_store import GOALS, LOGS, TARGETS
 from pymongo import ReplaceOne
 from redis.asyncio import Redis
 
@@ -262,7 +262,7 @@ class FakeTracking:
             )
             for tid, t in self.targets.items()
         ]
-        for name, ops in (("daily_logs", logs), ("goals", goals), ("weekly_targets", targets)):
+        for name, ops in ((LOGS, logs), (GOALS, goals), (TARGETS, targets)):
             if ops:
                 await db[name].bulk_write(ops, ordered=False)
 
@@ -318,17 +318,20 @@ async def drained(redis: Redis, stream: str, group: str) -> bool:
     return bool(mine["last-delivered-id"] == last and mine["pending"] == 0)
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, every_s: float = 0.02
-) -> float:
-    """Wait until ``check`` holds; returns the seconds it took (fails after the timeout)."""
-    started = time.perf_counter()
-    while True:
-        if await check():
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout_s:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(every_s)
+class CrashError(RuntimeError):
+    """The process died here."""
+
+
+class CrashingRepository(ProjectionRepository):
+    """The real repository, dying once between the month writes and the user's commit."""
+
+    crash_next_commit = False
+
+    async def commit_user(self, user: UserProjection, expected_version: int) -> bool:
+        if self.crash_next_commit:
+            self.crash_next_commit = False
+            raise CrashError
+        return await super().commit_user(user, expected_version)
 
 
 async def projection_matches(repo: Any, tracker: FakeTracking) -> None:

@@ -1,6 +1,7 @@
 """analytics-service in-process against the real stores (plugin fixtures), a namespace each."""
 
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,19 +9,32 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from momentum_analytics.main import create_app
 from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.mongo import mongo_client
 from momentum_libs.testing.tokens import TestSigner
+from momentum_libs.testing.waiting import eventually
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from analytics_support import FakeTracking, drained, eventually
+from analytics_support import FakeTracking, drained
 
 SettingsFactory = Callable[..., AnalyticsSettings]
+
+# Each example runs against the real store, so no deadline; the fixtures are shared on
+# purpose (one database per module, each example a new user).
+_HYPOTHESIS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=60, **_HYPOTHESIS)  # keeps the suite short
+settings.register_profile("thorough", max_examples=1000, **_HYPOTHESIS)
+settings.load_profile("ci")
 
 
 @pytest.fixture
@@ -41,6 +55,16 @@ def make_settings(mongodb_url: str, redis_url: str, namespace: str) -> SettingsF
         return AnalyticsSettings(**values)
 
     return make
+
+
+@pytest.fixture(scope="module")
+async def projections(mongodb_url: str) -> AsyncIterator[ProjectionService]:
+    """The consumer's handler over a database of this module's own, without the stream."""
+    client = mongo_client(mongodb_url, 5000)
+    repo = ProjectionRepository(client[f"p{uuid.uuid4().hex[:8]}_momentum_analytics"])
+    await repo.ensure_indexes()
+    yield ProjectionService(repo)
+    await client.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +92,13 @@ class Service:
         await tracker.flush(self.redis, self.settings.events_stream)
         await self.wait_drained()
 
-    async def wait_drained(self, timeout_s: float = 60.0) -> float:
+    async def wait_drained(self, timeout_s: float = 60.0) -> None:
         async def check() -> bool:
             return await drained(
                 self.redis, self.settings.events_stream, self.settings.consumer_group
             )
 
-        return await eventually(check, timeout_s)
+        assert await eventually(check, timeout_s=timeout_s), "the consumer never caught up"
 
     @property
     def tracking_db(self) -> Any:

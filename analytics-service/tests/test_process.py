@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from analytics_support import FakeTracking, drained, eventually, projection_matches, publish
+from analytics_support import FakeTracking, drained, projection_matches, publish
 from conftest import Service, SettingsFactory
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_libs.mongo import mongo_client
 from momentum_libs.stores import ManagedProcess, free_port
+from momentum_libs.testing.waiting import eventually
 from redis.asyncio import Redis
 
 
@@ -79,7 +80,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice(
         async def some_applied() -> bool:
             return await repo.users.count_documents({}) > 0
 
-        await eventually(some_applied, timeout_s=30, every_s=0.005)
+        assert await eventually(some_applied, timeout_s=30, interval_s=0.005)
         await asyncio.sleep(0.05)
         proc.signal(signal.SIGKILL)
         assert proc.proc is not None
@@ -93,7 +94,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice(
         async def done() -> bool:
             return await drained(redis, settings.events_stream, group)
 
-        await eventually(done, timeout_s=120)
+        assert await eventually(done, timeout_s=120)
         for t in trackers:
             await projection_matches(repo, t)
         dead = await redis.exists(settings.dead_letters)
@@ -120,7 +121,7 @@ async def test_write_to_visible_lag_is_reported(service: Service, record_propert
             r = await service.get("/analytics/dashboard", t.user_id)
             return bool(r.json()["total_minutes"] == expected)
 
-        await eventually(visible, timeout_s=10, every_s=0.005)
+        assert await eventually(visible, timeout_s=10, interval_s=0.005)
         lags.append((time.perf_counter() - started) * 1000)
     lags.sort()
     median, worst = lags[len(lags) // 2], lags[-1]

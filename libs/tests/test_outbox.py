@@ -352,3 +352,24 @@ async def test_an_invalid_entry_is_dead_lettered_and_blocks_nothing(
         assert doc is not None
         assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
     assert await relay.drain_once() == 0
+
+
+async def test_clearing_after_a_race_keeps_an_event_written_after_the_relays_read(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    """The relay read the note with its first event, published it, and a writer added a
+    second event before the relay's clear: the clear must lose its guard, read again and
+    take off the first event only, leaving the second pending (never published twice)."""
+    note, first = await create("u1", "a")
+    read_by_relay = await raw(note.id)
+    second = await change(note.id, "b")
+    collection = Note.get_pymongo_collection()
+    await OutboxRelay._mark_published(collection, read_by_relay, {first.event_id})
+    current = await Note.get(note.id)
+    assert current is not None
+    assert ids(current.outbox) == [second.event_id]
+    assert current.outbox_pending is True
+    await OutboxRelay._mark_published(collection, await raw(note.id), {second.event_id})
+    cleared = await Note.get(note.id)
+    assert cleared is not None
+    assert cleared.outbox == [] and cleared.outbox_pending is False

@@ -3,7 +3,6 @@
 Run: ``uvicorn --factory momentum_analytics.main:create_app``.
 """
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,27 +15,24 @@ from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
-from momentum_libs.state import ServiceState, install_state
-from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
+from momentum_libs.state import health_router, install_state, jwks_token_verifier
+from momentum_libs.tokens import KeyLookup
 
-from momentum_analytics.health.router import router as health_router
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.reads.router import router as reads_router
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.settings import AnalyticsSettings
-from momentum_analytics.state import State
+from momentum_analytics.state import AnalyticsState
 
 log = structlog.get_logger(__name__)
-
-# Only read here (revocations are written by auth-service); the value is not used.
-_REVOCATION_KEEP_S = 3600
 
 
 def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
+        # The consumer blocks on XREADGROUP: its own connection, with a longer read timeout.
         consumer_redis = redis_client(
             settings.redis_url, settings.store_timeout_ms, block_ms=settings.consumer_block_ms
         )
@@ -47,24 +43,17 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
         )
         mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
         http = httpx.AsyncClient()
-        task: asyncio.Task[None] | None = None
+        background = BackgroundTasks()
         try:
             repo = ProjectionRepository(mongo[settings.mongodb_db])
             await repo.ensure_indexes()
-            keys = token_keys or JwksKeys(settings.jwks_url, http, settings.jwks_cache_seconds)
-            verifier = AccessTokenVerifier(
-                keys,
-                settings.jwt_issuer,
-                settings.jwt_audience,
-                SessionRevocations(sessions_redis, _REVOCATION_KEEP_S),
-            )
             projections = ProjectionService(repo)
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
                 consumer = StreamConsumer.from_settings(
                     settings, consumer_redis, projections.handle, projections.handle_batch
                 )
-                task = asyncio.create_task(consumer.run(), name="analytics-consumer")
+                background.start(consumer.run(), name="analytics-consumer")
                 log.info(
                     "consumer_started",
                     stream=settings.events_stream,
@@ -73,28 +62,20 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 )
             install_state(
                 app,
-                ServiceState(
+                AnalyticsState(
                     settings=settings,
                     mongo=mongo,
                     redis=redis,
-                    token_verifier=verifier,
-                    background=BackgroundTasks(),
+                    token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
+                    background=background,
+                    reads=ReadService(repo),
+                    projections=projections,
+                    consumer=consumer,
                 ),
-            )
-            app.state.analytics = State(
-                settings=settings,
-                mongo=mongo,
-                redis=redis,
-                reads=ReadService(repo),
-                projections=projections,
-                consumer=consumer,
             )
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await background.stop()
             await mongo.close()
             await http.aclose()
             await consumer_redis.aclose()

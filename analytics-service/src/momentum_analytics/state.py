@@ -1,36 +1,23 @@
-"""What the lifespan builds, typed, and the ``Annotated`` dependencies that hand it out."""
+"""What the lifespan builds, typed: the shared base plus analytics' own services."""
 
 from dataclasses import dataclass
-from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from momentum_libs.consumer import StreamConsumer
-from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from momentum_libs.state import ServiceState, service_state
 
 from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.reads.service import ReadService
-from momentum_analytics.settings import AnalyticsSettings
 
 
-@dataclass
-class State:
-    settings: AnalyticsSettings
-    mongo: AsyncMongoClient[dict[str, Any]]
-    redis: Redis
+@dataclass(kw_only=True)
+class AnalyticsState(ServiceState):
     reads: ReadService
     projections: ProjectionService
-    consumer: StreamConsumer | None
+    consumer: StreamConsumer | None  # None: this process serves reads only
 
 
-def app_state(request: Request) -> State:
-    state: State = request.app.state.analytics
+def analytics_state(request: Request) -> AnalyticsState:
+    state = service_state(request)
+    assert isinstance(state, AnalyticsState)
     return state
-
-
-def reads(request: Request) -> ReadService:
-    return app_state(request).reads
-
-
-Reads = Annotated[ReadService, Depends(reads)]
-AppState = Annotated[State, Depends(app_state)]

@@ -5,6 +5,15 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
+FIRST_PAUSE_S = 0.1
+"""How long a background loop waits after its first failure in a row."""
+
+
+def next_pause(pause_s: float, cap_s: float) -> float:
+    """The wait after one more failure in a row, from the last one: doubled, up to ``cap_s``
+    (a store that stays down is retried every ``cap_s``, never less often)."""
+    return min(pause_s * 2, cap_s)
+
 
 def stop_if_cancelling() -> None:
     """Raise CancelledError if this task was asked to stop.

@@ -61,7 +61,7 @@ from pymongo.errors import ConnectionFailure, NetworkTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from momentum_libs.background import stop_if_cancelling
+from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
 from momentum_libs.events import (
     DEAD_CONSUMER,
     DEAD_DELIVERIES,
@@ -230,7 +230,7 @@ class StreamConsumer:
                     await self._forget(self.consumer_name)
 
     async def _consume(self) -> None:
-        backoff = 0.1
+        backoff = FIRST_PAUSE_S
         group_ready = False
         while True:
             stop_if_cancelling()
@@ -239,7 +239,7 @@ class StreamConsumer:
                     await self.ensure_group()
                     group_ready = True
                 await self.process_once()
-                backoff = 0.1
+                backoff = FIRST_PAUSE_S
             except (RedisError, OSError) as exc:
                 # Also covers NOGROUP after Redis came back empty: create the group again.
                 group_ready = False
@@ -251,13 +251,13 @@ class StreamConsumer:
                     retry_in_s=backoff,
                 )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, _MAX_BACKOFF_S)
             except Exception:
                 log.exception(
                     "consumer_error", stream=self.stream, group=self.group, retry_in_s=backoff
                 )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, _MAX_BACKOFF_S)
 
     async def forget_dead_consumers(self) -> list[str]:
         """Remove the group's other consumers idle for ``forget_idle_ms`` with nothing pending."""

@@ -25,7 +25,7 @@ from pymongo import DeleteOne, UpdateOne
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from momentum_libs.background import stop_if_cancelling
+from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
 from momentum_libs.events import DEAD_ERROR, Envelope
 from momentum_libs.outbox import OutboxDocument
 from momentum_libs.settings import OutboxRelaySettings
@@ -86,22 +86,22 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = FIRST_PAUSE_S
         while True:
             stop_if_cancelling()
             self._wakeup.clear()
             try:
                 while await self.drain_once() >= self._batch_size:
                     pass  # more were waiting: keep going before sleeping
-                backoff = 0.1
+                backoff = FIRST_PAUSE_S
                 wait = self._sweep_interval_s
             except (RedisError, OSError) as exc:
                 log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff)
-                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
+                wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
             except Exception:
                 # MongoDB down or anything unexpected: retry, never die.
                 log.exception("outbox_relay_error", retry_in_s=backoff)
-                wait, backoff = backoff, min(backoff * 2, self._max_backoff_s)
+                wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a racing cancel.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

@@ -16,17 +16,22 @@ Every event is applied as one optimistic attempt, retried on conflict:
 Why this converges whatever the delivery order, once every event has been applied:
 each month keeps, per log, the state the highest version touching that month gave it;
 a log's final date is touched by its final event, and every month it left was touched by
-the later event that moved it away. The price of keeping logs inside months: only that
-moving event names the month left behind, so if it is lost (dead-lettered, trimmed off
-the stream) the log stays counted there until ``momentum-analytics-rebuild --user``.
-(One fact document per log, found by its id, would heal that on the log's next event,
-but costs a write per log in the rebuild and a lookup per event.)
+the later event that moved it away. Before that event arrives, a later one may overtake
+it (v3 before v2): an event that does not find the log's previous state where it names
+it (absent, gone, or already this version or newer) reads every month of the user and
+takes the log off each month but its own, as of its version; so the log is counted once
+as soon as its latest event is in, and an in-order delivery reads only its own months.
+Only if the log's LAST event is lost (dead-lettered, trimmed off the stream) does a month
+keep a stale entry, until ``momentum-analytics-rebuild --user``.
 
 A crash before the commit leaves the event unacknowledged, and its redelivery writes
 nothing twice: a month's days are written with its logs, in one document. The user's
-projection is then recomputed for the event's own dates; a day the first attempt took a
-log off in passing (a stale entry of a reordered delivery) is recounted in the user's
-projection when the event that moved the log off that day arrives. Reads of the months
+projection is then recomputed for the event's own dates, and (the redelivery finds its
+own version already placed, so it reads every month) for each day it took the log off
+in other months; a day the first attempt took a log off in passing inside the month it
+moved away from (a stale entry of a reordered delivery, overwritten there by the move)
+is recounted in the user's projection when the event that moved the log off that day
+arrives. Reads of the months
 (weeks before the recent window, the heatmap) may show a change just before its commit.
 The guards make two replicas that handle events of the same user at once retry instead
 of overwriting each other.
@@ -45,10 +50,9 @@ from momentum_libs.events import (
     LogPayload,
     LogUpdatedPayload,
     TargetPayload,
-    UnknownEventError,
     UserPayload,
 )
-from pydantic import ValidationError
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
@@ -65,7 +69,6 @@ from momentum_analytics.projections.repository import ProjectionRepository
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RECENT_DAYS = 10
 """How far ``recent_days`` reaches before the UTC date of a commit: past the first day
@@ -74,6 +77,16 @@ of the current week in any timezone (that is at most 7 days before UTC's today).
 
 class ConflictError(RuntimeError):
     """Too many concurrent writers on one user; the event stays pending and is retried."""
+
+
+async def retry_on_conflict(attempt: Callable[[], Awaitable[bool]], gave_up: str) -> None:
+    """Run ``attempt`` until it wins its guarded writes, pausing between lost races as the
+    house's one retry policy says; ConflictError(``gave_up``) after its last attempt."""
+    for n in range(WRITE_ATTEMPTS):
+        if await attempt():
+            return
+        await backoff(n)
+    raise ConflictError(gave_up)
 
 
 def pick_active_goal(goals: dict[str, GoalState]) -> ActiveGoal | None:
@@ -153,12 +166,30 @@ class LogChange:
     entry: LogEntry
     moved_from: str | None
 
+    @property
+    def date_before(self) -> str | None:
+        """The date of the log's state before this event; None for its creation."""
+        if self.moved_from is not None:
+            return self.moved_from
+        return self.entry.date if self.entry.deleted else None
 
-def _payload(envelope: Envelope) -> object:
-    try:
-        return envelope.typed_payload()
-    except ValidationError as exc:  # a payload no producer of ours writes: dead-letter it
-        raise UnknownEventError(f"{envelope.type} payload is not valid: {exc}") from exc
+    def placements(self) -> list[LogEntry]:
+        """The entries this event puts in months: the new state on its date's month, and
+        the log gone from the month it moved away from."""
+        entries = [self.entry]
+        if self.moved_from is not None and month_of(self.moved_from) != month_of(self.entry.date):
+            entries.append(self.entry.model_copy(update={"date": self.moved_from, "deleted": True}))
+        return entries
+
+    def overtook(self, months: Mapping[str, MonthDays]) -> bool:
+        """Whether the log's previous state is not where this event says it was (all of
+        its months are in ``months``): an earlier event of it is still missing, or this one
+        is redelivered. Either way the log may sit in months this event does not name."""
+        before = self.date_before
+        if before is None:
+            return False
+        held = months[month_of(before)].logs.get(self.log_id)
+        return held is None or held.deleted or held.version >= self.entry.version
 
 
 def log_change(payload: object, kind: EventType) -> LogChange | None:
@@ -199,7 +230,7 @@ class ProjectionService:
         catch up with a backlog: a user's burst of logs costs a few round trips."""
         run: list[LogChange] = []
         for envelope in envelopes:
-            payload = _payload(envelope)
+            payload = envelope.typed_payload()
             change = log_change(payload, envelope.type)
             if change is not None:
                 run.append(change)
@@ -241,10 +272,7 @@ class ProjectionService:
             await self._target(uid, payload, deleted=kind is EventType.TARGET_DELETED)
 
     async def _retry(self, attempt: Callable[[], Awaitable[bool]]) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            if await attempt():
-                return
-        raise ConflictError("too many concurrent changes of one user's projection")
+        await retry_on_conflict(attempt, "too many concurrent changes of one user's projection")
 
     async def _user(self, uid: str) -> UserProjection:
         # A new user has no days yet: its window of recent days holds them all.
@@ -317,25 +345,29 @@ class ProjectionService:
         if user.deleted:
             await self.repo.wipe_user_data(uid)
             return True
-        placements: list[tuple[str, LogEntry]] = []
         touched: set[str] = set()
         for change in changes:
-            entry, moved_from = change.entry, change.moved_from
-            placements.append((change.log_id, entry))
-            touched.add(entry.date)
-            if moved_from is not None:
-                touched.add(moved_from)
-                if month_of(moved_from) != month_of(entry.date):
-                    gone = entry.model_copy(update={"date": moved_from, "deleted": True})
-                    placements.append((change.log_id, gone))
-        months = await self.repo.get_months(uid, {month_of(e.date) for _, e in placements})
+            touched.add(change.entry.date)
+            if change.moved_from is not None:
+                touched.add(change.moved_from)
+        wanted = {month_of(e.date) for change in changes for e in change.placements()}
+        months = await self.repo.get_months(uid, wanted)
         changed: set[str] = set()
-        for log_id, entry in placements:
-            did_change, held_on = place(months, log_id, entry)
-            if did_change:
-                changed.add(month_of(entry.date))
-            if held_on is not None:
-                touched.add(held_on)
+        overtaking: list[LogChange] = []
+        for change in changes:
+            if change.overtook(months):
+                overtaking.append(change)
+            for entry in change.placements():
+                did_change, held_on = place(months, change.log_id, entry)
+                if did_change:
+                    changed.add(month_of(entry.date))
+                if held_on is not None:
+                    touched.add(held_on)
+        if overtaking:
+            for key, month in (await self.repo.months_of_user(uid)).items():
+                months.setdefault(key, month)
+            for change in overtaking:
+                take_off_elsewhere(months, change, touched, changed)
         return await self._recompute_and_commit(user.version, user, months, touched, changed)
 
     # -- the shared step ------------------------------------------------------------------
@@ -377,6 +409,28 @@ class ProjectionService:
                 return streaks.from_active_days(active_days(every.values()))
         assert next_streak is not None
         return next_streak
+
+
+def take_off_elsewhere(
+    months: Mapping[str, MonthDays], change: LogChange, touched: set[str], changed: set[str]
+) -> None:
+    """Take the log off every month but its new date's, as of the change's version.
+
+    An older live entry is marked gone; one already gone at this version (a first attempt
+    that crashed before its commit) has its day touched again, for the user's projection."""
+    version, own = change.entry.version, month_of(change.entry.date)
+    for key, month in months.items():
+        held = month.logs.get(change.log_id)
+        if key == own or held is None:
+            continue
+        if not held.deleted and held.version < version:
+            month.logs[change.log_id] = held.model_copy(
+                update={"deleted": True, "version": version}
+            )
+            changed.add(key)
+            touched.add(held.date)
+        elif held.deleted and held.version == version:
+            touched.add(held.date)
 
 
 def month_totals(totals: Mapping[str, int], months: Iterable[MonthDays]) -> dict[str, int]:

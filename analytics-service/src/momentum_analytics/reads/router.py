@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query
 from momentum_libs.deps import CurrentUser
 from momentum_libs.problems import problem_responses
 
+from momentum_analytics.deps import Reads
 from momentum_analytics.reads.schemas import Dashboard, Heatmap, Streak, WeeklySummary
-from momentum_analytics.state import Reads
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 

@@ -13,15 +13,13 @@ One optimistic attempt per user, retried on conflict with the live consumer:
 """
 
 import asyncio
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
-from momentum_libs.timestamps import as_utc
+from momentum_libs.tracking_store import StoredGoal, StoredLog, StoredTarget
 
 from momentum_analytics.projections import streaks
 from momentum_analytics.projections.models import (
@@ -35,17 +33,16 @@ from momentum_analytics.projections.models import (
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import (
-    MAX_ATTEMPTS,
-    ConflictError,
     active_days,
     month_totals,
     pick_active_goal,
     place,
     recent_window,
     recount_days,
+    retry_on_conflict,
     utc_today,
 )
-from momentum_analytics.rebuild.source import Doc, TrackingSource
+from momentum_analytics.rebuild.source import TrackingSource
 
 log = structlog.get_logger(__name__)
 
@@ -69,25 +66,22 @@ class RebuildReport:
         }
 
 
-def _aware(value: Any) -> datetime | None:
-    return as_utc(value) if isinstance(value, datetime) else None
-
-
-def merge_logs(user_id: str, months: dict[str, MonthDays], tracked: list[Doc]) -> set[str]:
+def merge_logs(user_id: str, months: dict[str, MonthDays], tracked: list[StoredLog]) -> set[str]:
     """Bring the months' logs up to tracking's state, in place; returns the months changed."""
     held: dict[str, list[str]] = defaultdict(list)  # log id -> months with an entry of it
     for key, month in months.items():
         for log_id in month.logs:
             held[log_id].append(key)
     changed: set[str] = set()
-    for doc in tracked:
-        log_id = str(doc["_id"])
-        entry = LogEntry(
-            date=str(doc["date"]),
-            goal_id=str(doc["goal_id"]),
-            minutes=int(doc["minutes"]),
-            version=int(doc.get("version", 1)),
-            deleted=bool(doc.get("deleted", False)),
+    for stored in tracked:
+        log_id = stored.id
+        # Built unvalidated: the contract model has checked every field already.
+        entry = LogEntry.model_construct(
+            date=stored.date,
+            goal_id=stored.goal_id,
+            minutes=stored.minutes,
+            version=stored.version,
+            deleted=stored.deleted,
         )
         key = month_of(entry.date)
         if key not in months:
@@ -125,22 +119,20 @@ def recount_months(months: dict[str, MonthDays], excluded_goals: set[str]) -> se
     return changed
 
 
-def merge_goals(ours: dict[str, GoalState], tracked: list[Doc]) -> dict[str, GoalState]:
+def merge_goals(ours: dict[str, GoalState], tracked: list[StoredGoal]) -> dict[str, GoalState]:
     goals = dict(ours)
     seen: set[str] = set()
-    for doc in tracked:
-        goal_id = str(doc["_id"])
-        seen.add(goal_id)
-        version = int(doc.get("version", 1))
-        current = ours.get(goal_id)
-        if current is not None and current.version >= version:
+    for stored in tracked:
+        seen.add(stored.id)
+        current = ours.get(stored.id)
+        if current is not None and current.version >= stored.version:
             continue
-        goals[goal_id] = GoalState(
-            title=str(doc.get("title", "")),
-            is_active=bool(doc.get("is_active", False)),
-            activated_at=_aware(doc.get("activated_at")),
-            version=version,
-            deleted=bool(doc.get("deleted", False)),
+        goals[stored.id] = GoalState(
+            title=stored.title,
+            is_active=stored.is_active,
+            activated_at=stored.activated_at,
+            version=stored.version,
+            deleted=stored.deleted,
         )
     for goal_id, current in ours.items():
         if goal_id not in seen and not current.deleted:
@@ -149,27 +141,25 @@ def merge_goals(ours: dict[str, GoalState], tracked: list[Doc]) -> dict[str, Goa
 
 
 def merge_targets(
-    user_id: str, ours: dict[str, TargetFact], tracked: list[Doc]
+    user_id: str, ours: dict[str, TargetFact], tracked: list[StoredTarget]
 ) -> tuple[list[TargetFact], list[TargetFact]]:
     """(newer targets to write, targets tracking no longer has: to mark deleted)."""
     newer: list[TargetFact] = []
     seen: set[str] = set()
-    for doc in tracked:
-        target_id = str(doc["_id"])
-        seen.add(target_id)
-        version = int(doc.get("version", 1))
-        current = ours.get(target_id)
-        if current is not None and current.version >= version:
+    for stored in tracked:
+        seen.add(stored.id)
+        current = ours.get(stored.id)
+        if current is not None and current.version >= stored.version:
             continue
         newer.append(
             TargetFact(
-                id=target_id,
+                id=stored.id,
                 user_id=user_id,
-                goal_id=str(doc["goal_id"]),
-                week_start=str(doc["week_start"]),
-                target_minutes=int(doc["target_minutes"]),
-                version=version,
-                deleted=bool(doc.get("deleted", False)),
+                goal_id=stored.goal_id,
+                week_start=stored.week_start,
+                target_minutes=stored.target_minutes,
+                version=stored.version,
+                deleted=stored.deleted,
             )
         )
     gone = [t for tid, t in ours.items() if tid not in seen and not t.deleted]
@@ -186,13 +176,16 @@ class Rebuilder:
 
     async def rebuild_user(self, user_id: str) -> int:
         """Rebuild one user; returns how many of tracking's logs were read."""
-        for attempt in range(MAX_ATTEMPTS):
-            done = await self._attempt(user_id)
-            if done is not None:
-                return done
-            # Events for this user landed meanwhile: let the consumer's burst pass first.
-            await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))  # noqa: S311
-        raise ConflictError(f"user {user_id} kept changing during the rebuild")
+        logs_read: int | None = None
+
+        async def attempt() -> bool:
+            nonlocal logs_read
+            logs_read = await self._attempt(user_id)
+            return logs_read is not None  # None: events for this user landed meanwhile
+
+        await retry_on_conflict(attempt, f"user {user_id} kept changing during the rebuild")
+        assert logs_read is not None
+        return logs_read
 
     async def _attempt(self, user_id: str) -> int | None:
         user = await self.repo.get_user(user_id)

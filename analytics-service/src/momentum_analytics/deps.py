@@ -1,0 +1,15 @@
+"""``Annotated`` dependencies handing out what the lifespan built."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from momentum_analytics.reads.service import ReadService
+from momentum_analytics.state import analytics_state
+
+
+def read_service(request: Request) -> ReadService:
+    return analytics_state(request).reads
+
+
+Reads = Annotated[ReadService, Depends(read_service)]

@@ -1,0 +1,226 @@
+"""Edge cases of applying events and reading them back, each pinned by a defect (or a
+surviving mutant) the suite once let through. The handler runs over the real store,
+without the stream, so each case can deliver events in exactly the order it needs."""
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
+from momentum_analytics.projections import streaks
+from momentum_analytics.projections.models import MonthDays
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.service import ReadService
+from momentum_libs.events import Envelope
+
+DAY = timedelta(days=1)
+
+
+async def apply(projections: ProjectionService, events: Iterable[Envelope]) -> None:
+    for envelope in events:
+        await projections.handle(envelope)
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+async def stored_days(repo: ProjectionRepository, user_id: str) -> dict[str, int]:
+    months = await repo.months_of_user(user_id)
+    return {d: day.t for m in months.values() for d, day in m.days.items()}
+
+
+class RacedRepository(ProjectionRepository):
+    """The real repository, running ``after_read`` once right after the months are read."""
+
+    after_read: Callable[[], Awaitable[None]] | None = None
+
+    async def get_months(self, user_id: str, months: Iterable[str]) -> dict[str, MonthDays]:
+        read = await super().get_months(user_id, months)
+        hook, self.after_read = self.after_read, None
+        if hook is not None:
+            await hook()
+        return read
+
+
+async def test_the_longest_run_survives_runs_cut_back_twice(
+    projections: ProjectionService,
+) -> None:
+    """A 10-day run, then 9 single days, fed in date order: the 10-day run leaves the
+    exactly kept runs on the first cut and must still be the longest after the second."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    first = date(2026, 3, 1)
+    for n in range(10):
+        t.create_log(goal, first + n * DAY, 30)
+    await apply(projections, t.take())
+    for k in range(streaks.MAX_RUNS + 1):
+        t.create_log(goal, first + (11 + 2 * k) * DAY, 30)
+        await apply(projections, t.take())
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None
+    assert streaks.longest(user.streak) == 10
+    await projection_matches(projections.repo, t)
+
+
+def test_a_kept_run_cut_in_two_is_no_longer_the_longest() -> None:
+    """Only the runs dropped off the exact ones are summarised: a kept run that shrinks
+    later takes its old length with it."""
+    first = date(2026, 3, 1)
+    singles = [first + 2 * n * DAY for n in range(streaks.MAX_RUNS)]
+    five = [first + (20 + n) * DAY for n in range(5)]
+    state = streaks.from_active_days([*singles, *five])
+    assert state.longest_before == 1 and streaks.longest(state) == 5
+    after = streaks.with_day(state, five[2], active=False)
+    assert after is not None and streaks.longest(after) == 2
+
+
+@pytest.mark.parametrize("offset", [0, 2], ids=["first day", "last day"])
+def test_taking_the_end_day_off_a_run_leaves_no_empty_run(offset: int) -> None:
+    first = date(2026, 3, 1)
+    state = streaks.from_active_days([first, first + DAY, first + 2 * DAY])
+    after = streaks.with_day(state, first + offset * DAY, active=False)
+    assert after is not None
+    kept = (first + DAY, first + 2 * DAY) if offset == 0 else (first, first + DAY)
+    assert [(r.start, r.end) for r in after.runs] == [kept]
+    alone = streaks.with_day(streaks.from_active_days([first]), first, active=False)
+    assert alone is not None and alone.runs == []
+
+
+async def test_a_deleted_weekly_target_no_longer_counts(projections: ProjectionService) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    week = today_utc() - timedelta(days=today_utc().weekday())
+    target = t.set_target(goal, week, 120)
+    t.create_log(goal, week, 30)
+    await apply(projections, t.take())
+    reads = ReadService(projections.repo)
+    assert (await reads.dashboard(t.user_id)).weekly_target_minutes == 120
+    t.delete_target(target)
+    await apply(projections, t.take())
+    dashboard = await reads.dashboard(t.user_id)
+    assert dashboard.weekly_target_minutes is None
+    assert dashboard.weekly_progress_percent is None
+    assert (await reads.weekly_summary(t.user_id, week, goal)).target_minutes is None
+
+
+async def test_a_goal_deletion_drops_its_minutes_before_its_logs_go(
+    projections: ProjectionService,
+) -> None:
+    """tracking tombstones the goal first and sweeps its logs after: goal.deleted alone
+    must clear its days, and no later event of its logs may bring minutes back."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    other = t.create_goal("other", active=False)
+    first = date(2026, 2, 26)  # its logs span two months
+    for n in range(5):
+        t.create_log(goal, first + n * DAY, 20)
+    t.create_log(other, first, 7)
+    await apply(projections, t.take())
+    t.delete_goal(goal)
+    goal_deleted, *log_deletions = t.take()
+    await apply(projections, [goal_deleted])
+    assert await stored_days(projections.repo, t.user_id) == {first.isoformat(): 7}
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and user.total_minutes == 7
+    heatmap = await ReadService(projections.repo).heatmap(t.user_id, first, first + 10 * DAY)
+    assert [d.minutes for d in heatmap.days if d.minutes] == [7]
+    # A log written while the goal was being deleted, published after goal.deleted.
+    t.create_log(goal, first + 8 * DAY, 50)
+    await apply(projections, t.take())
+    await apply(projections, log_deletions)
+    assert await stored_days(projections.repo, t.user_id) == {first.isoformat(): 7}
+    await projection_matches(projections.repo, t)
+
+
+async def test_an_update_overtaking_the_one_before_moves_the_log_at_once(
+    projections: ProjectionService,
+) -> None:
+    """v1 on a March day, v2 moves it to April, v3 to May; v3 arrives before v2."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    log_id = t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(projections, t.take())
+    t.update_log(log_id, day=date(2026, 4, 5))
+    t.update_log(log_id, day=date(2026, 5, 5))
+    v2, v3 = t.take()
+    await apply(projections, [v3])
+    assert await stored_days(projections.repo, t.user_id) == {"2026-05-05": 40}
+    await projection_matches(projections.repo, t)
+    await apply(projections, [v2, v3])
+    await projection_matches(projections.repo, t)
+
+
+async def test_a_crash_before_the_commit_then_a_late_move_leaves_no_stale_streak_day(
+    projections: ProjectionService,
+) -> None:
+    """v1 on March 5, v2 moves it to March 6, v3 to April 2; v3 overtakes v2 and takes the
+    log off March 5 in passing, then dies before the user's commit. Its redelivery cannot
+    see March 5 any more: the late v2, which moved the log off March 5, recounts it."""
+    repo = CrashingRepository(projections.repo.db)
+    service = ProjectionService(repo)
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 4), 10)  # March 4 and 5 make a run of two
+    log_id = t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(service, t.take())
+    t.update_log(log_id, day=date(2026, 3, 6))
+    t.update_log(log_id, day=date(2026, 4, 2))
+    v2, v3 = t.take()
+    repo.crash_next_commit = True
+    with pytest.raises(CrashError):
+        await service.handle(v3)
+    await apply(service, [v3, v2])  # the redelivery, then the late move
+    user = await repo.get_user(t.user_id)
+    assert user is not None and streaks.longest(user.streak) == 1
+    await projection_matches(repo, t)
+
+
+async def test_the_replica_losing_a_race_on_a_month_retries_and_keeps_its_log(
+    projections: ProjectionService,
+) -> None:
+    """Between one replica's read and write of a month, another writes that month; the
+    other's user commit comes after the first one's (here: it dies first, then retries).
+    Only the month's own guard tells the first replica that it lost."""
+    raced = RacedRepository(projections.repo.db)
+    slow = CrashingRepository(projections.repo.db)
+    loser, winner = ProjectionService(raced), ProjectionService(slow)
+    t = FakeTracking()
+    goal = t.create_goal()
+    await apply(winner, t.take())
+    t.create_log(goal, date(2026, 3, 5), 40)
+    t.create_log(goal, date(2026, 3, 6), 25)
+    late, early = t.take()
+
+    async def the_other_replica_writes_the_month_first() -> None:
+        slow.crash_next_commit = True
+        with pytest.raises(CrashError):
+            await winner.handle(early)
+
+    raced.after_read = the_other_replica_writes_the_month_first
+    await loser.handle(late)
+    await winner.handle(early)  # the other replica's retry
+    assert await stored_days(raced, t.user_id) == {"2026-03-05": 40, "2026-03-06": 25}
+    await projection_matches(raced, t)
+
+
+async def test_a_heatmap_from_before_the_recent_window_into_it_shows_both_parts(
+    projections: ProjectionService,
+) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    today = today_utc()
+    t.create_log(goal, today - 40 * DAY, 30)
+    t.create_log(goal, today - 2 * DAY, 60)
+    await apply(projections, t.take())
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and user.recent_from is not None
+    assert user.recent_from > today - 40 * DAY  # the range starts before the window
+    reads = ReadService(projections.repo)
+    heatmap = await reads.heatmap(t.user_id, today - 60 * DAY, today - DAY)
+    shown = {d.date: d.minutes for d in heatmap.days if d.minutes}
+    assert shown == {today - 40 * DAY: 30, today - 2 * DAY: 60}
+    default: Any = await reads.heatmap(t.user_id, None, None)
+    assert sum(d.minutes for d in default.days) == 90
