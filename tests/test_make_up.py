@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 from momentum_libs.stores import free_port
+from momentum_libs.testing.waiting import eventually_blocking
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,10 @@ def test_a_second_make_up_on_a_taken_port_or_data_dir_refuses_at_once(tmp_path: 
     )
     try:
         _wait_for_gateway(f"http://127.0.0.1:{port}", first)
-        stack_env = (data_dir / "stack.env").read_text()
+        # Written right after the last service answered, before "up" is announced.
+        env_file = data_dir / "stack.env"
+        assert eventually_blocking(env_file.exists, timeout_s=30), "no stack.env"
+        stack_env = env_file.read_text()
         assert f"MOMENTUM_GATEWAY_URL=http://127.0.0.1:{port}" in stack_env
         assert "MONGODB_URL=mongodb://" in stack_env
         pids_before = {p.pid for p in _descendants(first.pid)}

@@ -8,7 +8,7 @@ from momentum_analytics.reads.service import ReadService
 from momentum_analytics.state import analytics_state
 
 
-def read_service(request: Request) -> ReadService:
+async def read_service(request: Request) -> ReadService:
     return analytics_state(request).reads
 
 

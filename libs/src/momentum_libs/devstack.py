@@ -85,7 +85,7 @@ class Stack:
     # -- addresses -------------------------------------------------------------------
     def url(self, name: str) -> str:
         host = "127.0.0.1"
-        if name == "gateway" and self.gateway_host not in ("0.0.0.0", "::"):  # noqa: S104
+        if name == "gateway" and self.gateway_host not in ("0.0.0.0", "::"):
             host = self.gateway_host
         return f"http://{host}:{self.ports[name]}"
 
