@@ -1,4 +1,4 @@
-"""The few API calls the bench needs, at the gateway (API.md), with bench users."""
+"""The few API calls the bench needs, at the gateway (docs/api.md), with bench users."""
 
 import asyncio
 import datetime as dt

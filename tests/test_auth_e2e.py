@@ -1,4 +1,4 @@
-"""Auth and user-profile behaviours of API.md, through the gateway, against the running stack."""
+"""Auth and user-profile behaviours of docs/api.md, through the gateway, on the running stack."""
 
 import base64
 import json

@@ -1,4 +1,4 @@
-"""Goals, weekly targets and daily logs of API.md through the gateway, on the running stack."""
+"""Goals, weekly targets and daily logs of docs/api.md through the gateway, on the running stack."""
 
 import asyncio
 import uuid

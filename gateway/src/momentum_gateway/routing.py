@@ -1,4 +1,4 @@
-"""Which service answers which path, and which paths need no access token (API.md)."""
+"""Which service answers which path, and which paths need no access token (docs/api.md)."""
 
 from typing import Final
 

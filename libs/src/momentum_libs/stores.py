@@ -1,4 +1,4 @@
-"""Find or start the stores, in ARCHITECTURE.md's order.
+"""Find or start the stores, in docs/architecture.md's order.
 
 MongoDB: ``MONGODB_URL`` → a ``mongo:7`` container when a Docker engine answers
 (tests only) → nx-27017 as a subprocess. Redis: ``REDIS_URL`` → the Redis on

@@ -1,4 +1,4 @@
-"""Response bodies of the analytics endpoints, exactly as API.md defines them."""
+"""Response bodies of the analytics endpoints, exactly as docs/api.md defines them."""
 
 import datetime as dt
 

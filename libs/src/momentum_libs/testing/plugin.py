@@ -1,6 +1,6 @@
 """pytest plugin: real stores for every test run, and the whole stack for cross-service tests.
 
-Stores follow ARCHITECTURE.md's order. A store we cannot get is an error, never a skip.
+Stores follow docs/architecture.md's order. A store we cannot get is an error, never a skip.
 """
 
 import os
