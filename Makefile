@@ -58,6 +58,10 @@ fmt: install
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+# Regenerate docs/openapi.json (the contract a test holds the gateway to) from the code.
+openapi: install
+	$(RUN) python scripts/export_openapi.py
+
 bench: install
 	$(RUN) python -m bench
 

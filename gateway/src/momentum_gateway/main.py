@@ -23,7 +23,7 @@ from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
@@ -46,15 +46,29 @@ DESCRIPTION = (
 
 
 class GatewayHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "services": {"auth": "ok", "tracking": "ok", "analytics": "ok"}}
+            ]
+        }
+    )
+
     status: Literal["ok", "degraded"]
     services: dict[str, Status]
 
 
 class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"]
 
 
 class StoresHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "mongodb": "ok", "redis": "ok"}]}
+    )
+
     status: Literal["ok", "degraded"]
     mongodb: Status
     redis: Status
