@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from momentum_gateway.openapi import HTTP_METHODS
 from momentum_libs.devstack import Stack
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
@@ -26,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from momentum_gateway.openapi import render
+from momentum_gateway.openapi import HTTP_METHODS, render
 from momentum_libs.devstack import Stack
 
 from .conftest import PASSWORD, Account, new_account
 
 COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
-HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 PROBLEM = "#/components/schemas/Problem"
 VALIDATION_PROBLEM = "#/components/schemas/ValidationProblem"
 # The health reports' 503 is the report itself (which part is down), not a problem.
