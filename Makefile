@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --all-packages
 
-.PHONY: install up test lint fmt bench mutation test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
+.PHONY: install up test lint openapi fmt bench mutation test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -20,10 +20,20 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml */pyproject.toml
 
 install: $(VENV)/.installed
 
+# The browser test renders /docs in Debian's chromium (playwright never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "The browser test needs Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; \
+		exit 1; \
+	fi
+
 up: install
 	$(RUN) momentum-stack up
 
-test: install
+test: install $(CHROMIUM)
 	$(RUN) pytest
 
 test-libs: install
@@ -36,7 +46,7 @@ test-tracking: install
 	$(RUN) pytest tracking-service/tests
 test-analytics: install
 	$(RUN) pytest analytics-service/tests
-test-e2e: install
+test-e2e: install $(CHROMIUM)
 	$(RUN) pytest tests
 
 lint: install
@@ -47,6 +57,10 @@ lint: install
 fmt: install
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+# Regenerate docs/openapi.json (the contract a test holds the gateway to) from the code.
+openapi: install
+	$(RUN) python scripts/export_openapi.py
 
 bench: install
 	$(RUN) python -m bench

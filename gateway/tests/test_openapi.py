@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import StartGateway, Upstream
+from .conftest import StartGateway, Upstream, assert_problem
 
 
 def refs(node: Any) -> set[str]:
@@ -102,17 +102,38 @@ def test_swagger_ui_is_served(gw: httpx.Client) -> None:
     assert "/openapi.json" in response.text
 
 
-def test_a_down_service_leaves_the_rest_of_the_document(
-    start_gateway: StartGateway, dead_url: str
-) -> None:
-    client = start_gateway(tracking_url=dead_url)
+def test_document_is_503_until_every_service_answered_once(start_gateway: StartGateway) -> None:
+    tracking = Upstream("tracking")  # its port is chosen; it is not listening yet
+    client = start_gateway(tracking_url=tracking.url)
     response = client.get("/openapi.json")
-    assert response.status_code == 200
-    paths = response.json()["paths"]
-    assert "/auth/login" in paths
-    assert "/analytics/streak" in paths
-    assert "/health" in paths
-    assert "/goals" not in paths
+    assert_problem(response, 503)
+    assert int(response.headers["Retry-After"]) > 0
+    tracking.server.start()
+    try:
+        response = client.get("/openapi.json")
+        assert response.status_code == 200
+        assert {"/auth/login", "/goals", "/analytics/streak"} <= response.json()["paths"].keys()
+    finally:
+        tracking.server.stop()
+
+
+def test_errors_are_the_shared_problem_components(gw: httpx.Client) -> None:
+    document = gw.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert {"Problem", "ValidationProblem", "FieldError"} <= schemas.keys()
+    # FastAPI's default 422 (application/json) is never passed on.
+    assert "HTTPValidationError" not in json.dumps(document)
+    goals = document["paths"]["/goals"]["get"]["responses"]
+    for status in ("401", "502", "503", "504"):
+        assert goals[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    assert set(goals["401"]["headers"]) == {"X-Request-ID", "WWW-Authenticate"}
+    assert set(goals["503"]["headers"]) == {"X-Request-ID", "Retry-After"}
+    assert set(goals["200"]["headers"]) == {"X-Request-ID"}
+    assert resolve(document, goals["503"]["headers"]["Retry-After"]["$ref"])["schema"] == {
+        "type": "integer"
+    }
 
 
 def test_last_good_document_is_kept_when_a_service_goes_down(

@@ -18,3 +18,10 @@ def test_a_not_null_field_may_be_left_out_but_not_null() -> None:
         Change.model_validate({"title": None})
     assert caught.value.errors()[0]["loc"] == ("title",)
     assert "may not be null" in caught.value.errors()[0]["msg"]
+
+
+def test_a_not_null_field_is_not_nullable_in_the_schema() -> None:
+    properties = Change.model_json_schema()["properties"]
+    assert properties["title"]["type"] == "string"
+    assert "anyOf" not in properties["title"]
+    assert {"type": "null"} in properties["note"]["anyOf"]

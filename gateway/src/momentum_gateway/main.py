@@ -2,31 +2,40 @@
 
 Middleware, outermost first (all pure ASGI): security headers → request id →
 CORS (only when origins are configured) → the proxy → FastAPI's own routes
-(``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, and the JSON 404).
+(``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, ``/redoc``, and the
+JSON 404).
 """
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import fastapi_offline
 import httpx
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
 
 from momentum_gateway.proxy import ProxyMiddleware
 from momentum_gateway.runtime import Runtime, RuntimeRef
 from momentum_gateway.security import SecurityHeadersMiddleware
 from momentum_gateway.settings import GatewaySettings
+
+# Swagger UI's and ReDoc's JavaScript and CSS, as the fastapi-offline wheel ships them:
+# served by the gateway itself, so the docs pages load with no network (no CDN).
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
 
 TITLE = "Momentum API"
 VERSION = "1.0.0"
@@ -37,15 +46,29 @@ DESCRIPTION = (
 
 
 class GatewayHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "services": {"auth": "ok", "tracking": "ok", "analytics": "ok"}}
+            ]
+        }
+    )
+
     status: Literal["ok", "degraded"]
     services: dict[str, Status]
 
 
 class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"]
 
 
 class StoresHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "mongodb": "ok", "redis": "ok"}]}
+    )
+
     status: Literal["ok", "degraded"]
     mongodb: Status
     redis: Status
@@ -77,6 +100,7 @@ def _service_check(client: httpx.AsyncClient, url: str, timeout_s: float) -> Che
 def _add_routes(app: FastAPI) -> None:
     @app.get(
         "/livez",
+        operation_id="getLiveness",
         tags=["health"],
         summary="Liveness of this gateway process alone (its probes' target)",
         response_model=Liveness,
@@ -87,6 +111,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get(
         "/health",
+        operation_id="getHealth",
         tags=["health"],
         summary="Liveness of the gateway and of every service behind it",
         response_model=GatewayHealth,
@@ -105,6 +130,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get(
         "/health/db",
+        operation_id="getStoresHealth",
         tags=["health"],
         summary="Round trips to MongoDB and Redis",
         response_model=StoresHealth,
@@ -120,23 +146,45 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} — Swagger UI")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{TITLE} — Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            # The token typed into "Authorize" survives a reload of the page.
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{TITLE} — ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            # Google Fonts is a CDN too: ReDoc falls back to the system fonts.
+            with_google_fonts=False,
+        )
+
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+
+
+def own_document(app: FastAPI) -> dict[str, Any]:
+    """The gateway's own routes as OpenAPI: what the services' documents are merged into."""
+    return get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     ref = RuntimeRef()
-    own_document: dict[str, Any] = {}
+    own: dict[str, Any] = {}
 
     def own_openapi() -> dict[str, Any]:
-        if not own_document:
-            own_document.update(
-                get_openapi(
-                    title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes
-                )
-            )
-        return own_document
+        if not own:
+            own.update(own_document(app))
+        return own
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

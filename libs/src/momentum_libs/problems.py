@@ -7,6 +7,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -213,22 +215,74 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
-    "content": {
-        PROBLEM_JSON: {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "errors": {"type": "array", "items": {"type": "object"}},
-                },
-                "required": ["type", "title", "status", "detail"],
-            }
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error response."""
+
+    model_config = ConfigDict(
+        # Some problems carry more members (``errors``, a limit, …).
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_TYPE_BASE + "not-found",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "Goal not found.",
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str = Field(description="The status's reason phrase, or the kind's own title")
+    status: int = Field(description="The HTTP status code, repeated")
+    detail: str = Field(description="What went wrong with this request, for a person")
+
+
+class FieldError(BaseModel):
+    """One reason a request is not valid."""
+
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's path"
+    )
+    msg: str
+    type: str = Field(description="A machine-readable error kind, such as `missing`")
+
+
+class ValidationProblem(Problem):
+    """A 422: the problem plus every reason the request is not valid."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_TYPE_BASE + "validation-error",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "The request is not valid: body.title: Field required",
+                    "errors": [
+                        {"loc": ["body", "title"], "msg": "Field required", "type": "missing"}
+                    ],
+                }
+            ]
         }
-    }
+    )
+
+    errors: list[FieldError]
+
+
+def problem_schemas(ref_template: str) -> dict[str, Any]:
+    """The JSON schemas of :class:`Problem`, :class:`ValidationProblem` and what they use."""
+    _, top = models_json_schema(
+        [(Problem, "serialization"), (ValidationProblem, "serialization")],
+        ref_template=ref_template,
+    )
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
+
+PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
+    "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema(mode="serialization")}}
 }
 
 

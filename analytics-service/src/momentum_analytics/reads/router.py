@@ -15,6 +15,7 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 @router.get(
     "/dashboard",
+    operation_id="getDashboard",
     summary="Active goal's week, streaks and all-time totals",
     responses=problem_responses(401, 503),
 )
@@ -24,6 +25,7 @@ async def dashboard(user: CurrentUser, service: Reads) -> Dashboard:
 
 @router.get(
     "/weekly-summary",
+    operation_id="getWeeklySummary",
     summary="One week of one goal (default: the current week and the active goal)",
     responses=problem_responses(401, 404, 422, 503),
 )
@@ -38,6 +40,7 @@ async def weekly_summary(
 
 @router.get(
     "/streak",
+    operation_id="getStreak",
     summary="Current and longest streak of active days",
     responses=problem_responses(401, 503),
 )
@@ -47,6 +50,7 @@ async def streak(user: CurrentUser, service: Reads) -> Streak:
 
 @router.get(
     "/heatmap",
+    operation_id="getHeatmap",
     summary="Minutes per day with levels 0-4 (default: the 365 days ending today)",
     responses=problem_responses(401, 422, 503),
 )

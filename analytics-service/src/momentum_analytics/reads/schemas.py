@@ -15,6 +15,25 @@ class ActiveGoalOut(_Out):
 
 
 class Dashboard(_Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "active_goal": {"id": "665f1c2e8b1e4a3d9c0a1b3d", "title": "Run a marathon"},
+                    "week_start": "2026-03-02",
+                    "week_end": "2026-03-08",
+                    "weekly_target_minutes": 240,
+                    "weekly_logged_minutes": 90,
+                    "weekly_progress_percent": 37.5,
+                    "current_streak": 3,
+                    "longest_streak": 12,
+                    "total_minutes": 1260,
+                    "total_hours": 21.0,
+                }
+            ]
+        }
+    )
+
     active_goal: ActiveGoalOut | None
     week_start: dt.date
     week_end: dt.date
@@ -33,6 +52,26 @@ class DayMinutes(_Out):
 
 
 class WeeklySummary(_Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "week_start": "2026-03-02",
+                    "week_end": "2026-03-08",
+                    "goal_id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "target_minutes": 240,
+                    "logged_minutes": 90,
+                    "progress_percent": 37.5,
+                    "active_days": 2,
+                    "days": [
+                        {"date": "2026-03-02", "minutes": 45},
+                        {"date": "2026-03-03", "minutes": 45},
+                    ],
+                }
+            ]
+        }
+    )
+
     week_start: dt.date
     week_end: dt.date
     goal_id: str | None
@@ -44,6 +83,14 @@ class WeeklySummary(_Out):
 
 
 class Streak(_Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"current_streak": 3, "longest_streak": 12, "last_activity_date": "2026-03-03"}
+            ]
+        }
+    )
+
     current_streak: int
     longest_streak: int
     last_activity_date: dt.date | None
@@ -56,6 +103,23 @@ class HeatmapDay(_Out):
 
 
 class Heatmap(_Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-03-02",
+                    "to": "2026-03-04",
+                    "max_minutes": 45,
+                    "days": [
+                        {"date": "2026-03-02", "minutes": 45, "level": 4},
+                        {"date": "2026-03-03", "minutes": 20, "level": 2},
+                        {"date": "2026-03-04", "minutes": 0, "level": 0},
+                    ],
+                }
+            ]
+        }
+    )
+
     from_: dt.date = Field(serialization_alias="from")
     to: dt.date
     max_minutes: int

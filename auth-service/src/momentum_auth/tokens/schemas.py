@@ -11,7 +11,12 @@ OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ada@example.com", "password": "correct horse battery"}]
+        },
+    )
 
     email: LoginEmail
     password: LoginPassword
@@ -24,17 +29,38 @@ class LoginRequest(BaseModel):
 class LoginForm(BaseModel):
     """OAuth2 password-grant form (Swagger's "Authorize"); other form fields are ignored."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"username": "ada@example.com", "password": "correct horse battery"}]
+        }
+    )
+
     username: LoginEmail
     password: LoginPassword
 
 
 class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "rt_3q2-7wQm0b1d9sXo"}]}
+    )
 
     refresh_token: OpaqueToken
 
 
 class TokenPair(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiI2NjVmIn0.c2ln",
+                    "refresh_token": "rt_3q2-7wQm0b1d9sXo",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        }
+    )
+
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"

@@ -9,13 +9,19 @@ from momentum_auth.users.schemas import UserRead, UserUpdate
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me", summary="The signed-in user", responses=problem_responses(401, 503))
+@router.get(
+    "/me",
+    operation_id="getMe",
+    summary="The signed-in user",
+    responses=problem_responses(401, 503),
+)
 async def read_me(claims: CurrentUser, users: Users) -> UserRead:
     return UserRead.from_document(await users.get(claims))
 
 
 @router.patch(
     "/me",
+    operation_id="updateMe",
     summary="Change the profile or the password",
     description=(
         "Only the given fields change; `display_name: null` clears the name. Changing the "
@@ -32,6 +38,7 @@ async def update_me(
 
 @router.delete(
     "/me",
+    operation_id="deleteMe",
     status_code=204,
     summary="Delete the account and all its data",
     description="Ends every session at once and frees the email; other services erase "

@@ -42,6 +42,19 @@ class _Request(BaseModel):
 
 
 class UserCreate(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "correct horse battery",
+                    "display_name": "Ada",
+                    "timezone": "Europe/Berlin",
+                }
+            ]
+        }
+    )
+
     email: Email
     password: Password
     display_name: DisplayName | None = None
@@ -50,6 +63,10 @@ class UserCreate(_Request):
 
 class UserUpdate(_Request):
     """Only the fields given change; ``display_name: null`` clears the name."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"display_name": "Ada L.", "timezone": "Europe/London"}]}
+    )
 
     display_name: DisplayName | None = None
     timezone: Annotated[TimezoneName | None, NotNull] = None
@@ -64,6 +81,21 @@ class UserUpdate(_Request):
 
 
 class UserRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "665f1c2e8b1e4a3d9c0a1b2c",
+                    "email": "ada@example.com",
+                    "display_name": "Ada",
+                    "timezone": "Europe/Berlin",
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "updated_at": "2026-03-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     email: str
     display_name: str | None

@@ -12,6 +12,7 @@ router = APIRouter(prefix="/goals", tags=["goals"])
 
 @router.post(
     "",
+    operation_id="createGoal",
     status_code=201,
     summary="Create a goal (a user's first goal is created active)",
     responses=problem_responses(401, 422, 503),
@@ -22,6 +23,7 @@ async def create_goal(body: GoalCreate, user: CurrentUser, goals: Goals) -> Goal
 
 @router.get(
     "",
+    operation_id="listGoals",
     summary="List goals, newest first",
     responses=problem_responses(401, 422, 503),
 )
@@ -36,13 +38,19 @@ async def list_goals(
     return Page(items=[GoalRead.from_document(g) for g in page], next_cursor=next_cursor)
 
 
-@router.get("/{goal_id}", summary="Get a goal", responses=problem_responses(401, 404, 503))
+@router.get(
+    "/{goal_id}",
+    operation_id="getGoal",
+    summary="Get a goal",
+    responses=problem_responses(401, 404, 503),
+)
 async def get_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
     return GoalRead.from_document(await goals.get(user.user_id, goal_id))
 
 
 @router.patch(
     "/{goal_id}",
+    operation_id="updateGoal",
     summary="Change a goal (only the fields given; null clears an optional one)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
@@ -52,6 +60,7 @@ async def update_goal(goal_id: str, body: GoalUpdate, user: CurrentUser, goals: 
 
 @router.delete(
     "/{goal_id}",
+    operation_id="deleteGoal",
     status_code=204,
     summary="Delete a goal with its weekly targets and daily logs",
     responses=problem_responses(401, 404, 409, 503),
@@ -63,6 +72,7 @@ async def delete_goal(goal_id: str, user: CurrentUser, erasure: Erasure) -> Resp
 
 @router.patch(
     "/{goal_id}/activate",
+    operation_id="activateGoal",
     summary="Make this the one active goal (the previous one is deactivated)",
     responses=problem_responses(401, 404, 409, 503),
 )

@@ -13,7 +13,18 @@ Description = Annotated[str, Field(max_length=2000)]
 
 
 class GoalCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Run a marathon",
+                    "description": "Spring race",
+                    "target_date": "2026-10-11",
+                }
+            ]
+        },
+    )
 
     title: Title
     description: Description | None = None
@@ -23,7 +34,10 @@ class GoalCreate(BaseModel):
 class GoalUpdate(BaseModel):
     """Only the fields given change; ``null`` clears ``description`` or ``target_date``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"title": "Run a half marathon", "target_date": None}]},
+    )
 
     title: Annotated[Title | None, NotNull] = None
     description: Description | None = None
@@ -31,6 +45,22 @@ class GoalUpdate(BaseModel):
 
 
 class GoalRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "title": "Run a marathon",
+                    "description": "Spring race",
+                    "target_date": "2026-10-11",
+                    "is_active": True,
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "updated_at": "2026-03-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     title: str
     description: str | None

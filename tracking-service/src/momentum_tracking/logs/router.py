@@ -24,6 +24,7 @@ IdempotencyKey = Annotated[
 
 @router.post(
     "",
+    operation_id="createDailyLog",
     status_code=201,
     summary="Log minutes worked towards a goal on a date",
     responses=problem_responses(401, 404, 409, 422, 503),
@@ -41,6 +42,7 @@ async def create_log(
 
 @router.get(
     "",
+    operation_id="listDailyLogs",
     summary="List daily logs, latest date first",
     responses=problem_responses(401, 422, 503),
 )
@@ -63,13 +65,19 @@ async def list_logs(
     return Page(items=[LogRead.from_document(log) for log in page], next_cursor=next_cursor)
 
 
-@router.get("/{log_id}", summary="Get a daily log", responses=problem_responses(401, 404, 503))
+@router.get(
+    "/{log_id}",
+    operation_id="getDailyLog",
+    summary="Get a daily log",
+    responses=problem_responses(401, 404, 503),
+)
 async def get_log(log_id: str, user: CurrentUser, logs: Logs) -> LogRead:
     return LogRead.from_document(await logs.get(user.user_id, log_id))
 
 
 @router.patch(
     "/{log_id}",
+    operation_id="updateDailyLog",
     summary="Change a daily log (move it to another date or goal; null clears the note)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
@@ -79,6 +87,7 @@ async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, logs: Logs
 
 @router.delete(
     "/{log_id}",
+    operation_id="deleteDailyLog",
     status_code=204,
     summary="Delete a daily log",
     responses=problem_responses(401, 404, 409, 503),

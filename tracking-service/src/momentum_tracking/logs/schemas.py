@@ -24,7 +24,19 @@ def check_log_date(value: dt.date) -> dt.date:
 
 
 class LogCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "goal_id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "date": "2026-03-02",
+                    "minutes": 45,
+                    "note": "Easy 8 km",
+                }
+            ]
+        },
+    )
 
     goal_id: str
     date: IsoDate
@@ -40,7 +52,9 @@ class LogCreate(BaseModel):
 class LogUpdate(BaseModel):
     """Only the fields given change; ``null`` clears ``note``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"minutes": 50, "note": None}]}
+    )
 
     goal_id: Annotated[str | None, NotNull] = None
     date: Annotated[IsoDate | None, NotNull] = None
@@ -54,6 +68,22 @@ class LogUpdate(BaseModel):
 
 
 class LogRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "665f1c2e8b1e4a3d9c0a1b5f",
+                    "goal_id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "date": "2026-03-02",
+                    "minutes": 45,
+                    "note": "Easy 8 km",
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "updated_at": "2026-03-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     goal_id: str
     date: dt.date

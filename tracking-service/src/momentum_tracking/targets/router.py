@@ -13,6 +13,7 @@ router = APIRouter(prefix="/weekly-targets", tags=["weekly targets"])
 
 @router.post(
     "",
+    operation_id="createWeeklyTarget",
     status_code=201,
     summary="Set a goal's target for one ISO week",
     responses=problem_responses(401, 404, 409, 422, 503),
@@ -23,6 +24,7 @@ async def create_target(body: TargetCreate, user: CurrentUser, targets: Targets)
 
 @router.get(
     "",
+    operation_id="listWeeklyTargets",
     summary="List weekly targets, latest week first",
     responses=problem_responses(401, 422, 503),
 )
@@ -46,7 +48,10 @@ async def list_targets(
 
 
 @router.get(
-    "/{target_id}", summary="Get a weekly target", responses=problem_responses(401, 404, 503)
+    "/{target_id}",
+    operation_id="getWeeklyTarget",
+    summary="Get a weekly target",
+    responses=problem_responses(401, 404, 503),
 )
 async def get_target(target_id: str, user: CurrentUser, targets: Targets) -> TargetRead:
     return TargetRead.from_document(await targets.get(user.user_id, target_id))
@@ -54,6 +59,7 @@ async def get_target(target_id: str, user: CurrentUser, targets: Targets) -> Tar
 
 @router.patch(
     "/{target_id}",
+    operation_id="updateWeeklyTarget",
     summary="Change a weekly target (only the fields given; null clears the note)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
@@ -65,6 +71,7 @@ async def update_target(
 
 @router.delete(
     "/{target_id}",
+    operation_id="deleteWeeklyTarget",
     status_code=204,
     summary="Delete a weekly target",
     responses=problem_responses(401, 404, 409, 503),

@@ -13,7 +13,19 @@ Note = Annotated[str, Field(max_length=2000)]
 
 
 class TargetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "goal_id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "week_start": "2026-03-02",
+                    "target_minutes": 240,
+                    "note": "Four runs",
+                }
+            ]
+        },
+    )
 
     goal_id: str
     week_start: IsoDate
@@ -31,13 +43,31 @@ class TargetCreate(BaseModel):
 class TargetUpdate(BaseModel):
     """Only the fields given change; ``null`` clears ``note``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"target_minutes": 300, "note": None}]}
+    )
 
     target_minutes: Annotated[Minutes | None, NotNull] = None
     note: Note | None = None
 
 
 class TargetRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "665f1c2e8b1e4a3d9c0a1b4e",
+                    "goal_id": "665f1c2e8b1e4a3d9c0a1b3d",
+                    "week_start": "2026-03-02",
+                    "target_minutes": 240,
+                    "note": "Four runs",
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "updated_at": "2026-03-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     goal_id: str
     week_start: date
