@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.events import Envelope
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
 from momentum_libs.state import ServiceState, install_state
@@ -22,6 +23,7 @@ from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, Sessi
 from momentum_analytics.health.router import router as health_router
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.router import router as reads_router
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.settings import AnalyticsSettings
@@ -59,10 +61,21 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 SessionRevocations(sessions_redis, _REVOCATION_KEEP_S),
             )
             projections = ProjectionService(repo)
+            freshness = Freshness(redis, settings.events_stream, settings.consumer_group)
+
+            # Recorded after the projections took the events: as_of never runs ahead.
+            async def handle(envelope: Envelope) -> None:
+                await projections.handle(envelope)
+                await freshness.record([envelope])
+
+            async def handle_batch(envelopes: list[Envelope]) -> None:
+                await projections.handle_batch(envelopes)
+                await freshness.record(envelopes)
+
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
                 consumer = StreamConsumer.from_settings(
-                    settings, consumer_redis, projections.handle, projections.handle_batch
+                    settings, consumer_redis, handle, handle_batch
                 )
                 task = asyncio.create_task(consumer.run(), name="analytics-consumer")
                 log.info(
@@ -86,6 +99,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 mongo=mongo,
                 redis=redis,
                 reads=ReadService(repo),
+                freshness=freshness,
                 projections=projections,
                 consumer=consumer,
             )

@@ -9,6 +9,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.settings import AnalyticsSettings
 
@@ -19,6 +20,7 @@ class State:
     mongo: AsyncMongoClient[dict[str, Any]]
     redis: Redis
     reads: ReadService
+    freshness: Freshness
     projections: ProjectionService
     consumer: StreamConsumer | None
 
@@ -32,5 +34,10 @@ def reads(request: Request) -> ReadService:
     return app_state(request).reads
 
 
+def freshness(request: Request) -> Freshness:
+    return app_state(request).freshness
+
+
 Reads = Annotated[ReadService, Depends(reads)]
+Fresh = Annotated[Freshness, Depends(freshness)]
 AppState = Annotated[State, Depends(app_state)]

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -9,12 +10,26 @@ class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class _Fresh(_Out):
+    """How fresh a report is (see reads/freshness.py); optional fields, so additive."""
+
+    as_of: Timestamp | None = Field(
+        None,
+        description="When the newest event applied for this user occurred (null: none yet)",
+    )
+    pending: bool = Field(
+        False,
+        description="Whether published events (of any user) were still to be applied when "
+        "this was read; false: every write whose event was published is counted",
+    )
+
+
 class ActiveGoalOut(_Out):
     id: str
     title: str
 
 
-class Dashboard(_Out):
+class Dashboard(_Fresh):
     active_goal: ActiveGoalOut | None
     week_start: dt.date
     week_end: dt.date
@@ -32,7 +47,7 @@ class DayMinutes(_Out):
     minutes: int
 
 
-class WeeklySummary(_Out):
+class WeeklySummary(_Fresh):
     week_start: dt.date
     week_end: dt.date
     goal_id: str | None
@@ -43,7 +58,7 @@ class WeeklySummary(_Out):
     days: list[DayMinutes]
 
 
-class Streak(_Out):
+class Streak(_Fresh):
     current_streak: int
     longest_streak: int
     last_activity_date: dt.date | None
@@ -55,7 +70,7 @@ class HeatmapDay(_Out):
     level: int
 
 
-class Heatmap(_Out):
+class Heatmap(_Fresh):
     from_: dt.date = Field(serialization_alias="from")
     to: dt.date
     max_minutes: int
