@@ -81,13 +81,20 @@ def request_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
 
 
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's fields a client gets, plus ``Cache-Control: no-store`` unless the
+    upstream chose one: every proxied answer is one user's data (a token pair, a profile,
+    goals, logs, analytics), never for a shared cache or a browser's disk. ETags still
+    work: a client keeps the body itself and revalidates with ``If-None-Match``."""
     lowered = [(name.lower(), value) for name, value in raw]
     extra_drop = _connection_tokens(lowered)
-    return [
+    out = [
         (name, value)
         for name, value in lowered
         if name not in _RESPONSE_DROP and name not in extra_drop
     ]
+    if not any(name == b"cache-control" for name, _ in out):
+        out.append((b"cache-control", b"no-store"))
+    return out
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
