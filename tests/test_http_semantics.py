@@ -200,3 +200,13 @@ def test_analytics_says_how_fresh_it_is(gateway: httpx.Client) -> None:
         body = gateway.get(f"/analytics/{read}", headers=account.headers).json()
         assert body["as_of"] == seen["as_of"], read
         assert isinstance(body["pending"], bool), read
+
+
+def test_the_contract_documents_if_match_and_its_412(gateway: httpx.Client) -> None:
+    paths = gateway.get("/openapi.json").json()["paths"]
+    for path in ("/goals/{goal_id}", "/weekly-targets/{target_id}", "/daily-logs/{log_id}"):
+        for method in ("patch", "delete"):
+            operation = paths[path][method]
+            assert "412" in operation["responses"], (method, path)
+            headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+            assert "If-Match" in headers, (method, path)

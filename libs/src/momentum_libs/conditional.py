@@ -12,10 +12,12 @@ is the ``412``.
 import hashlib
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import APIRouter, Depends, Header
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, problem_responses
 
 # The fields a 304 keeps of the 200 it stands for (RFC 9110 §15.4.5); the rest describe
 # a body that is not sent.
@@ -69,6 +71,19 @@ def precondition_failed() -> ProblemError:
         "The resource changed since the ETag given in If-Match; read it again.",
         type_slug="precondition-failed",
     )
+
+
+def document_preconditions(*routers: APIRouter) -> None:
+    """Declare the 412 on every route of ``routers`` that takes :data:`IfMatchHeader`
+    (before they are included): it comes with the header, no route has to remember it."""
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and _takes_if_match(route.dependant):
+                route.responses.update(problem_responses(412))
+
+
+def _takes_if_match(dependant: Dependant) -> bool:
+    return any(d.call is _if_match or _takes_if_match(d) for d in dependant.dependencies)
 
 
 class ConditionalGetMiddleware:
