@@ -156,6 +156,7 @@ def test_user_specific_responses_are_no_store(gateway: httpx.Client, account: Ac
         gateway.get("/analytics/dashboard", headers=account.headers),
         gateway.get("/users/me", headers=account.headers),
         gateway.post("/auth/register", json={"email": "x@example.com"}),  # a 422
+        gateway.get("/goals", headers={"Authorization": "Bearer nonsense"}),  # the edge's 401
     ]
     for response in answers:
         assert response.headers["Cache-Control"] == "no-store", response.request.url

@@ -49,6 +49,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"forwarded",
 }
 _REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-momentum-")
+NO_STORE = "no-store"
 # Response fields the gateway's own server writes.
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
 
@@ -93,7 +94,7 @@ def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]
         if name not in _RESPONSE_DROP and name not in extra_drop
     ]
     if not any(name == b"cache-control" for name, _ in out):
-        out.append((b"cache-control", b"no-store"))
+        out.append((b"cache-control", NO_STORE.encode()))
     return out
 
 
@@ -161,7 +162,9 @@ class ProxyMiddleware:
                 raise ProblemError(404, "No resource at this path.")
             response = await self._open(runtime, service, scope, receive)
         except ProblemError as exc:
-            await exc.response()(scope, receive, send)
+            refusal = exc.response()
+            refusal.headers["Cache-Control"] = NO_STORE  # one rule for all proxied paths
+            await refusal(scope, receive, send)
             return
         except Exception:  # a bug of ours: logged with its trace, never shown
             log.exception("proxy_error", upstream=service, path=path)
