@@ -31,10 +31,18 @@ async def test_a_user_with_nothing_gets_zeros_and_nulls(service: Service) -> Non
         "longest_streak": 0,
         "total_minutes": 0,
         "total_hours": 0.0,
+        "as_of": None,  # no event of this user was ever applied
+        "pending": False,
     }
     streak = await service.get("/analytics/streak", uid)
     assert streak.status_code == 200
-    assert streak.json() == {"current_streak": 0, "longest_streak": 0, "last_activity_date": None}
+    assert streak.json() == {
+        "current_streak": 0,
+        "longest_streak": 0,
+        "last_activity_date": None,
+        "as_of": None,
+        "pending": False,
+    }
     summary = (await service.get("/analytics/weekly-summary", uid)).json()
     assert summary["goal_id"] is None and summary["target_minutes"] is None
     assert summary["logged_minutes"] == 0 and summary["active_days"] == 0
@@ -106,6 +114,7 @@ async def test_streak_ending_yesterday_counts_and_deleting_a_day_breaks_it(
     logs = {n: t.create_log(goal, today - timedelta(days=n), 30) for n in (1, 2, 3, 4)}
     await service.send(t)
     streak = (await service.get("/analytics/streak", t.user_id)).json()
+    assert streak.pop("as_of") is not None and streak.pop("pending") is False
     assert streak == {
         "current_streak": 4,
         "longest_streak": 4,
@@ -260,6 +269,7 @@ async def test_weekly_summary_of_a_past_week_without_a_target(service: Service) 
     body = (
         await service.get("/analytics/weekly-summary", t.user_id, week_start=week.isoformat())
     ).json()
+    assert body.pop("as_of") is not None and body.pop("pending") is False
     assert body == {
         "week_start": "2025-12-29",
         "week_end": "2026-01-04",

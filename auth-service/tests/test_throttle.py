@@ -4,6 +4,10 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
+from momentum_auth.tokens.throttle import LoginThrottle
+from momentum_libs.problems import ProblemError
+from redis.asyncio import Redis
 
 from .conftest import (
     PASSWORD,
@@ -158,3 +162,28 @@ async def test_wrong_current_passwords_count_like_failed_logins(
             "/auth/login", json={"email": email, "password": PASSWORD}, headers=address()
         )
         assert_problem(locked, 429)
+
+
+async def test_an_attempt_left_unjudged_frees_its_slot(make_settings: SettingsFactory) -> None:
+    """An error between admission and verdict (MongoDB down, a bug) must not hold the
+    email's room until the slot expires: the next attempts are admitted at once."""
+    settings = make_settings(login_max_failures_per_email=1)  # room for two in flight
+    redis = Redis.from_url(settings.redis_url)
+    throttle = LoginThrottle(redis, settings)
+    email, here = unique_email(), "10.0.0.1"
+    try:
+        for _ in range(3):  # more than the room: each one's slot was released
+            with pytest.raises(RuntimeError):
+                async with throttle.attempt(email, here):
+                    raise RuntimeError("the store went away")
+        async with throttle.attempt(email, here) as first, throttle.attempt(email, here) as second:
+            await first.failed()
+            await second.failed()
+        # Two failures, more than one: locked, and only the failures were counted.
+        with pytest.raises(ProblemError) as locked:
+            async with throttle.attempt(email, here):
+                pass
+        assert locked.value.status == 429
+        assert locked.value.type_slug == "too-many-login-failures"
+    finally:
+        await redis.aclose()

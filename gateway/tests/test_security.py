@@ -69,18 +69,20 @@ def test_cors_opens_for_configured_origins_only(
         headers={
             "Origin": ORIGIN,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
+            "Access-Control-Request-Headers": "authorization, content-type, if-match",
         },
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
-    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "if-match" in allowed and "if-none-match" in allowed
     assert_secured(preflight)
 
     simple = client.get("/goals/x", headers={"Origin": ORIGIN, **bearer(signer.mint())})
     assert simple.status_code == 200
     assert simple.headers["access-control-allow-origin"] == ORIGIN
-    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    exposed = simple.headers["access-control-expose-headers"].lower()
+    assert "x-request-id" in exposed and "etag" in exposed and "idempotent-replayed" in exposed
 
     other = client.options(
         "/goals",

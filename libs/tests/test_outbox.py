@@ -8,15 +8,18 @@ from typing import Any
 
 import pytest
 from beanie import PydanticObjectId
+from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, UserPayload
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.outbox import (
     OUTBOX_INDEX,
     OutboxDocument,
     OutboxRepository,
+    entity_tag,
     guard,
     update_with_event,
 )
+from momentum_libs.problems import ProblemError
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo import AsyncMongoClient
@@ -373,3 +376,35 @@ async def test_clearing_after_a_race_keeps_an_event_written_after_the_relays_rea
     cleared = await Note.get(note.id)
     assert cleared is not None
     assert cleared.outbox == [] and cleared.outbox_pending is False
+
+
+async def test_the_etag_follows_writes_not_the_relay_and_if_match_is_checked_in_the_write(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    repo = OutboxRepository(Note)
+    relay = OutboxRelay(redis, f"{namespace}etag.events", [Note])
+    note, _ = await create("owner-1", "first")
+    tag = entity_tag(note)
+
+    async def load() -> Note | None:
+        return await Note.get(note.id)
+
+    def rename(text: str) -> Callable[[Note], tuple[dict[str, Any], Envelope]]:
+        return lambda current: ({"text": text}, event(current.owner, text))
+
+    # The relay clears the event and bumps version: a client sees nothing new.
+    assert await relay.drain_once() == 1
+    cleared = await load()
+    assert cleared is not None and cleared.version == 2 and entity_tag(cleared) == tag
+    # Read before the relay's bump, written after it: the guard misses, the retry reads
+    # again and the precondition still holds (the client's tag is still current).
+    written = await repo.change(load, rename("second"), first=note, if_match=IfMatch(tag))
+    assert written is not None and written.text == "second" and entity_tag(written) != tag
+    stored = await load()
+    assert stored is not None and entity_tag(stored) == entity_tag(written)
+    # The old tag no longer names it: 412, and nothing is written.
+    with pytest.raises(ProblemError) as failed:
+        await repo.change(load, rename("third"), if_match=IfMatch(f'"x", {tag}'))
+    assert failed.value.status == 412
+    unchanged = await load()
+    assert unchanged is not None and unchanged.text == "second"

@@ -188,6 +188,8 @@ def test_fifty_concurrent_clients_lose_nothing_and_duplicate_nothing(
         if dash["total_minutes"] != total:
             return None  # still catching up
         streak = sync_gateway.get("/analytics/streak", headers=account.headers).json()
+        # Freshness (docs/http-semantics.md): this user's events were applied.
+        assert streak.pop("as_of") is not None and isinstance(streak.pop("pending"), bool)
         assert streak == {
             "current_streak": current,
             "longest_streak": longest,

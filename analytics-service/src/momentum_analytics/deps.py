@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.state import analytics_state
 
@@ -12,4 +13,9 @@ async def read_service(request: Request) -> ReadService:
     return analytics_state(request).reads
 
 
+async def freshness(request: Request) -> Freshness:
+    return analytics_state(request).freshness
+
+
 Reads = Annotated[ReadService, Depends(read_service)]
+Fresh = Annotated[Freshness, Depends(freshness)]

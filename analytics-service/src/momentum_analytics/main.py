@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.events import Envelope
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
@@ -20,6 +21,7 @@ from momentum_libs.tokens import KeyLookup
 
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.router import router as reads_router
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.settings import AnalyticsSettings
@@ -48,10 +50,21 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
             repo = ProjectionRepository(mongo[settings.mongodb_db])
             await repo.ensure_indexes()
             projections = ProjectionService(repo)
+            freshness = Freshness(redis, settings.events_stream, settings.consumer_group)
+
+            # Recorded after the projections took the events: as_of never runs ahead.
+            async def handle(envelope: Envelope) -> None:
+                await projections.handle(envelope)
+                await freshness.record([envelope])
+
+            async def handle_batch(envelopes: list[Envelope]) -> None:
+                await projections.handle_batch(envelopes)
+                await freshness.record(envelopes)
+
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
                 consumer = StreamConsumer.from_settings(
-                    settings, consumer_redis, projections.handle, projections.handle_batch
+                    settings, consumer_redis, handle, handle_batch
                 )
                 background.start(consumer.run(), name="analytics-consumer")
                 log.info(
@@ -69,6 +82,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                     token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
                     background=background,
                     reads=ReadService(repo),
+                    freshness=freshness,
                     projections=projections,
                     consumer=consumer,
                 ),

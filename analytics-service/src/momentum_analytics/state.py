@@ -7,12 +7,14 @@ from momentum_libs.consumer import StreamConsumer
 from momentum_libs.state import ServiceState, service_state
 
 from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.service import ReadService
 
 
 @dataclass(kw_only=True)
 class AnalyticsState(ServiceState):
     reads: ReadService
+    freshness: Freshness
     projections: ProjectionService
     consumer: StreamConsumer | None  # None: this process serves reads only
 

@@ -217,8 +217,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+            # Conditional requests (docs/http-semantics.md) need their fields readable by
+            # a page's script: If-Match / If-None-Match sent, ETag and the replay flag read.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "If-Match",
+                "If-None-Match",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "WWW-Authenticate",
+                "ETag",
+                "Idempotent-Replayed",
+            ],
             allow_credentials=False,
             max_age=600,
         )

@@ -49,6 +49,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"forwarded",
 }
 _REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-momentum-")
+NO_STORE = "no-store"
 # Response fields the gateway's own server writes.
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
 
@@ -81,13 +82,20 @@ def request_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
 
 
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's fields a client gets, plus ``Cache-Control: no-store`` unless the
+    upstream chose one: every proxied answer is one user's data (a token pair, a profile,
+    goals, logs, analytics), never for a shared cache or a browser's disk. ETags still
+    work: a client keeps the body itself and revalidates with ``If-None-Match``."""
     lowered = [(name.lower(), value) for name, value in raw]
     extra_drop = _connection_tokens(lowered)
-    return [
+    out = [
         (name, value)
         for name, value in lowered
         if name not in _RESPONSE_DROP and name not in extra_drop
     ]
+    if not any(name == b"cache-control" for name, _ in out):
+        out.append((b"cache-control", NO_STORE.encode()))
+    return out
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -154,7 +162,9 @@ class ProxyMiddleware:
                 raise ProblemError(404, "No resource at this path.")
             response = await self._open(runtime, service, scope, receive)
         except ProblemError as exc:
-            await exc.response()(scope, receive, send)
+            refusal = exc.response()
+            refusal.headers["Cache-Control"] = NO_STORE  # one rule for all proxied paths
+            await refusal(scope, receive, send)
             return
         except Exception:  # a bug of ours: logged with its trace, never shown
             log.exception("proxy_error", upstream=service, path=path)

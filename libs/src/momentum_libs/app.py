@@ -1,4 +1,5 @@
-"""What every service's FastAPI app has: problem+json errors, request ids, logging, /health."""
+"""What every service's FastAPI app has: problem+json errors, request ids, ETags and 304s,
+logging, /health."""
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from momentum_libs.conditional import ConditionalGetMiddleware
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
@@ -35,6 +37,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(ConditionalGetMiddleware)  # inside: a 304 gets its X-Request-ID too
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/health", tags=["health"], summary="Liveness of this service")

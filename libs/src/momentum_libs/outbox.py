@@ -12,6 +12,15 @@ array on ``$push`` of a document, and a whole-array write is right on MongoDB 7 
 The relay bumps ``version`` when it clears, so a writer racing it retries with the
 cleared array instead of re-adding events already published.
 
+Every write also sets ``revision``, the document's ETag (:func:`entity_tag`). Not
+``version``: the relay bumps that when it clears published events, which a client
+cannot see, so an ETag on it would change under a client for nothing and turn its next
+``If-Match`` into a spurious 412. Not a content hash either: ``revision`` costs nothing
+to keep, and the write that checks it is the guarded write itself (see :meth:`change`).
+It changes exactly with the writes below, and every one of them changes what a client
+reads (``updated_at`` at least, or ``is_active`` of a deactivated goal); a write that
+would change nothing is not made (a ``Build`` answers None).
+
 Deletion writes a tombstone (``deleted=True`` plus the event); the relay removes the
 document once its last event is out. Every read must therefore filter ``deleted``.
 
@@ -31,6 +40,7 @@ from beanie import Document
 from bson import ObjectId
 from pymongo import IndexModel
 
+from momentum_libs.conditional import IfMatch, precondition_failed
 from momentum_libs.events import Envelope
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
 
@@ -41,6 +51,8 @@ class OutboxDocument(Document):
     """Base for documents whose changes emit events. Add OUTBOX_INDEX to Settings.indexes."""
 
     version: int = 1
+    revision: int = 1
+    """Bumped by every write through :class:`OutboxRepository`, never by the relay."""
     outbox: list[Envelope] = []
     outbox_pending: bool = False
     deleted: bool = False
@@ -67,6 +79,11 @@ def guard(doc: OutboxDocument) -> dict[str, Any]:
     return {"_id": doc.id, "version": doc.version, "deleted": False}
 
 
+def entity_tag(doc: OutboxDocument) -> str:
+    """The strong ETag of a document as a client reads it: its id and ``revision``."""
+    return f'"{doc.id}.{doc.revision}"'
+
+
 def update_with_event(
     doc: OutboxDocument,
     set_fields: Mapping[str, Any],
@@ -74,8 +91,11 @@ def update_with_event(
     *,
     delete: bool = False,
 ) -> dict[str, Any]:
-    """The update of a change to ``doc`` (as read) plus its event; bumps ``version``."""
+    """The update of a change to ``doc`` (as read) plus its event; bumps ``version`` and
+    ``revision``. ``revision`` is set, not incremented: the guard pins the value read,
+    and a document written before the field existed (read with its default) moves on."""
     fields = dict(set_fields)
+    fields["revision"] = doc.revision + 1
     if event is not None:
         pending = [e.model_dump(mode="json") for e in doc.outbox]
         fields["outbox"] = [*pending, event.model_dump(mode="json")]
@@ -134,7 +154,9 @@ class OutboxRepository(Generic[D]):
         if event is not None:
             self._notify()
         changed = {k: v for k, v in fields.items() if not k.startswith("outbox")}
-        changed.update(version=doc.version + 1, deleted=delete or doc.deleted)
+        changed.update(
+            version=doc.version + 1, revision=doc.revision + 1, deleted=delete or doc.deleted
+        )
         return cast(D, doc.model_copy(update=changed))
 
     async def change(
@@ -144,17 +166,26 @@ class OutboxRepository(Generic[D]):
         *,
         delete: bool = False,
         first: D | None = None,
+        if_match: IfMatch | None = None,
     ) -> D | None:
         """Read, build the change, write it guarded; on a lost race read again and retry.
 
         Returns the document as written (as read when ``build`` says there is nothing to
         change), or None when it is gone. ``first``: the document as already read, used
         for the first attempt. After :data:`WRITE_ATTEMPTS` lost races: 409.
+
+        ``if_match``: the client's precondition, checked against each document as read
+        (412 when its :func:`entity_tag` is not named). The write is guarded by that very
+        document's ``version``, so check and write are one single-document step: were
+        the document changed in between, the write matches nothing, and the retry checks
+        the precondition again on what it reads (still met when only the relay wrote).
         """
         for attempt in range(WRITE_ATTEMPTS):
             doc = first if attempt == 0 and first is not None else await load()
             if doc is None:
                 return None
+            if if_match is not None and not if_match.matches(entity_tag(doc)):
+                raise precondition_failed()
             built = build(doc)
             if built is None:
                 return doc
@@ -173,13 +204,14 @@ class OutboxRepository(Generic[D]):
         *,
         delete: bool = False,
         first: D | None = None,
+        if_match: IfMatch | None = None,
     ) -> D | None:
         """:meth:`change` of the document ``get(doc_id)`` reads."""
 
         async def load() -> D | None:
             return await get(doc_id)
 
-        return await self.change(load, build, delete=delete, first=first)
+        return await self.change(load, build, delete=delete, first=first, if_match=if_match)
 
     async def tombstone_each(
         self,

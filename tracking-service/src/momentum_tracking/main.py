@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
+from momentum_libs.conditional import document_preconditions
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.redis_client import redis_client
@@ -63,6 +64,7 @@ def create_app(
         description="Goals, weekly targets and daily logs; every change is published as an "
         "event through a transactional outbox.",
     )
+    document_preconditions(goals_router, targets_router, logs_router)
     app.include_router(goals_router)
     app.include_router(targets_router)
     app.include_router(logs_router)

@@ -6,6 +6,7 @@ never "forbidden") and skips tombstones; every write goes through the libs outbo
 
 from typing import Any, TypeVar
 
+from momentum_libs.conditional import IfMatch
 from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Build, Notify, OutboxDocument, OutboxRepository
 
@@ -36,9 +37,16 @@ class OwnedRepository(OutboxRepository[D]):
         return doc
 
     async def change_or_404(
-        self, user_id: str, doc_id: str, build: Build[D], *, delete: bool = False
+        self,
+        user_id: str,
+        doc_id: str,
+        build: Build[D],
+        *,
+        delete: bool = False,
+        if_match: IfMatch | None = None,
     ) -> D:
-        """:meth:`change` of the user's document ``doc_id``; 404 when there is none."""
+        """:meth:`change` of the user's document ``doc_id``; 404 when there is none, 412
+        when it no longer has the client's ``if_match``."""
         oid = parse_object_id(doc_id)
         written = None
         if oid is not None:
@@ -46,18 +54,20 @@ class OwnedRepository(OutboxRepository[D]):
             async def load() -> D | None:
                 return await self.get(user_id, oid)
 
-            written = await self.change(load, build, delete=delete)
+            written = await self.change(load, build, delete=delete, if_match=if_match)
         if written is None:
             raise not_found(self.what)
         return written
 
-    async def tombstone(self, user_id: str, doc: D, build: Build[D]) -> None:
+    async def tombstone(
+        self, user_id: str, doc: D, build: Build[D], *, if_match: IfMatch | None = None
+    ) -> None:
         """Tombstone ``doc`` (as read) with its event, unless it is gone already."""
 
         async def load() -> D | None:
             return await self.get(user_id, doc.id)
 
-        await self.change(load, build, delete=True, first=doc)
+        await self.change(load, build, delete=True, first=doc, if_match=if_match)
 
     async def some_of_user(self, user_id: str, limit: int, **match: str | None) -> list[D]:
         """Up to ``limit`` live documents of the user matching ``match`` (None: any), for

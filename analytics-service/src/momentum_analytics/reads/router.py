@@ -1,16 +1,23 @@
 """``/analytics``: thin routes over :class:`ReadService`."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query
 from momentum_libs.deps import CurrentUser
 from momentum_libs.problems import problem_responses
 
-from momentum_analytics.deps import Reads
+from momentum_analytics.deps import Fresh, Reads
+from momentum_analytics.reads.freshness import Staleness
 from momentum_analytics.reads.schemas import Dashboard, Heatmap, Streak, WeeklySummary
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+R = TypeVar("R", Dashboard, WeeklySummary, Streak, Heatmap)
+
+
+def stamped(report: R, staleness: Staleness) -> R:
+    return report.model_copy(update={"as_of": staleness.as_of, "pending": staleness.pending})
 
 
 @router.get(
@@ -19,8 +26,9 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
     summary="Active goal's week, streaks and all-time totals",
     responses=problem_responses(401, 503),
 )
-async def dashboard(user: CurrentUser, service: Reads) -> Dashboard:
-    return await service.dashboard(user.user_id)
+async def dashboard(user: CurrentUser, service: Reads, freshness: Fresh) -> Dashboard:
+    staleness = await freshness.of(user.user_id)  # first: see Freshness.of
+    return stamped(await service.dashboard(user.user_id), staleness)
 
 
 @router.get(
@@ -32,10 +40,12 @@ async def dashboard(user: CurrentUser, service: Reads) -> Dashboard:
 async def weekly_summary(
     user: CurrentUser,
     service: Reads,
+    freshness: Fresh,
     week_start: Annotated[date | None, Query(description="A Monday; default this week")] = None,
     goal_id: Annotated[str | None, Query(description="Default: the active goal")] = None,
 ) -> WeeklySummary:
-    return await service.weekly_summary(user.user_id, week_start, goal_id)
+    staleness = await freshness.of(user.user_id)
+    return stamped(await service.weekly_summary(user.user_id, week_start, goal_id), staleness)
 
 
 @router.get(
@@ -44,8 +54,9 @@ async def weekly_summary(
     summary="Current and longest streak of active days",
     responses=problem_responses(401, 503),
 )
-async def streak(user: CurrentUser, service: Reads) -> Streak:
-    return await service.streak(user.user_id)
+async def streak(user: CurrentUser, service: Reads, freshness: Fresh) -> Streak:
+    staleness = await freshness.of(user.user_id)
+    return stamped(await service.streak(user.user_id), staleness)
 
 
 @router.get(
@@ -57,7 +68,9 @@ async def streak(user: CurrentUser, service: Reads) -> Streak:
 async def heatmap(
     user: CurrentUser,
     service: Reads,
+    freshness: Fresh,
     from_: Annotated[date | None, Query(alias="from", description="First day")] = None,
     to: Annotated[date | None, Query(description="Last day (at most 1098 days in all)")] = None,
 ) -> Heatmap:
-    return await service.heatmap(user.user_id, from_, to)
+    staleness = await freshness.of(user.user_id)
+    return stamped(await service.heatmap(user.user_id, from_, to), staleness)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -9,12 +10,26 @@ class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class _Fresh(_Out):
+    """How fresh a report is (see reads/freshness.py); optional fields, so additive."""
+
+    as_of: Timestamp | None = Field(
+        None,
+        description="When the newest event applied for this user occurred (null: none yet)",
+    )
+    pending: bool = Field(
+        False,
+        description="Whether published events (of any user) were still to be applied when "
+        "this was read; false: every write whose event was published is counted",
+    )
+
+
 class ActiveGoalOut(_Out):
     id: str
     title: str
 
 
-class Dashboard(_Out):
+class Dashboard(_Fresh):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -51,7 +66,7 @@ class DayMinutes(_Out):
     minutes: int
 
 
-class WeeklySummary(_Out):
+class WeeklySummary(_Fresh):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -82,7 +97,7 @@ class WeeklySummary(_Out):
     days: list[DayMinutes]
 
 
-class Streak(_Out):
+class Streak(_Fresh):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -102,7 +117,7 @@ class HeatmapDay(_Out):
     level: int
 
 
-class Heatmap(_Out):
+class Heatmap(_Fresh):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

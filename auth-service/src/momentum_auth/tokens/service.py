@@ -55,27 +55,24 @@ class TokenService:
     async def confirm_password(self, user: User, password: str, address: str) -> bool:
         """A password re-entered by a signed-in user is a guess like a login's: it counts
         against the same windows, so a stolen access token cannot brute-force it."""
-        await self._throttle.begin(user.email, address)
-        ok, _ = await self._passwords.verify(password, user.password_hash)
-        if ok:
-            await self._throttle.succeeded(user.email)
-        else:
-            await self._throttle.failed(address)
+        async with self._throttle.attempt(user.email, address) as attempt:
+            ok, _ = await self._passwords.verify(password, user.password_hash)
+            await (attempt.succeeded() if ok else attempt.failed())
         return ok
 
     # -- login, refresh, logout ----------------------------------------------------------
     async def login(self, email: str, password: str, address: str) -> TokenPair:
-        await self._throttle.begin(email, address)
-        user = await self._users.get_by_email(email)
-        # An unknown email costs one argon2 verification too: timing tells nothing.
-        ok, new_hash = await self._passwords.verify(
-            password, user.password_hash if user is not None else None
-        )
-        if user is None or not ok:
-            await self._throttle.failed(address)
-            log.info("login_failed", known_email=user is not None)
-            raise unauthorized(LOGIN_FAILED)
-        await self._throttle.succeeded(email)
+        async with self._throttle.attempt(email, address) as attempt:
+            user = await self._users.get_by_email(email)
+            # An unknown email costs one argon2 verification too: timing tells nothing.
+            ok, new_hash = await self._passwords.verify(
+                password, user.password_hash if user is not None else None
+            )
+            if user is None or not ok:
+                await attempt.failed()
+                log.info("login_failed", known_email=user is not None)
+                raise unauthorized(LOGIN_FAILED)
+            await attempt.succeeded()
         if new_hash is not None:
             # Cost parameters changed: upgrade the hash; a lost race just retries next login.
             await self._users.write(user, {"password_hash": new_hash}, None)

@@ -6,6 +6,7 @@ removes the tombstones once published), so running an erasure twice changes noth
 """
 
 import structlog
+from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType
 
 from momentum_tracking.goals import service as goals
@@ -32,7 +33,7 @@ class ErasureService:
         self._logs = log_repository
         self._keys = key_repository
 
-    async def erase_goal(self, user_id: str, goal_id: str) -> None:
+    async def erase_goal(self, user_id: str, goal_id: str, if_match: IfMatch | None = None) -> None:
         """Delete a goal with its weekly targets and daily logs.
 
         The goal goes first, in one write: from then on every write naming it answers
@@ -43,7 +44,7 @@ class ErasureService:
         sweep finds it or its writer does, so nothing is orphaned.
         """
         goal = await self._goals.get_or_404(user_id, goal_id)
-        await self._goals.tombstone(user_id, goal, goals.tombstone)
+        await self._goals.tombstone(user_id, goal, goals.tombstone, if_match=if_match)
         await self._sweep(user_id, str(goal.id))
 
     async def erase_user(self, user_id: str) -> None:

@@ -1,6 +1,8 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from momentum_libs.conditional import IfMatchHeader
+from momentum_libs.outbox import entity_tag
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
@@ -17,8 +19,12 @@ router = APIRouter(prefix="/goals", tags=["goals"])
     summary="Create a goal (a user's first goal is created active)",
     responses=problem_responses(401, 422, 503),
 )
-async def create_goal(body: GoalCreate, user: CurrentUser, goals: Goals) -> GoalRead:
-    return GoalRead.from_document(await goals.create(user.user_id, body))
+async def create_goal(
+    body: GoalCreate, user: CurrentUser, goals: Goals, response: Response
+) -> GoalRead:
+    goal = await goals.create(user.user_id, body)
+    response.headers["ETag"] = entity_tag(goal)
+    return GoalRead.from_document(goal)
 
 
 @router.get(
@@ -44,8 +50,10 @@ async def list_goals(
     summary="Get a goal",
     responses=problem_responses(401, 404, 503),
 )
-async def get_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
-    return GoalRead.from_document(await goals.get(user.user_id, goal_id))
+async def get_goal(goal_id: str, user: CurrentUser, goals: Goals, response: Response) -> GoalRead:
+    goal = await goals.get(user.user_id, goal_id)
+    response.headers["ETag"] = entity_tag(goal)
+    return GoalRead.from_document(goal)
 
 
 @router.patch(
@@ -54,8 +62,17 @@ async def get_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
     summary="Change a goal (only the fields given; null clears an optional one)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def update_goal(goal_id: str, body: GoalUpdate, user: CurrentUser, goals: Goals) -> GoalRead:
-    return GoalRead.from_document(await goals.update(user.user_id, goal_id, body))
+async def update_goal(
+    goal_id: str,
+    body: GoalUpdate,
+    user: CurrentUser,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> GoalRead:
+    goal = await goals.update(user.user_id, goal_id, body, if_match)
+    response.headers["ETag"] = entity_tag(goal)
+    return GoalRead.from_document(goal)
 
 
 @router.delete(
@@ -65,8 +82,10 @@ async def update_goal(goal_id: str, body: GoalUpdate, user: CurrentUser, goals: 
     summary="Delete a goal with its weekly targets and daily logs",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_goal(goal_id: str, user: CurrentUser, erasure: Erasure) -> Response:
-    await erasure.erase_goal(user.user_id, goal_id)
+async def delete_goal(
+    goal_id: str, user: CurrentUser, erasure: Erasure, if_match: IfMatchHeader
+) -> Response:
+    await erasure.erase_goal(user.user_id, goal_id, if_match)
     return Response(status_code=204)
 
 
@@ -76,5 +95,9 @@ async def delete_goal(goal_id: str, user: CurrentUser, erasure: Erasure) -> Resp
     summary="Make this the one active goal (the previous one is deactivated)",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def activate_goal(goal_id: str, user: CurrentUser, goals: Goals) -> GoalRead:
-    return GoalRead.from_document(await goals.activate(user.user_id, goal_id))
+async def activate_goal(
+    goal_id: str, user: CurrentUser, goals: Goals, response: Response
+) -> GoalRead:
+    goal = await goals.activate(user.user_id, goal_id)
+    response.headers["ETag"] = entity_tag(goal)
+    return GoalRead.from_document(goal)

@@ -8,6 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.clock import utcnow
+from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
 from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
@@ -96,7 +97,9 @@ class GoalService:
         goals = await self._goals.list_page(user_id, is_active, after, limit + 1)
         return cut_page(goals, limit, CURSOR_KIND, lambda goal: goal.created_at.isoformat())
 
-    async def update(self, user_id: str, goal_id: str, data: GoalUpdate) -> Goal:
+    async def update(
+        self, user_id: str, goal_id: str, data: GoalUpdate, if_match: IfMatch | None = None
+    ) -> Goal:
         given = data.model_fields_set
 
         def build(goal: Goal) -> Change | None:
@@ -112,7 +115,7 @@ class GoalService:
             fields["updated_at"] = utcnow()
             return fields, goal_event(EventType.GOAL_UPDATED, goal, goal.version + 1, **fields)
 
-        return await self._goals.change_or_404(user_id, goal_id, build)
+        return await self._goals.change_or_404(user_id, goal_id, build, if_match=if_match)
 
     async def activate(self, user_id: str, goal_id: str) -> Goal:
         """Make the goal the user's one active goal; the previous one is deactivated.

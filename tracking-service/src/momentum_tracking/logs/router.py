@@ -2,6 +2,8 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from momentum_libs.conditional import IfMatchHeader
+from momentum_libs.outbox import entity_tag
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
@@ -33,11 +35,20 @@ async def create_log(
     body: LogCreate,
     user: CurrentUser,
     logs: Logs,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> LogRead:
     if idempotency_key is None:
-        return LogRead.from_document(await logs.create(user.user_id, body))
-    return await logs.create_idempotent(user.user_id, idempotency_key, body)
+        log = await logs.create(user.user_id, body)
+        response.headers["ETag"] = entity_tag(log)
+        return LogRead.from_document(log)
+    first, written = await logs.create_idempotent(user.user_id, idempotency_key, body)
+    if written is None:
+        # No ETag on a replay: it repeats the first answer, and the log may have changed since.
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        response.headers["ETag"] = entity_tag(written)
+    return first
 
 
 @router.get(
@@ -71,8 +82,10 @@ async def list_logs(
     summary="Get a daily log",
     responses=problem_responses(401, 404, 503),
 )
-async def get_log(log_id: str, user: CurrentUser, logs: Logs) -> LogRead:
-    return LogRead.from_document(await logs.get(user.user_id, log_id))
+async def get_log(log_id: str, user: CurrentUser, logs: Logs, response: Response) -> LogRead:
+    log = await logs.get(user.user_id, log_id)
+    response.headers["ETag"] = entity_tag(log)
+    return LogRead.from_document(log)
 
 
 @router.patch(
@@ -81,8 +94,17 @@ async def get_log(log_id: str, user: CurrentUser, logs: Logs) -> LogRead:
     summary="Change a daily log (move it to another date or goal; null clears the note)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, logs: Logs) -> LogRead:
-    return LogRead.from_document(await logs.update(user.user_id, log_id, body))
+async def update_log(
+    log_id: str,
+    body: LogUpdate,
+    user: CurrentUser,
+    logs: Logs,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> LogRead:
+    log = await logs.update(user.user_id, log_id, body, if_match)
+    response.headers["ETag"] = entity_tag(log)
+    return LogRead.from_document(log)
 
 
 @router.delete(
@@ -92,6 +114,8 @@ async def update_log(log_id: str, body: LogUpdate, user: CurrentUser, logs: Logs
     summary="Delete a daily log",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_log(log_id: str, user: CurrentUser, logs: Logs) -> Response:
-    await logs.delete(user.user_id, log_id)
+async def delete_log(
+    log_id: str, user: CurrentUser, logs: Logs, if_match: IfMatchHeader
+) -> Response:
+    await logs.delete(user.user_id, log_id, if_match)
     return Response(status_code=204)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.clock import utcnow
+from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
 from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
@@ -100,9 +101,11 @@ class LogService:
             await self._logs.tombstone(log.user_id, log, tombstone)
             raise not_found("Goal")
 
-    async def create_idempotent(self, user_id: str, key: str, data: LogCreate) -> LogRead:
+    async def create_idempotent(
+        self, user_id: str, key: str, data: LogCreate
+    ) -> tuple[LogRead, DailyLog | None]:
         """``POST /daily-logs`` with an ``Idempotency-Key``: the first response, whatever
-        the retries.
+        the retries, and the log when this request wrote it (None: a replay).
 
         The key is claimed by inserting its record (one request wins); the record names
         the id the log will get, so even a retry that takes over a claim abandoned by a
@@ -134,7 +137,7 @@ class LogService:
                     "This Idempotency-Key was used with another request body.",
                 )
             if existing.state == "done" and existing.response is not None:
-                return LogRead.model_validate(existing.response)
+                return LogRead.model_validate(existing.response), None
             if existing.lease_until > t or not await self._keys.take_over_key(
                 existing, t + timedelta(seconds=self._key_lease_s)
             ):
@@ -163,7 +166,7 @@ class LogService:
             log = found
         response = LogRead.from_document(log)
         await self._keys.complete_key(record_id, response.model_dump(mode="json"))
-        return response
+        return response, log
 
     async def list_page(
         self,
@@ -186,7 +189,9 @@ class LogService:
             limit,
         )
 
-    async def update(self, user_id: str, log_id: str, data: LogUpdate) -> DailyLog:
+    async def update(
+        self, user_id: str, log_id: str, data: LogUpdate, if_match: IfMatch | None = None
+    ) -> DailyLog:
         given = data.model_fields_set
         fields: dict[str, Any] = {}
         if "goal_id" in given and data.goal_id is not None:
@@ -209,10 +214,10 @@ class LogService:
             event = Envelope.create(EventType.LOG_UPDATED, log.user_id, payload)
             return {**fields, "updated_at": utcnow()}, event
 
-        written = await self._logs.change_or_404(user_id, log_id, build)
+        written = await self._logs.change_or_404(user_id, log_id, build, if_match=if_match)
         if "goal_id" in fields:  # moved to a goal that may be deleted meanwhile
             await self._undo_unless_goal_lives(written)
         return written
 
-    async def delete(self, user_id: str, log_id: str) -> None:
-        await self._logs.change_or_404(user_id, log_id, tombstone, delete=True)
+    async def delete(self, user_id: str, log_id: str, if_match: IfMatch | None = None) -> None:
+        await self._logs.change_or_404(user_id, log_id, tombstone, delete=True, if_match=if_match)

@@ -2,6 +2,8 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from momentum_libs.conditional import IfMatchHeader
+from momentum_libs.outbox import entity_tag
 from momentum_libs.problems import problem_responses
 
 from momentum_tracking.common import Cursor, Limit, Page
@@ -18,8 +20,12 @@ router = APIRouter(prefix="/weekly-targets", tags=["weekly targets"])
     summary="Set a goal's target for one ISO week",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
-async def create_target(body: TargetCreate, user: CurrentUser, targets: Targets) -> TargetRead:
-    return TargetRead.from_document(await targets.create(user.user_id, body))
+async def create_target(
+    body: TargetCreate, user: CurrentUser, targets: Targets, response: Response
+) -> TargetRead:
+    target = await targets.create(user.user_id, body)
+    response.headers["ETag"] = entity_tag(target)
+    return TargetRead.from_document(target)
 
 
 @router.get(
@@ -53,8 +59,12 @@ async def list_targets(
     summary="Get a weekly target",
     responses=problem_responses(401, 404, 503),
 )
-async def get_target(target_id: str, user: CurrentUser, targets: Targets) -> TargetRead:
-    return TargetRead.from_document(await targets.get(user.user_id, target_id))
+async def get_target(
+    target_id: str, user: CurrentUser, targets: Targets, response: Response
+) -> TargetRead:
+    target = await targets.get(user.user_id, target_id)
+    response.headers["ETag"] = entity_tag(target)
+    return TargetRead.from_document(target)
 
 
 @router.patch(
@@ -64,9 +74,16 @@ async def get_target(target_id: str, user: CurrentUser, targets: Targets) -> Tar
     responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def update_target(
-    target_id: str, body: TargetUpdate, user: CurrentUser, targets: Targets
+    target_id: str,
+    body: TargetUpdate,
+    user: CurrentUser,
+    targets: Targets,
+    if_match: IfMatchHeader,
+    response: Response,
 ) -> TargetRead:
-    return TargetRead.from_document(await targets.update(user.user_id, target_id, body))
+    target = await targets.update(user.user_id, target_id, body, if_match)
+    response.headers["ETag"] = entity_tag(target)
+    return TargetRead.from_document(target)
 
 
 @router.delete(
@@ -76,6 +93,8 @@ async def update_target(
     summary="Delete a weekly target",
     responses=problem_responses(401, 404, 409, 503),
 )
-async def delete_target(target_id: str, user: CurrentUser, targets: Targets) -> Response:
-    await targets.delete(user.user_id, target_id)
+async def delete_target(
+    target_id: str, user: CurrentUser, targets: Targets, if_match: IfMatchHeader
+) -> Response:
+    await targets.delete(user.user_id, target_id, if_match)
     return Response(status_code=204)

@@ -5,6 +5,7 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.clock import utcnow
+from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, TargetPayload
 from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
@@ -102,7 +103,13 @@ class TargetService:
             limit,
         )
 
-    async def update(self, user_id: str, target_id: str, data: TargetUpdate) -> WeeklyTarget:
+    async def update(
+        self,
+        user_id: str,
+        target_id: str,
+        data: TargetUpdate,
+        if_match: IfMatch | None = None,
+    ) -> WeeklyTarget:
         given = data.model_fields_set
 
         def build(target: WeeklyTarget) -> Change | None:
@@ -117,7 +124,9 @@ class TargetService:
             new = target.model_copy(update=fields)
             return fields, target_event(EventType.TARGET_UPDATED, new, target.version + 1)
 
-        return await self._targets.change_or_404(user_id, target_id, build)
+        return await self._targets.change_or_404(user_id, target_id, build, if_match=if_match)
 
-    async def delete(self, user_id: str, target_id: str) -> None:
-        await self._targets.change_or_404(user_id, target_id, tombstone, delete=True)
+    async def delete(self, user_id: str, target_id: str, if_match: IfMatch | None = None) -> None:
+        await self._targets.change_or_404(
+            user_id, target_id, tombstone, delete=True, if_match=if_match
+        )
