@@ -190,6 +190,29 @@ async def test_a_crash_before_the_commit_then_a_late_move_leaves_no_stale_streak
     await projection_matches(repo, t)
 
 
+async def test_an_overtaking_update_redelivered_after_a_crash_recounts_the_days_it_cleared(
+    projections: ProjectionService,
+) -> None:
+    """v1 on March 5, v2 moves it to April 5, v3 to April 6; v3 overtakes v2, takes the
+    log off March, and dies before the user's commit. Its redelivery finds itself in
+    April already, and must still recount March 5 for the user (v2 is not in yet)."""
+    repo = CrashingRepository(projections.repo.db)
+    service = ProjectionService(repo)
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 4), 10)
+    log_id = t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(service, t.take())
+    t.update_log(log_id, day=date(2026, 4, 5))
+    t.update_log(log_id, day=date(2026, 4, 6))
+    _v2, v3 = t.take()
+    repo.crash_next_commit = True
+    with pytest.raises(CrashError):
+        await service.handle(v3)
+    await apply(service, [v3])
+    await projection_matches(repo, t)
+
+
 async def test_the_replica_losing_a_race_on_a_month_retries_and_keeps_its_log(
     projections: ProjectionService,
 ) -> None:
@@ -293,3 +316,24 @@ def test_goals_activated_at_the_same_instant_pick_one_by_id() -> None:
     goals = {gid: GoalState(title=gid, is_active=True, activated_at=at) for gid in ("a", "b")}
     chosen = pick_active_goal(goals)
     assert chosen is not None and chosen.id == "b"
+
+
+async def test_events_after_a_user_deletion_are_handled_not_retried(
+    projections: ProjectionService,
+) -> None:
+    """The deletion, its duplicate and straggling goal events each succeed at once: a
+    handler that failed here would have them retried and dead-lettered."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(projections, t.take())
+    t.delete_user()
+    (deleted,) = t.take()
+    t.activate_goal(goal)
+    stragglers = t.take()
+    await apply(projections, [deleted, deleted])
+    assert await stored_days(projections.repo, t.user_id) == {}
+    await apply(projections, stragglers)
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and user.deleted and user.goals == {}
+    assert await stored_days(projections.repo, t.user_id) == {}
