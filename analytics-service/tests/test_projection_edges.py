@@ -9,9 +9,19 @@ from typing import Any
 import pytest
 from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
 from momentum_analytics.projections import streaks
-from momentum_analytics.projections.models import MonthDays
+from momentum_analytics.projections.models import (
+    DayTotal,
+    GoalState,
+    LogEntry,
+    MonthDays,
+    empty_month,
+)
 from momentum_analytics.projections.repository import ProjectionRepository
-from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.projections.service import (
+    ProjectionService,
+    pick_active_goal,
+    recount_days,
+)
 from momentum_analytics.reads.service import ReadService
 from momentum_libs.events import Envelope
 
@@ -149,7 +159,9 @@ async def test_an_update_overtaking_the_one_before_moves_the_log_at_once(
     await apply(projections, [v3])
     assert await stored_days(projections.repo, t.user_id) == {"2026-05-05": 40}
     await projection_matches(projections.repo, t)
-    await apply(projections, [v2, v3])
+    await apply(projections, [v2])  # late: v3 left April behind before v2 got there
+    await projection_matches(projections.repo, t)
+    await apply(projections, [v3])  # redelivered
     await projection_matches(projections.repo, t)
 
 
@@ -175,6 +187,29 @@ async def test_a_crash_before_the_commit_then_a_late_move_leaves_no_stale_streak
     await apply(service, [v3, v2])  # the redelivery, then the late move
     user = await repo.get_user(t.user_id)
     assert user is not None and streaks.longest(user.streak) == 1
+    await projection_matches(repo, t)
+
+
+async def test_an_overtaking_update_redelivered_after_a_crash_recounts_the_days_it_cleared(
+    projections: ProjectionService,
+) -> None:
+    """v1 on March 5, v2 moves it to April 5, v3 to April 6; v3 overtakes v2, takes the
+    log off March, and dies before the user's commit. Its redelivery finds itself in
+    April already, and must still recount March 5 for the user (v2 is not in yet)."""
+    repo = CrashingRepository(projections.repo.db)
+    service = ProjectionService(repo)
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 4), 10)
+    log_id = t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(service, t.take())
+    t.update_log(log_id, day=date(2026, 4, 5))
+    t.update_log(log_id, day=date(2026, 4, 6))
+    _v2, v3 = t.take()
+    repo.crash_next_commit = True
+    with pytest.raises(CrashError):
+        await service.handle(v3)
+    await apply(service, [v3])
     await projection_matches(repo, t)
 
 
@@ -218,9 +253,87 @@ async def test_a_heatmap_from_before_the_recent_window_into_it_shows_both_parts(
     user = await projections.repo.get_user(t.user_id)
     assert user is not None and user.recent_from is not None
     assert user.recent_from > today - 40 * DAY  # the range starts before the window
+    assert user.recent_from <= today - 7 * DAY  # the current week is read with the user
     reads = ReadService(projections.repo)
     heatmap = await reads.heatmap(t.user_id, today - 60 * DAY, today - DAY)
     shown = {d.date: d.minutes for d in heatmap.days if d.minutes}
     assert shown == {today - 40 * DAY: 30, today - 2 * DAY: 60}
     default: Any = await reads.heatmap(t.user_id, None, None)
     assert sum(d.minutes for d in default.days) == 90
+
+
+async def test_a_heatmap_across_new_year_reads_both_years_months(
+    projections: ProjectionService,
+) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2025, 12, 30), 15)
+    t.create_log(goal, date(2026, 1, 2), 45)
+    await apply(projections, t.take())
+    heatmap = await ReadService(projections.repo).heatmap(
+        t.user_id, date(2025, 12, 20), date(2026, 1, 10)
+    )
+    shown = {d.date: d.minutes for d in heatmap.days if d.minutes}
+    assert shown == {date(2025, 12, 30): 15, date(2026, 1, 2): 45}
+
+
+async def test_a_user_stored_before_the_recent_window_existed_is_read_from_the_months(
+    projections: ProjectionService,
+) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    today = today_utc()
+    t.create_log(goal, today, 25)
+    await apply(projections, t.take())
+    await projections.repo.users.update_one(
+        {"_id": t.user_id}, {"$set": {"recent_from": None, "recent_days": {}}}
+    )
+    reads = ReadService(projections.repo)
+    assert (await reads.dashboard(t.user_id)).weekly_logged_minutes == 25
+    heatmap = await reads.heatmap(t.user_id, today - 3 * DAY, today)
+    assert [d.minutes for d in heatmap.days] == [0, 0, 0, 25]
+
+
+def test_recounting_days_says_whether_any_of_them_changed() -> None:
+    """Whatever the order of the days: a day set, then a day that stays empty, is a
+    change; a day whose total changes is one; a recount that changes nothing is none."""
+    month = empty_month("u", "2026-03")
+    month.logs = {
+        "a": LogEntry(date="2026-03-05", goal_id="g", minutes=30, version=1),
+        "b": LogEntry(date="2026-03-07", goal_id="g", minutes=10, version=1),
+        "c": LogEntry(date="2026-03-07", goal_id="h", minutes=5, version=1),
+    }
+    assert recount_days(month, ["2026-03-05", "2026-03-06"], set()) is True
+    assert month.days == {"2026-03-05": DayTotal(t=30, g={"g": 30})}
+    assert recount_days(month, ["2026-03-05", "2026-03-06"], set()) is False
+    assert recount_days(month, ["2026-03-07"], set()) is True
+    assert recount_days(month, ["2026-03-07"], {"h"}) is True  # h deleted: 15 -> 10
+    assert month.days["2026-03-07"] == DayTotal(t=10, g={"g": 10})
+
+
+def test_goals_activated_at_the_same_instant_pick_one_by_id() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    goals = {gid: GoalState(title=gid, is_active=True, activated_at=at) for gid in ("a", "b")}
+    chosen = pick_active_goal(goals)
+    assert chosen is not None and chosen.id == "b"
+
+
+async def test_events_after_a_user_deletion_are_handled_not_retried(
+    projections: ProjectionService,
+) -> None:
+    """The deletion, its duplicate and straggling goal events each succeed at once: a
+    handler that failed here would have them retried and dead-lettered."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(projections, t.take())
+    t.delete_user()
+    (deleted,) = t.take()
+    t.activate_goal(goal)
+    stragglers = t.take()
+    await apply(projections, [deleted, deleted])
+    assert await stored_days(projections.repo, t.user_id) == {}
+    await apply(projections, stragglers)
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and user.deleted and user.goals == {}
+    assert await stored_days(projections.repo, t.user_id) == {}
