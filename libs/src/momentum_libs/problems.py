@@ -257,7 +257,7 @@ class ValidationProblem(Problem):
             "examples": [
                 {
                     "type": PROBLEM_TYPE_BASE + "validation-error",
-                    "title": "Unprocessable Content",
+                    "title": _title(422),
                     "status": 422,
                     "detail": "The request is not valid: body.title: Field required",
                     "errors": [
