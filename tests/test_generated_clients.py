@@ -113,7 +113,7 @@ def test_python_client_runs_the_whole_flow(stack: Stack, python_client: ModuleTy
     )
     assert isinstance(user, models.UserRead) and user.email == email
     tokens = generated("api.auth.login").sync(
-        client=anonymous, body=models.LoginJsonLoginRequest(email=email, password=PASSWORD)
+        client=anonymous, body=models.LoginRequest(email=email, password=PASSWORD)
     )
     assert isinstance(tokens, models.TokenPair)
     client = python_client.AuthenticatedClient(

@@ -191,8 +191,9 @@ def test_both_declared_login_bodies_sign_in(gateway: httpx.Client, account: Acco
     document = gateway.get("/openapi.json").json()
     declared = document["paths"]["/auth/login"]["post"]["requestBody"]["content"]
     assert set(declared) == set(contents)
+    assert declared["application/json"]["schema"] == {"$ref": "#/components/schemas/LoginRequest"}
     for media_type, fields in contents.items():
-        assert set(declared[media_type]["schema"]["required"]) == set(fields)
+        assert set(resolve(document, declared[media_type]["schema"])["required"]) == set(fields)
         sent = {"json": fields} if media_type == "application/json" else {"data": fields}
         response = gateway.post("/auth/login", **sent)  # type: ignore[arg-type]
         assert response.status_code == 200, (media_type, response.text)

@@ -154,6 +154,19 @@ def _document_responses(item: Json) -> None:
                     headers[name] = _header_ref(name)
 
 
+def _name_inline_bodies(item: Json, schemas: Json) -> None:
+    """A body schema declared inline (login's JSON and form) becomes a component named by
+    its title, so generators name its class ``LoginRequest``, not ``LoginJsonLoginRequest``."""
+    for operation in _operations(item):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            schema = media.get("schema", {})
+            title = schema.get("title")
+            if "$ref" in schema or not isinstance(title, str):
+                continue
+            if schemas.setdefault(title, schema) == schema:
+                media["schema"] = {"$ref": f"{_REF_PREFIX}schemas/{title}"}
+
+
 def _secure(path: str, item: Json) -> None:
     """Describe what the gateway enforces and answers, whatever the service declared."""
     for operation in _operations(item):
@@ -227,9 +240,10 @@ def merge(own: Json, services: dict[str, Json]) -> Json:
             and not has_dot_segment(path)
             and path not in document["paths"]
         }
+        theirs: Json = copy.deepcopy(spec.get("components", {}))
         for item in paths.values():
             _document_responses(item)
-        theirs: Json = spec.get("components", {})
+            _name_inline_bodies(item, theirs.setdefault("schemas", {}))
         renames: dict[str, str] = {}
         needed = sorted(
             (section, name)
