@@ -25,35 +25,29 @@ class Api:
         """Headers of a user (a brand-new one unless ``user_id`` is given)."""
         return {"Authorization": f"Bearer {self.signer.mint(user_id or uuid.uuid4().hex)}"}
 
-    async def goal(self, headers: dict[str, str], title: str = "Learn Go") -> dict[str, Any]:
-        r = await self.client.post("/goals", json={"title": title}, headers=headers)
+    async def created(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
+        """POST ``body`` to ``path``, asserting a 201; the created resource."""
+        r = await self.client.post(path, json=body, headers=headers)
         assert r.status_code == 201, r.text
-        body: dict[str, Any] = r.json()
-        return body
+        created: dict[str, Any] = r.json()
+        return created
+
+    async def goal(self, headers: dict[str, str], title: str = "Learn Go") -> dict[str, Any]:
+        return await self.created("/goals", {"title": title}, headers)
 
     async def log(
         self, headers: dict[str, str], goal_id: str, day: str = "2026-11-20", minutes: int = 30
     ) -> dict[str, Any]:
-        r = await self.client.post(
-            "/daily-logs",
-            json={"goal_id": goal_id, "date": day, "minutes": minutes},
-            headers=headers,
-        )
-        assert r.status_code == 201, r.text
-        body: dict[str, Any] = r.json()
-        return body
+        body = {"goal_id": goal_id, "date": day, "minutes": minutes}
+        return await self.created("/daily-logs", body, headers)
 
     async def target(
         self, headers: dict[str, str], goal_id: str, week: str = "2026-11-16", minutes: int = 300
     ) -> dict[str, Any]:
-        r = await self.client.post(
-            "/weekly-targets",
-            json={"goal_id": goal_id, "week_start": week, "target_minutes": minutes},
-            headers=headers,
-        )
-        assert r.status_code == 201, r.text
-        body: dict[str, Any] = r.json()
-        return body
+        body = {"goal_id": goal_id, "week_start": week, "target_minutes": minutes}
+        return await self.created("/weekly-targets", body, headers)
 
     async def walk(
         self, path: str, headers: dict[str, str], limit: int, **params: Any
