@@ -13,7 +13,6 @@ from momentum_tracking.goals import service as goals
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.logs import service as logs
 from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
-from momentum_tracking.owned import ERASE_BATCH
 from momentum_tracking.targets import service as targets
 from momentum_tracking.targets.repository import TargetRepository
 
@@ -49,11 +48,7 @@ class ErasureService:
 
     async def erase_user(self, user_id: str) -> None:
         """Delete every goal, weekly target, daily log and idempotency key of the user."""
-        erased = 0
-        while batch := await self._goals.some_of_user(user_id, ERASE_BATCH):
-            for goal in batch:
-                await self._goals.tombstone(user_id, goal, goals.tombstone)
-                erased += 1
+        erased = await self._goals.tombstone_all(user_id, goals.tombstone)
         await self._sweep(user_id, None)
         keys = await self._keys.delete_keys_of_user(user_id)
         log.info("user_erased", user_id=user_id, goals=erased, idempotency_keys=keys)
