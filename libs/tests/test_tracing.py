@@ -144,10 +144,11 @@ def by_name(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
     return [span for span in spans if span.name.startswith(prefix)]
 
 
-async def write_in_a_request(owner: str) -> ReadableSpan | Any:
+async def write_in_a_request(owner: str) -> ReadableSpan:
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("POST /profiles", kind=SpanKind.SERVER) as request:
         await OutboxRepository(Profile).insert(Profile(owner=owner), user_event(owner))
+    assert isinstance(request, ReadableSpan)
     return request
 
 
@@ -170,11 +171,11 @@ async def test_the_relays_and_the_consumers_spans_join_the_trace_of_the_write(
     spans = exporter.get_finished_spans()
     (publish,) = by_name(spans, f"publish {stream}")
     (process,) = by_name(spans, f"process {stream}")
-    trace_id = request.get_span_context().trace_id
+    trace_id = request.context.trace_id
     for span, kind in ((publish, SpanKind.PRODUCER), (process, SpanKind.CONSUMER)):
         assert span.kind is kind
         assert span.context.trace_id == trace_id
-        assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
+        assert span.parent is not None and span.parent.span_id == request.context.span_id
     assert process.attributes is not None
     assert process.attributes["messaging.consumer.group.name"] == f"{namespace}g"
     # While the handler ran, the consumer's span was current: its log lines carry the trace.
@@ -205,7 +206,7 @@ async def test_a_batch_is_handled_in_the_first_events_trace_linked_to_the_others
     linked = [(link.context.trace_id, link.context.span_id) for link in process.links]
     assert process.parent is not None
     handled = {(process.context.trace_id, process.parent.span_id), *linked}
-    writes = {(w.get_span_context().trace_id, w.get_span_context().span_id) for w in (first, second)}
+    writes = {(w.context.trace_id, w.context.span_id) for w in (first, second)}
     assert len(linked) == 1
     assert handled == writes
 

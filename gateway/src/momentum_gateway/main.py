@@ -23,7 +23,7 @@ from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
-from momentum_libs.tracing import SpanName, configure_tracing, install_tracing, route_template
+from momentum_libs.tracing import configure_tracing, install_tracing, route_template
 from pydantic import BaseModel, ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
@@ -187,18 +187,13 @@ def trace_upstream_calls() -> None:
         instrumentor.instrument()
 
 
-def span_name(app: FastAPI) -> SpanName:
+def span_name(scope: Scope) -> str | None:
     """A proxied request's span is named by its service's prefix (``POST /daily-logs``,
     whatever the id after it); the gateway's own routes by their template."""
-    own_route = route_template(app)
-
-    def name(scope: Scope) -> str | None:
-        path: str = scope.get("path", "")
-        if service_for(path):
-            return "/" + first_segment(path)
-        return own_route(scope)
-
-    return name
+    path: str = scope.get("path", "")
+    if service_for(path):
+        return "/" + first_segment(path)
+    return route_template(scope)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -267,5 +262,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    install_tracing(app, span_name(app))
+    install_tracing(app, span_name)
     return app

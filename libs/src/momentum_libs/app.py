@@ -12,7 +12,7 @@ from momentum_libs.logging import configure_logging
 from momentum_libs.problems import install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
 from momentum_libs.settings import ServiceSettings
-from momentum_libs.tracing import configure_tracing, install_tracing, route_template
+from momentum_libs.tracing import configure_tracing, install_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
@@ -41,7 +41,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(ConditionalGetMiddleware)  # inside: a 304 gets its X-Request-ID too
     app.add_middleware(RequestIdMiddleware)
-    install_tracing(app, route_template(app))  # outermost: the request log line in its span
+    install_tracing(app)  # outermost: the request log line in its span
 
     @app.get("/health", tags=["health"], summary="Liveness of this service")
     async def health() -> dict[str, str]:

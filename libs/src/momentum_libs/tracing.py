@@ -34,8 +34,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TRACEPARENT = "traceparent"
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
@@ -79,20 +78,14 @@ def configure_tracing(service: str, otlp_endpoint: str | None) -> bool:
     return True
 
 
-def route_template(app: Any) -> SpanName:
-    """Names a request by the template of the route that will answer it (``/goals/{id}``)."""
-
-    def name(scope: Scope) -> str | None:
-        for route in app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(route.path)
-        return None
-
-    return name
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that answered (``/goals/{goal_id}``): Starlette leaves
+    the route it matched in the scope."""
+    path = getattr(scope.get("route"), "path", None)
+    return str(path) if path else None
 
 
-def install_tracing(app: Any, span_name: SpanName) -> None:
+def install_tracing(app: Any, span_name: SpanName = route_template) -> None:
     """The outermost middleware of ``app``: a server span when exporting, else the bare
     trace context (:class:`TraceContextMiddleware`). Call after every other ``add_middleware``."""
     if not exporting():
@@ -101,18 +94,40 @@ def install_tracing(app: Any, span_name: SpanName) -> None:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.util.http import ExcludeList
 
-    def details(scope: Scope) -> tuple[str, dict[str, Any]]:
-        method = str(scope.get("method", "HTTP"))
-        name = span_name(scope)
-        return (f"{method} {name}", {"http.route": name}) if name else (method, {})
-
+    app.add_middleware(_SpanNamedByRoute, span_name=span_name)
     app.add_middleware(
         OpenTelemetryMiddleware,
-        default_span_details=details,
         # Probes would each be a trace of their own, and say nothing.
         excluded_urls=ExcludeList(["/health", "/livez"]),
         exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
+        # Named by the method until routed (a path would make one name per id).
+        default_span_details=lambda scope: (str(scope.get("method", "HTTP")), {}),
     )
+
+
+class _SpanNamedByRoute:
+    """Just inside the server span: names it ``METHOD <template>`` when the answer starts
+    (the route is known by then; the span ends with the last byte of the body)."""
+
+    def __init__(self, app: ASGIApp, span_name: SpanName) -> None:
+        self.app = app
+        self.span_name = span_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        span = trace.get_current_span()
+
+        async def send_naming(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                name = self.span_name(scope)
+                if name:
+                    span.update_name(f"{scope['method']} {name}")
+                    span.set_attribute("http.route", name)
+            await send(message)
+
+        await self.app(scope, receive, send_naming)
 
 
 def _new_span_context() -> SpanContext:
