@@ -21,6 +21,7 @@ baggage do not.
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context, trace
@@ -37,10 +38,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TRACEPARENT = "traceparent"
+_propagator = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 """A client's trace fields: a proxy replaces them with the context it continues."""
-_propagator = TraceContextTextMapPropagator()
-_random = random.SystemRandom()
 
 SpanName = Callable[[Scope], str | None]
 """A request's span name (low cardinality: a route template), or None for the method alone."""
@@ -134,8 +134,9 @@ def _new_span_context() -> SpanContext:
     # Not sampled: nothing records it. A process that exports and receives it records
     # nothing either (parent-based sampling): turn tracing on in every process at once.
     return SpanContext(
-        trace_id=_random.getrandbits(128) or 1,
-        span_id=_random.getrandbits(64) or 1,
+        # Not a secret: random's generator, as the SDK's own id generator uses.
+        trace_id=random.getrandbits(128) or 1,
+        span_id=random.getrandbits(64) or 1,
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.DEFAULT),
     )
@@ -179,9 +180,19 @@ class TraceContextMiddleware:
 def current_traceparent() -> str | None:
     """The current span's context as a ``traceparent`` value, None when there is none."""
     ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    return _traceparent(ctx.trace_id, ctx.span_id, ctx.trace_flags) if ctx.is_valid else None
+
+
+# A request asks for its ids several times (each log line, the upstream call, the outbox):
+# formatted once per span.
+@lru_cache(maxsize=256)
+def _traceparent(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+@lru_cache(maxsize=256)
+def _log_ids(trace_id: int, span_id: int) -> tuple[tuple[str, str], ...]:
+    return (("trace_id", f"{trace_id:032x}"), ("span_id", f"{span_id:016x}"))
 
 
 def trace_headers() -> list[tuple[bytes, bytes]]:
@@ -190,12 +201,10 @@ def trace_headers() -> list[tuple[bytes, bytes]]:
     return [(b"traceparent", traceparent.encode("ascii"))] if traceparent else []
 
 
-def trace_ids() -> dict[str, str]:
+def trace_ids() -> tuple[tuple[str, str], ...]:
     """``trace_id`` and ``span_id`` of the current span, for a log line; empty without one."""
-    span_context = trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return {}
-    return {"trace_id": f"{span_context.trace_id:032x}", "span_id": f"{span_context.span_id:016x}"}
+    ctx = trace.get_current_span().get_span_context()
+    return _log_ids(ctx.trace_id, ctx.span_id) if ctx.is_valid else ()
 
 
 def _messaging(stream: str, event: Mapping[str, Any]) -> dict[str, Any]:
