@@ -98,8 +98,11 @@ async def get_where(headers: dict[str, str]) -> httpx.Response:
 
 
 async def test_without_the_sdk_the_clients_trace_is_continued_and_every_line_carries_it(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Its level is uvicorn's (--log-level): an in-process uvicorn of another test may have
+    # raised it.
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "level", logging.INFO)
     response = await get_where({"traceparent": CLIENT_PARENT, "x-request-id": "req-1"})
     assert response.json() == {"traceparent": CLIENT_PARENT}
     logged = lines(capsys.readouterr().err)
