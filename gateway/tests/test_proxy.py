@@ -161,6 +161,29 @@ def test_identity_headers_from_the_client_are_stripped(
     assert header_values(echo, "authorization") == [auth["Authorization"]]
 
 
+def test_the_clients_traceparent_is_continued_upstream(
+    gw: httpx.Client, auth: dict[str, str]
+) -> None:
+    client_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    echo = gw.get("/goals/x", headers={**auth, "traceparent": client_parent}).json()
+    assert header_values(echo, "traceparent") == [client_parent]
+
+
+@pytest.mark.parametrize("incoming", [None, "00-garbage-01"])
+def test_without_a_valid_traceparent_the_gateway_starts_a_trace_per_request(
+    gw: httpx.Client, auth: dict[str, str], incoming: str | None
+) -> None:
+    headers = {**auth, **({"traceparent": incoming} if incoming else {})}
+    sent = [
+        header_values(gw.get("/goals/x", headers=headers).json(), "traceparent") for _ in range(2)
+    ]
+    assert all(len(values) == 1 for values in sent)
+    (first,), (second,) = sent
+    assert first != incoming
+    assert first.startswith("00-") and first.endswith("-00")  # started, not sampled
+    assert first.split("-")[1] != second.split("-")[1]
+
+
 def test_hop_by_hop_headers_are_not_forwarded(gw: httpx.Client, auth: dict[str, str]) -> None:
     headers = {**auth, "Connection": "keep-alive, X-Hop-Secret", "X-Hop-Secret": "1", "TE": "x"}
     echo = gw.get("/goals/x", headers=headers).json()

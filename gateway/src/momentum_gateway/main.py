@@ -1,6 +1,6 @@
 """The gateway app: ``uvicorn --factory momentum_gateway.main:create_app``.
 
-Middleware, outermost first (all pure ASGI): security headers → request id →
+Middleware, outermost first (all pure ASGI): traces → security headers → request id →
 CORS (only when origins are configured) → the proxy → FastAPI's own routes
 (``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, ``/redoc``, and the
 JSON 404).
@@ -23,11 +23,14 @@ from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
+from momentum_libs.tracing import configure_tracing, install_tracing, route_template
 from pydantic import BaseModel, ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from momentum_gateway.proxy import ProxyMiddleware
+from momentum_gateway.routing import first_segment, service_for
 from momentum_gateway.runtime import Runtime, RuntimeRef
 from momentum_gateway.security import SecurityHeadersMiddleware
 from momentum_gateway.settings import GatewaySettings
@@ -175,9 +178,29 @@ def own_document(app: FastAPI) -> dict[str, Any]:
     return get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes)
 
 
+def trace_upstream_calls() -> None:
+    """A client span per proxied request (aiohttp), its traceparent the one sent upstream."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    instrumentor = AioHttpClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def span_name(scope: Scope) -> str | None:
+    """A proxied request's span is named by its service's prefix (``POST /daily-logs``,
+    whatever the id after it); the gateway's own routes by their template."""
+    path: str = scope.get("path", "")
+    if service_for(path):
+        return "/" + first_segment(path)
+    return route_template(scope)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
+    if configure_tracing("gateway", settings.otel_exporter_otlp_endpoint):
+        trace_upstream_calls()
     ref = RuntimeRef()
     own: dict[str, Any] = {}
 
@@ -239,4 +262,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    install_tracing(app, span_name)
     return app

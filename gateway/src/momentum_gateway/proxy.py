@@ -2,7 +2,8 @@
 
 For a path under a service's prefix it checks the access token (unless the route
 is public), reads the body (bounded), rebuilds the headers (no hop-by-hop, no
-identity a client made up, ``X-Forwarded-For`` = the real peer, ``X-Request-ID``),
+identity a client made up, ``X-Forwarded-For`` = the real peer, ``X-Request-ID``,
+``traceparent``),
 and streams the upstream's answer back. Any other path goes on to the FastAPI
 routes (health, docs, OpenAPI, the JSON 404).
 """
@@ -15,6 +16,7 @@ import structlog
 from momentum_libs.deps import verify_bearer
 from momentum_libs.problems import ProblemError, unexpected_error_response
 from momentum_libs.request_id import accept_or_make
+from momentum_libs.tracing import TRACE_HEADERS, trace_headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_gateway.routing import PUBLIC_PATHS, has_dot_segment, service_for
@@ -47,6 +49,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-user-id",
     b"x-real-ip",
     b"forwarded",
+    *TRACE_HEADERS,  # replaced by the trace context the gateway continues (or started)
 }
 _REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-momentum-")
 NO_STORE = "no-store"
@@ -78,6 +81,7 @@ def request_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
         out.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
     out.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
     out.append((b"x-request-id", request_id.encode("latin-1")))
+    out.extend(trace_headers())
     return out
 
 

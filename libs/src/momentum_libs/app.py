@@ -1,5 +1,5 @@
 """What every service's FastAPI app has: problem+json errors, request ids, ETags and 304s,
-logging, /health."""
+logging, traces, /health."""
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -12,6 +12,7 @@ from momentum_libs.logging import configure_logging
 from momentum_libs.problems import install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
 from momentum_libs.settings import ServiceSettings
+from momentum_libs.tracing import configure_tracing, install_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
@@ -26,6 +27,7 @@ def create_service_app(
     **kwargs: Any,
 ) -> FastAPI:
     configure_logging(service, settings.log_level, settings.log_json)
+    configure_tracing(service, settings.otel_exporter_otlp_endpoint)
     app = FastAPI(
         title=title,
         version=version,
@@ -39,6 +41,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(ConditionalGetMiddleware)  # inside: a 304 gets its X-Request-ID too
     app.add_middleware(RequestIdMiddleware)
+    install_tracing(app)  # outermost: the request log line in its span
 
     @app.get("/health", tags=["health"], summary="Liveness of this service")
     async def health() -> dict[str, str]:

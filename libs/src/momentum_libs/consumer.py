@@ -73,6 +73,7 @@ from momentum_libs.events import (
     UnknownEventError,
 )
 from momentum_libs.settings import StreamConsumerSettings
+from momentum_libs.tracing import consuming
 
 log = structlog.get_logger(__name__)
 
@@ -339,7 +340,9 @@ class StreamConsumer:
     async def _handle_user_now(self, items: list[tuple[Any, Any, Envelope]]) -> int:
         if self._batch_handler is not None and len(items) > 1:
             try:
-                await self._batch_handler([envelope for _, _, envelope in items])
+                envelopes = [envelope for _, _, envelope in items]
+                with consuming(self.stream, self.group, envelopes):
+                    await self._batch_handler(envelopes)
             except Exception as exc:
                 if self._store_unreachable(exc):  # one by one would only wait out each
                     ids = [entry_id for entry_id, _, _ in items]
@@ -372,7 +375,8 @@ class StreamConsumer:
             return 1
         try:
             envelope = envelope or Envelope.from_stream_fields(dict(fields))
-            await self._handler(envelope)
+            with consuming(self.stream, self.group, [envelope]):
+                await self._handler(envelope)
         except UnknownEventError as exc:
             await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
             return 1

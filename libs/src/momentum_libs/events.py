@@ -136,6 +136,12 @@ class Envelope(BaseModel):
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC), validate_default=True)
     user_id: str
     payload: dict[str, Any]
+    traceparent: str | None = Field(
+        None,
+        max_length=128,
+        description="W3C trace context of the request that caused the event (set by the "
+        "outbox); a consumer's handling continues it. Absent in events written before it.",
+    )
 
     @field_validator("occurred_at")
     @classmethod

@@ -1,4 +1,6 @@
-"""Structured logging (structlog): JSON lines, request id bound, secrets redacted."""
+"""Structured logging (structlog): JSON lines, request and trace ids bound, secrets redacted.
+
+uvicorn's and other libraries' stdlib records are rendered the same way."""
 
 import logging
 import sys
@@ -6,6 +8,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from momentum_libs.tracing import trace_ids
 
 # Keys whose values never reach a log line, whatever logs them.
 _SECRET_KEYS = frozenset(
@@ -76,22 +80,32 @@ class _CurrentStderr:
 _STDERR = _CurrentStderr()
 
 
+def add_trace_ids(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """``trace_id`` and ``span_id`` of the current span (a request's, an event's handling)."""
+    event_dict.update(trace_ids())
+    return event_dict
+
+
+# Uvicorn's own loggers: their lines go through the same JSON rendering as ours.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         redact_secrets,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    exceptions = _exception_dicts if json else structlog.processors.format_exc_info
     structlog.configure(
-        processors=[
-            *shared,
-            _exception_dicts if json else structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         # Not cached: a logger bound before a reconfigure (tests build several apps in one
@@ -99,11 +113,37 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    # Third-party libraries log through stdlib; keep their level in line and their access
-    # logs out (the request log line comes from our own middleware).
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    _route_stdlib_logging(level, [*shared, structlog.stdlib.add_logger_name], exceptions, renderer)
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours on the root logger: replaced, not added again, by the next configure."""
+
+
+def _route_stdlib_logging(level: str, pre_chain: list[Any], exceptions: Any, renderer: Any) -> None:
+    """Third-party libraries and uvicorn log through stdlib: render their records with the
+    same processors (service, request id, trace id, redaction, JSON), at our level."""
+    handler = _StdlibHandler(_STDERR)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                exceptions,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _UVICORN_LOGGERS:  # uvicorn gave them handlers of its own, in plain text
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # The request log line comes from our own middleware, with its request id.
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("pymongo", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))

@@ -43,6 +43,7 @@ from pymongo import IndexModel
 from momentum_libs.conditional import IfMatch, precondition_failed
 from momentum_libs.events import Envelope
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
+from momentum_libs.tracing import current_traceparent
 
 OUTBOX_INDEX = IndexModel([("outbox_pending", 1)], name="outbox_pending")
 
@@ -84,6 +85,15 @@ def entity_tag(doc: OutboxDocument) -> str:
     return f'"{doc.id}.{doc.revision}"'
 
 
+def traced(event: Envelope) -> Envelope:
+    """``event`` carrying the current trace context (the request writing it), so the
+    consumer's handling joins that trace; one that has its own keeps it."""
+    if event.traceparent is not None:
+        return event
+    traceparent = current_traceparent()
+    return event.model_copy(update={"traceparent": traceparent}) if traceparent else event
+
+
 def update_with_event(
     doc: OutboxDocument,
     set_fields: Mapping[str, Any],
@@ -98,7 +108,7 @@ def update_with_event(
     fields["revision"] = doc.revision + 1
     if event is not None:
         pending = [e.model_dump(mode="json") for e in doc.outbox]
-        fields["outbox"] = [*pending, event.model_dump(mode="json")]
+        fields["outbox"] = [*pending, traced(event).model_dump(mode="json")]
         fields["outbox_pending"] = True
     if delete:
         fields["deleted"] = True
@@ -126,7 +136,7 @@ class OutboxRepository(Generic[D]):
         anyway, so nothing is lost if it never does.
         """
         doc.version = 1
-        doc.outbox = [event]
+        doc.outbox = [traced(event)]
         doc.outbox_pending = True
         await doc.insert()
         if publish:

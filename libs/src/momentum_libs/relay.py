@@ -29,6 +29,7 @@ from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelli
 from momentum_libs.events import DEAD_ERROR, Envelope
 from momentum_libs.outbox import OutboxDocument
 from momentum_libs.settings import OutboxRelaySettings
+from momentum_libs.tracing import publishing
 
 log = structlog.get_logger(__name__)
 
@@ -123,11 +124,13 @@ class OutboxRelay:
         ).to_list()
         if not docs:
             return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for doc in docs:
-                for event in doc.get("outbox", []):
-                    self._publish(pipe, doc, event)
-            results = await pipe.execute()
+        events = [event for doc in docs for event in doc.get("outbox", [])]
+        with publishing(self._stream, events):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for doc in docs:
+                    for event in doc.get("outbox", []):
+                        self._publish(pipe, doc, event)
+                results = await pipe.execute()
         if not await self._clear_all(collection, docs):
             await self._clear_raced(collection, docs)
         return len(results)

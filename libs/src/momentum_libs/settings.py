@@ -79,6 +79,15 @@ class ServiceSettings(BaseSettings):
         description="Bound on every MongoDB/Redis wait, so an outage answers 503 fast",
     )
 
+    # Read here only to decide whether to trace; the OpenTelemetry SDK reads it (and every
+    # other OTEL_* variable) itself. README "Traces" lists those honoured.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=_shared("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector (e.g. http://otel-collector:4318): spans are "
+        "exported there; unset: no spans, trace ids in logs and events only",
+    )
+
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
