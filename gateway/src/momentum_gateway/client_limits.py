@@ -240,16 +240,28 @@ async def client_key(scope: Scope, verifier: RememberingVerifier) -> str:
     return "address:" + (str(client[0]) if client else "unknown")
 
 
-def _refusal(violated: str, retry_after_s: int, headers: dict[str, str]) -> ProblemError:
+def _refusal(
+    violated: str,
+    retry_after_s: int,
+    policy: bytes,
+    window: WindowState | None,
+    in_flight_left: int | None,
+) -> ProblemError:
     detail = {
         WINDOW: "Too many requests from this client in this window; retry after the reset.",
         IN_FLIGHT: "Too many requests from this client at once; retry when some have ended.",
     }[violated]
+    headers = {
+        "RateLimit-Policy": policy.decode(),
+        "RateLimit": _ratelimit_field(window, in_flight_left).decode(),
+        "Retry-After": str(retry_after_s),
+        "Cache-Control": "no-store",
+    }
     return ProblemError(
         429,
         detail,
         type_slug="too-many-requests",
-        headers={**headers, "Retry-After": str(retry_after_s), "Cache-Control": "no-store"},
+        headers=headers,
         extra={"violated-policies": [violated]},
     )
 
@@ -273,14 +285,13 @@ class ClientLimitsMiddleware:
         key = await client_key(scope, runtime.verifier)
         window = await limits.windows.hit(key) if limits.windows else None
         in_flight = limits.in_flight
-        headers = {"RateLimit-Policy": limits.policy.decode()}
         if window is not None and window.exceeded:
-            headers["RateLimit"] = _ratelimit_field(window, None).decode()
-            await _refusal(WINDOW, window.reset_s, headers).response()(scope, receive, send)
+            refusal = _refusal(WINDOW, window.reset_s, limits.policy, window, None)
+            await refusal.response()(scope, receive, send)
             return
         if in_flight is not None and not await in_flight.enter(key):
-            headers["RateLimit"] = _ratelimit_field(window, 0).decode()
-            await _refusal(IN_FLIGHT, IN_FLIGHT_RETRY_S, headers).response()(scope, receive, send)
+            refusal = _refusal(IN_FLIGHT, IN_FLIGHT_RETRY_S, limits.policy, window, 0)
+            await refusal.response()(scope, receive, send)
             return
         in_flight_left = None if in_flight is None else in_flight.remaining(key)
         fields = [
