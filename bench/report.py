@@ -309,7 +309,7 @@ def _flood_section(f: dict[str, Any]) -> list[str]:
         f"another account is logged in {f['burst']} times at once, again as soon as a "
         "burst is answered (the httpx driver, its own process). *Defaults*: "
         "`MOMENTUM_GATEWAY_CLIENT_MAX_IN_FLIGHT` and the rate window as shipped; *off*: "
-        "both 0, the gateway before per-client limits.",
+        "both 0, the gateway before per-client limits. " + f.get("note", ""),
     ]
     return lines
 
