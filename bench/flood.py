@@ -3,7 +3,8 @@ user's ``GET /auth/me``, with the gateway's per-client limits off and at their d
 
 The rest of the bench runs with the limits raised out of the way (``BENCH_LIMITS`` in
 run.py: one token at concurrency 32 is its method, not an attack), so this phase starts
-the gateway again twice, once per setting, and once more with the bench's own at the end.
+the gateway again for each setting (three; only the defaults with `--quick`), and once
+more with the bench's own at the end.
 """
 
 import asyncio
@@ -90,10 +91,15 @@ async def measure(
     seconds: float,
     bench_env: dict[str, str],
     log: Callable[[str], None],
+    *,
+    only_defaults: bool = False,
 ) -> dict[str, Any]:
+    """``only_defaults`` (``--quick``): the limits as shipped only, one restart, not three."""
     results: dict[str, Any] = {"burst": BURST, "seconds": seconds}
     try:
         for label, (env, attack) in CONDITIONS.items():
+            if only_defaults and label != "limits_default":
+                continue
             await _restart_gateway(stack, env, bench_env)
             results[label] = figures = await _flood(stack, victim, attacker, seconds, attack)
             me = figures["victim_auth_me"]

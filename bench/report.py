@@ -295,7 +295,7 @@ def _flood_section(f: dict[str, Any]) -> list[str]:
         ("limits_off", "off"),
         ("limits_default", "defaults"),
     )
-    for label, name in rows:
+    for label, name in (row for row in rows if row[0] in f):
         me = f[label]["victim_auth_me"]
         attack = f[label].get("attacker", {}).get("statuses", {})
         answers = ", ".join(f"{s}: {n}" for s, n in sorted(attack.items())) or "none"
