@@ -25,7 +25,7 @@ READY = "driver-ready"
 
 
 class DriverConfig(TypedDict, total=False):
-    mode: str  # "get" (a fixed path) or "post_logs" (POST /daily-logs)
+    mode: str  # "get" (a fixed path), "post_logs" (POST /daily-logs) or "login_bursts"
     base_url: str
     path: str
     tokens: list[str]
@@ -35,6 +35,7 @@ class DriverConfig(TypedDict, total=False):
     warmup_s: float
     days_back: int  # post_logs: dates spread over the last N days
     expect_status: int
+    credentials: dict[str, str]  # login_bursts: the account every login names
 
 
 async def _run(config: DriverConfig) -> dict[str, Any]:
@@ -88,7 +89,24 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
                     if status == str(expect):
                         latencies.append(elapsed)
 
-        tasks = [asyncio.create_task(worker(n)) for n in range(concurrency)]
+        async def login(_: int) -> None:
+            body = config["credentials"]
+            with contextlib.suppress(asyncio.BrokenBarrierError):
+                while not stop.is_set():
+                    start = time.perf_counter()
+                    try:
+                        status = str((await client.post(path, json=body)).status_code)
+                    except httpx.HTTPError as exc:
+                        status = type(exc).__name__
+                    if recording:
+                        statuses[status] += 1
+                        if status == str(expect):
+                            latencies.append(time.perf_counter() - start)
+                    await barrier.wait()  # a burst: all of them at once, again and again
+
+        barrier = asyncio.Barrier(concurrency)
+        run = login if mode == "login_bursts" else worker
+        tasks = [asyncio.create_task(run(n)) for n in range(concurrency)]
         sys.stdout.write(READY + "\n")
         sys.stdout.flush()
         warmup = config.get("warmup_s", 0.0)
@@ -103,6 +121,7 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
         stop.set()
+        await barrier.abort()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     errors = sum(n for s, n in statuses.items() if s != str(expect))

@@ -39,6 +39,14 @@ TARGETS = (
     ),
     Target("dashboard p50 3 years ≤ 1.1 x 1 day", "dashboard_flatness", "ratio", "<=", 1.1, "x"),
     Target("event lag p99 ≤ 50 ms at idle", "event_lag", "p99_ms", "<=", 50.0, "ms"),
+    Target(
+        "another user's GET /auth/me p99 < 100 ms under bursts of 60 logins",
+        "login_flood",
+        "victim_p99_ms",
+        "<=",
+        100.0,
+        "ms",
+    ),
     Target("rebuild ≥ 50,000 logs/s", "rebuild", "logs_per_s", ">=", 50_000, "logs/s"),
     *(
         Target(f"{svc} ≤ 120 MB RSS idle", "memory_mb", svc, "<=", 120.0, "MB")
@@ -232,6 +240,9 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
             f"yet read by analytics; analytics then needed {_fmt(load.get('analytics_catch_up_s'))}"
             f" s to catch up ({_fmt(load.get('analytics_events_per_s'), 0)} events/s).",
         ]
+    f = results.get("login_flood")
+    if f and not f.get("skipped"):
+        lines += _flood_section(f)
     r = results.get("rebuild")
     if r and not r.get("skipped"):
         lines += [
@@ -269,6 +280,40 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
     return "\n".join(lines)
 
 
+def _flood_section(f: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"## Login flood — bursts of {f['burst']} logins from one address, "
+        "another user's GET /auth/me meanwhile",
+        "",
+        "| gateway limits | /auth/me p50 ms | p99 ms | max ms | /auth/me not 200 | "
+        "attacker's answers |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = (
+        ("no_attack", "defaults, no attack"),
+        ("limits_off", "off"),
+        ("limits_default", "defaults"),
+    )
+    for label, name in (row for row in rows if row[0] in f):
+        me = f[label]["victim_auth_me"]
+        attack = f[label].get("attacker", {}).get("statuses", {})
+        answers = ", ".join(f"{s}: {n}" for s, n in sorted(attack.items())) or "none"
+        lines.append(
+            f"| {name} | {_fmt(me['p50_ms'])} | {_fmt(me['p99_ms'])} | {_fmt(me['max_ms'])} | "
+            f"{me['errors']} of {me['count'] + me['errors']} | {answers} |"
+        )
+    lines += [
+        "",
+        f"Each setting: {f['seconds']:.0f} s of sequential GET /auth/me by one user while "
+        f"another account is logged in {f['burst']} times at once, again as soon as a "
+        "burst is answered (the httpx driver, its own process). *Defaults*: "
+        "`MOMENTUM_GATEWAY_CLIENT_MAX_IN_FLIGHT` and the rate window as shipped; *off*: "
+        "both 0, the gateway before per-client limits. " + f.get("note", ""),
+    ]
+    return lines
+
+
 REQUIRED: dict[str, tuple[str, ...]] = {
     "gateway_overhead": (
         "direct_p50_ms",
@@ -281,6 +326,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "write": ("rps", "p50_ms", "p99_ms"),
     "dashboard_flatness": ("p50_ms_1_day", "p50_ms_3_years", "ratio"),
     "event_lag": ("p50_ms", "p99_ms", "p99_ms_under_load"),
+    "login_flood": ("victim_p99_ms",),
     "rebuild": ("logs", "seconds", "logs_per_s"),
     "memory_mb": ("gateway", "auth", "tracking", "analytics"),
 }

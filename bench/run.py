@@ -26,7 +26,7 @@ import httpx
 import psutil
 from momentum_libs.devstack import Stack
 
-from bench import loadgen, profiling, rebuild
+from bench import flood, loadgen, profiling, rebuild
 from bench.api import Api, User, bounded, today_utc
 from bench.monitor import BacklogMonitor, delete_namespace_keys
 from bench.report import machine_info, write_results
@@ -35,8 +35,16 @@ from bench.stats import LatencySummary
 from bench.system import cpu_seconds, rss_mb
 
 SERVICES = ("gateway", "auth", "tracking", "analytics")
-PHASES = ("gateway_overhead", "dashboard_flatness", "event_lag", "write", "rebuild")
+PHASES = ("gateway_overhead", "dashboard_flatness", "event_lag", "write", "login_flood", "rebuild")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+# The bench drives the gateway with one token at concurrency 32 and a few users at
+# hundreds of requests per second: its method, not an attack. The per-client limits are
+# raised out of its way but stay on, so their cost is in every figure (the login_flood
+# phase runs them at their defaults).
+BENCH_LIMITS = {
+    "MOMENTUM_GATEWAY_CLIENT_MAX_IN_FLIGHT": "1024",
+    "MOMENTUM_GATEWAY_RATE_LIMIT_REQUESTS": "1000000000",
+}
 
 
 def log(message: str) -> None:
@@ -116,7 +124,15 @@ class Bench:
             api = Api(client)
             with self.phase("users"):
                 # Registration hashes a password (slow on purpose): a handful, in parallel.
-                labels = ["reader", "probe", "oneday", "threeyears", "sentinel"]
+                labels = [
+                    "reader",
+                    "probe",
+                    "oneday",
+                    "threeyears",
+                    "sentinel",
+                    "victim",
+                    "attacker",
+                ]
                 labels += [f"writer{i}" for i in range(sizes.write_users)]
                 users = await bounded(4, [lambda x=x: api.register(x) for x in labels])
                 by_label = dict(zip(labels, users, strict=True))
@@ -158,6 +174,20 @@ class Bench:
                 lag.update(p99_ms_under_load=loaded["p99_ms"], under_load=loaded)
                 self.results["event_lag"] = lag
             self.results["memory_mb_after_load"] = self.memory()
+
+            if self.wanted("login_flood"):
+                with self.phase("login_flood"):
+                    victim = by_label["victim"]
+                    await api.fresh(victim, min_left_s=300)
+                    self.results["login_flood"] = await flood.measure(
+                        self.stack,
+                        victim,
+                        by_label["attacker"],
+                        sizes.flood_s,
+                        BENCH_LIMITS,
+                        log,
+                        only_defaults=sizes is QUICK,
+                    )
 
         if self.wanted("rebuild"):
             with self.phase("rebuild"):
@@ -594,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     started_at = dt.datetime.now(dt.UTC)
     data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
     namespace = f"bench{uuid.uuid4().hex[:8]}_"
-    extra_env = dict(item.split("=", 1) for item in args.service_env)
+    extra_env = {**BENCH_LIMITS, **dict(item.split("=", 1) for item in args.service_env)}
     stack = Stack(data_dir, namespace=namespace, persist_mongo=False, extra_env=extra_env)
     profiler = profiling.Profiler(
         stack, [s for s in args.profile.split(",") if s], args.profile_phase, args.out

@@ -26,6 +26,7 @@ class Sizes:
     load_rampup_s: float
     load_max_s: float  # the background write load is stopped when the probes are done
     drain_timeout_s: float
+    flood_s: float  # login_flood: how long the victim is probed, per setting
     rebuild_logs: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ FULL = Sizes(
     load_rampup_s=2.0,
     load_max_s=180.0,
     drain_timeout_s=180.0,
+    flood_s=10.0,
     rebuild_logs=100_000,
 )
 
@@ -77,5 +79,6 @@ QUICK = Sizes(
     load_rampup_s=0.5,
     load_max_s=30.0,
     drain_timeout_s=30.0,
+    flood_s=2.0,
     rebuild_logs=1_000,
 )

@@ -1,7 +1,7 @@
 """The gateway app: ``uvicorn --factory momentum_gateway.main:create_app``.
 
 Middleware, outermost first (all pure ASGI): traces → security headers → request id →
-CORS (only when origins are configured) → the proxy → FastAPI's own routes
+CORS (only when origins are configured) → per-client limits → the proxy → FastAPI's own routes
 (``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, ``/redoc``, and the
 JSON 404).
 """
@@ -29,6 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from momentum_gateway.client_limits import ClientLimitsMiddleware
 from momentum_gateway.proxy import ProxyMiddleware
 from momentum_gateway.routing import first_segment, service_for
 from momentum_gateway.runtime import Runtime, RuntimeRef
@@ -235,6 +236,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     # add_middleware puts each one outside the previous: innermost first.
     app.add_middleware(ProxyMiddleware, runtime=ref)
+    # Inside CORS: a preflight is answered before it could count against a client.
+    app.add_middleware(ClientLimitsMiddleware, runtime=ref)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -256,6 +259,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 "WWW-Authenticate",
                 "ETag",
                 "Idempotent-Replayed",
+                "RateLimit",
+                "RateLimit-Policy",
             ],
             allow_credentials=False,
             max_age=600,

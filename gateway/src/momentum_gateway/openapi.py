@@ -42,6 +42,8 @@ VALIDATION_PROBLEM_REF = "#/components/schemas/ValidationProblem"
 _FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 # What the gateway itself may answer on any proxied path (upstream.upstream_problem).
 GATEWAY_ERRORS = {
+    "429": "Too many requests from this client (client_limits.py): at once, or in this "
+    "window; `Retry-After` says when to try again",
     "502": "The service behind this path sent a broken response",
     "503": "The service behind this path is unavailable (or the gateway at capacity)",
     "504": "The service behind this path did not answer in time",
@@ -70,12 +72,26 @@ HEADERS: Json = {
         "description": "Seconds to wait before trying again",
         "schema": {"type": "integer"},
     },
+    "RateLimit-Policy": {
+        "description": "The client's quotas (draft-ietf-httpapi-ratelimit-headers-10): "
+        '`"window";q=<requests>;w=<seconds>, "in-flight";q=<requests>;qu="concurrent-requests"`',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": "What is left of them: "
+        '`"window";r=<remaining>;t=<seconds to the reset>, "in-flight";r=<free slots>`',
+        "schema": {"type": "string"},
+    },
     "WWW-Authenticate": {
         "description": "The scheme to authenticate with: `Bearer`",
         "schema": {"type": "string"},
     },
 }
-STATUS_HEADERS = {"401": ("WWW-Authenticate",), "429": ("Retry-After",), "503": ("Retry-After",)}
+STATUS_HEADERS = {
+    "401": ("WWW-Authenticate",),
+    "429": ("Retry-After", "RateLimit-Policy", "RateLimit"),
+    "503": ("Retry-After",),
+}
 
 
 def _refs(node: Any, found: set[tuple[str, str]]) -> None:

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
-from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, SessionRevocations
+from momentum_libs.tokens import JwksKeys, SessionRevocations
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from momentum_gateway.client_limits import ClientLimits
 from momentum_gateway.openapi import OpenApiCache
 from momentum_gateway.settings import GatewaySettings
 from momentum_gateway.upstream import Upstream, open_upstreams
@@ -73,9 +74,10 @@ class Runtime:
     redis: "Redis"
     sessions_redis: "Redis"
     mongo: AsyncMongoClient[dict[str, Any]]
-    verifier: AccessTokenVerifier
+    verifier: RememberingVerifier
     openapi: OpenApiCache
     upstreams: dict[str, Upstream]
+    client_limits: ClientLimits
 
     @classmethod
     def open(cls, settings: GatewaySettings, own_openapi: OpenApiCache.Own) -> "Runtime":
@@ -108,6 +110,7 @@ class Runtime:
             verifier=verifier,
             openapi=openapi,
             upstreams=open_upstreams(upstream_urls, settings, client),
+            client_limits=ClientLimits(settings, redis),
         )
 
     async def close(self) -> None:

@@ -1,6 +1,6 @@
 """The gateway's settings: ``MOMENTUM_GATEWAY_…`` plus the shared unprefixed ones."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from momentum_libs.settings import VerifyingServiceSettings
@@ -62,6 +62,38 @@ class GatewaySettings(VerifyingServiceSettings):
     )
     health_timeout_seconds: float = Field(
         1.0, gt=0, description="Timeout for each service's /health in GET /health"
+    )
+    client_max_in_flight: int = Field(
+        8,
+        ge=0,
+        description="Requests one client (token subject, else address) may have in flight "
+        "at this gateway process; below max_connections so one client cannot take a "
+        "service's pool. 0: no limit",
+    )
+    client_max_queued: int = Field(
+        8,
+        ge=0,
+        description="Requests of a client at its in-flight limit that wait for a slot; "
+        "more are 429 at once",
+    )
+    client_queue_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for an in-flight slot; past it the client gets 429"
+    )
+    rate_limit_requests: int = Field(
+        1200,
+        ge=0,
+        description="Requests one client may send per rate-limit window (429 past it). 0: no limit",
+    )
+    rate_limit_window_seconds: int = Field(
+        60, ge=1, description="Length of the rate-limit window (fixed, aligned to the clock)"
+    )
+    rate_limit_storage: Literal["memory", "redis"] = Field(
+        "memory",
+        description="Where windows are counted: memory (per gateway process) or redis "
+        "(REDIS_URL, shared by every replica; one more round trip per request)",
+    )
+    redis_key_prefix: str = Field(
+        "momentum:gateway:", description="Prefix of the gateway's own Redis keys (rate windows)"
     )
     revoked_session_ttl_seconds: int = Field(
         1200,

@@ -145,9 +145,10 @@ class Stack:
             if spec.database:
                 env[f"{spec.env_prefix}MONGODB_DB"] = self.database(spec.name)
         if self.namespace:
-            # Login-failure windows too: stacks sharing a Redis (tests, make up) all log in
-            # from 127.0.0.1 and must not add up toward one address lock.
+            # Login-failure and rate windows too: stacks sharing a Redis (tests, make up) all
+            # come from 127.0.0.1 and must not add up toward one address limit.
             env["MOMENTUM_AUTH_REDIS_KEY_PREFIX"] = f"{self.namespace}momentum:auth:"
+            env["MOMENTUM_GATEWAY_REDIS_KEY_PREFIX"] = f"{self.namespace}momentum:gateway:"
         env.update(self.extra_env)
         return env
 
