@@ -21,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from momentum_libs.cli import ToolError
 from momentum_libs.consumer import BatchHandler, Handler, StreamConsumer
 from momentum_libs.events import (
     DEAD_CONSUMER,
@@ -57,7 +58,7 @@ return new_id
 """
 
 
-class DeadLetterNotFoundError(LookupError):
+class DeadLetterNotFoundError(ToolError, LookupError):
     """No such entry in the dead-letter stream (never there, replayed or dropped)."""
 
 
