@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from momentum_libs.settings import ServiceSettings
@@ -52,7 +53,12 @@ def explain(exc: BaseException, settings: ServiceSettings) -> str:
         return f"Redis at {redacted(settings.redis_url)} is unreachable {hint}: {exc}"
     if isinstance(exc, ToolError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PyMongoError):
+        return f"MongoDB at {redacted(settings.mongodb_url)} failed: {error}"
+    if isinstance(exc, RedisError):  # e.g. something that is not a Redis answered
+        return f"Redis at {redacted(settings.redis_url)} failed: {error}"
+    return error
 
 
 def run_tool(name: str, settings: ServiceSettings, work: Callable[[], T]) -> T:

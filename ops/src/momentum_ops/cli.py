@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from momentum_analytics.rebuild.cli import run as run_rebuild
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.cli import run_tool, tool_settings
 from momentum_libs.dead_letters import DeadLetter, DeadLetters
@@ -261,6 +260,10 @@ def analytics_rebuild(
 
     Reads tracking's database read-only while analytics keeps serving; prints
     {"users","logs","seconds","logs_per_second"}."""
+    # Imported here: the rebuild brings FastAPI along (a second of start-up the other
+    # commands need not pay).
+    from momentum_analytics.rebuild.cli import run as run_rebuild
+
     chosen = _chosen(users, every)
     settings = tool_settings(AnalyticsSettings)
     configure_logging("analytics-rebuild", "WARNING", settings.log_json)
