@@ -20,20 +20,26 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml */pyproject.toml
 
 install: $(VENV)/.installed
 
-# The browser test renders /docs in Debian's chromium (playwright never downloads a browser).
+# System packages some tests need, from Debian: the browser test renders /docs in chromium
+# (playwright never downloads a browser); the monitoring tests run Prometheus and promtool.
+# Installed when missing and we can (root with apt-get); else one line says what to install.
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
+PROMETHEUS := /usr/bin/prometheus
+SYSTEM_TOOLS := $(CHROMIUM) $(PROMETHEUS)
+$(CHROMIUM): DEBIAN_PACKAGE := chromium
+$(PROMETHEUS): DEBIAN_PACKAGE := prometheus
+$(SYSTEM_TOOLS):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGE); \
 	else \
-		echo "The browser test needs Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; \
+		echo "The tests need Debian's $(DEBIAN_PACKAGE): run 'sudo apt-get install -y $(DEBIAN_PACKAGE)'" >&2; \
 		exit 1; \
 	fi
 
 up: install
 	$(RUN) momentum-stack up
 
-test: install $(CHROMIUM)
+test: install $(SYSTEM_TOOLS)
 	$(RUN) pytest
 
 test-libs: install
@@ -48,7 +54,7 @@ test-analytics: install
 	$(RUN) pytest analytics-service/tests
 test-ops: install
 	$(RUN) pytest ops/tests
-test-e2e: install $(CHROMIUM)
+test-e2e: install $(SYSTEM_TOOLS)
 	$(RUN) pytest tests
 
 lint: install

@@ -367,3 +367,23 @@ async def test_health_db_and_openapi(service: Service) -> None:
     assert "404" in spec["paths"]["/analytics/weekly-summary"]["get"]["responses"]
     props = heat["responses"]["200"]["content"]["application/json"]["schema"]
     assert props
+
+
+async def test_dashboard_without_an_active_goal_sums_the_week_of_every_goal(
+    service: Service,
+) -> None:
+    t = FakeTracking()
+    first = t.create_goal("First", active=False)
+    second = t.create_goal("Second", active=False)
+    today = today_utc()
+    monday = today - timedelta(days=today.weekday())
+    t.create_log(first, monday, 20)
+    t.create_log(second, today, 25)
+    t.create_log(second, monday - timedelta(days=1), 40)  # last week: not this week's
+    await service.send(t)
+    body = (await service.get("/analytics/dashboard", t.user_id)).json()
+    assert body["active_goal"] is None
+    assert body["weekly_logged_minutes"] == 45
+    assert body["weekly_target_minutes"] is None and body["weekly_progress_percent"] is None
+    summary = (await service.get("/analytics/weekly-summary", t.user_id)).json()
+    assert summary["logged_minutes"] == body["weekly_logged_minutes"]

@@ -53,11 +53,15 @@ def labels_of(workload: Manifest) -> dict[str, str]:
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    assert set(selector) <= {"matchLabels"}, (
-        f"only matchLabels selectors are understood here: {selector}"
-    )
+    assert set(selector) <= {"matchLabels", "matchExpressions"}, selector
     wanted: dict[str, str] = selector.get("matchLabels") or {}
-    return all(labels.get(k) == v for k, v in wanted.items())
+    expressions: list[dict[str, Any]] = selector.get("matchExpressions") or []
+    assert all(e["operator"] == "In" for e in expressions), (
+        f"only matchLabels and In expressions are understood here: {selector}"
+    )
+    return all(labels.get(k) == v for k, v in wanted.items()) and all(
+        labels.get(e["key"]) in e["values"] for e in expressions
+    )
 
 
 def app_workloads(rendered: Rendered) -> dict[str, Manifest]:

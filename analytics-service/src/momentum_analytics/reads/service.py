@@ -94,11 +94,10 @@ class ReadService:
         start = week_of(today)
         end = start + timedelta(days=6)
         goal = user.active_goal
-        target: int | None = None
-        logged = 0
-        if goal is not None:
-            target = await self._target(user, goal.id, start)
-            logged = sum(m for _, m in await self._minutes(user, start, end, goal.id))
+        # No active goal: the week of all goals together, with no target to measure it by.
+        goal_id = None if goal is None else goal.id
+        target = None if goal_id is None else await self._target(user, goal_id, start)
+        logged = sum(m for _, m in await self._minutes(user, start, end, goal_id))
         total = user.total_minutes
         return Dashboard(
             active_goal=None if goal is None else ActiveGoalOut(id=goal.id, title=goal.title),
