@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --all-packages
 
-.PHONY: install up test lint openapi fmt bench mutation test-libs test-gateway test-auth test-tracking test-analytics test-e2e clean
+.PHONY: install up test lint openapi fmt bench mutation test-libs test-gateway test-auth test-tracking test-analytics test-ops test-e2e clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,13 +52,15 @@ test-tracking: install
 	$(RUN) pytest tracking-service/tests
 test-analytics: install
 	$(RUN) pytest analytics-service/tests
+test-ops: install
+	$(RUN) pytest ops/tests
 test-e2e: install $(SYSTEM_TOOLS)
 	$(RUN) pytest tests
 
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/src gateway/src auth-service/src tracking-service/src analytics-service/src
+	$(RUN) mypy libs/src gateway/src auth-service/src tracking-service/src analytics-service/src ops/src
 
 fmt: install
 	$(RUN) ruff format .

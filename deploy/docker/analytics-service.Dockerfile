@@ -24,6 +24,7 @@ COPY gateway/pyproject.toml gateway/
 COPY auth-service/pyproject.toml auth-service/
 COPY tracking-service/pyproject.toml tracking-service/
 COPY analytics-service/pyproject.toml analytics-service/
+COPY ops/pyproject.toml ops/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package momentum-analytics
 # 2. libs and this service's own code, installed as wheels (not editable): the runtime

@@ -171,7 +171,7 @@ def test_image_env_is_settings_or_server_knobs_and_no_secret(service: str) -> No
 def normalised(service: Service) -> str:
     """The Dockerfile with this service's names replaced by ``@``.
 
-    The list of workspace manifests stays as it is: every image copies all five.
+    The list of workspace manifests stays as it is: every image copies all of them.
     """
     text = dockerfile(service.name).read_text()
     text = text.replace(service.module, "momentum_@").replace(service.distribution, "momentum-@")

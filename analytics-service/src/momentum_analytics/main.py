@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.dead_letters import replay_consumer
 from momentum_libs.events import Envelope
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import redis_client
@@ -67,6 +68,8 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                     settings, consumer_redis, handle, handle_batch
                 )
                 background.start(consumer.run(), name="analytics-consumer")
+                replay = replay_consumer(settings, consumer_redis, handle, handle_batch)
+                background.start(replay.run(), name="analytics-replay-consumer")
                 log.info(
                     "consumer_started",
                     stream=settings.events_stream,

@@ -166,11 +166,13 @@ class StreamConsumer:
         redis: Redis,
         handler: Handler,
         batch_handler: BatchHandler | None = None,
+        stream: str | None = None,
     ) -> "StreamConsumer":
-        """This process's consumer, as the service's settings describe it."""
+        """This process's consumer, as the service's settings describe it; ``stream``: read
+        another stream than the events (the group's replay stream) with the same group."""
         return cls(
             redis,
-            settings.events_stream,
+            stream or settings.events_stream,
             settings.consumer_group,
             default_consumer_name(settings.consumer_name_prefix),
             handler,

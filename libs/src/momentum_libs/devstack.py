@@ -20,10 +20,8 @@ from typing import TextIO
 
 import httpx
 
+from momentum_libs.cli import STACK_ENV
 from momentum_libs.stores import ManagedProcess, free_port, resolve_redis, start_nx_mongo
-
-STACK_ENV = "stack.env"
-"""In the data dir while `make up` runs: the addresses of its stores and services."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +226,7 @@ class StackRefusedError(Exception):
     """``make up`` cannot start here; the message is the one line to print."""
 
 
-def _hold_data_dir(data_dir: Path) -> TextIO:
+def hold_data_dir(data_dir: Path) -> TextIO:
     """An exclusive lock on the data dir for as long as this process runs (released by the
     kernel however it ends): two stacks on one embedded MongoDB would corrupt it."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +253,7 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _write_stack_env(stack: Stack) -> Path:
+def write_stack_env(stack: Stack) -> Path:
     path = stack.data_dir / STACK_ENV
     lines = [f"{key}={value}" for key, value in sorted(stack.stack_env().items())]
     path.write_text(
@@ -272,7 +270,7 @@ def _up(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     try:
-        lock = _hold_data_dir(data_dir)
+        lock = hold_data_dir(data_dir)
         _check_port_free(args.host, args.port)
     except StackRefusedError as refused:
         print(f"momentum-stack: {refused}", file=sys.stderr)
@@ -283,7 +281,7 @@ def _up(args: argparse.Namespace) -> int:
     stack_env = data_dir / STACK_ENV
     try:
         stack.start()
-        _write_stack_env(stack)
+        write_stack_env(stack)
         url = f"http://{args.host}:{args.port}"
         print(f"\nMomentum is up: {url}  (docs: {url}/docs)", flush=True)
         print(f"MongoDB {stack.mongodb_url}  Redis {stack.redis_url}", flush=True)

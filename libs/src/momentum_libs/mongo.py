@@ -7,13 +7,17 @@ from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 
 
-def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
+def mongo_client(
+    url: str, timeout_ms: int, *, socket_timeout_ms: int | None = None
+) -> AsyncMongoClient[dict[str, Any]]:
+    """``socket_timeout_ms``: the longest one operation may take on a reachable server
+    (bulk tools raise it); finding and connecting to the server stay ``timeout_ms``."""
     # Every wait is bounded so an outage answers 503 fast instead of hanging a request.
     return AsyncMongoClient(
         url,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(timeout_ms * 5, 10_000),
+        socketTimeoutMS=socket_timeout_ms or max(timeout_ms * 5, 10_000),
         tz_aware=True,
         uuidRepresentation="standard",
     )

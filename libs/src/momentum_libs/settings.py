@@ -162,3 +162,8 @@ class StreamConsumerSettings(ServiceSettings):
     @property
     def dead_letters(self) -> str:
         return self.dead_letter_stream or f"{self.events_stream}.dead.{self.consumer_group}"
+
+    @property
+    def replay_stream(self) -> str:
+        """Dead letters replayed to this group alone (momentum_libs.dead_letters)."""
+        return f"{self.events_stream}.replay.{self.consumer_group}"

@@ -10,6 +10,7 @@ from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.conditional import document_preconditions
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.dead_letters import replay_consumer
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
@@ -50,6 +51,7 @@ def create_app(
             install_state(app, state)
             state.background.start(state.relay.run(), "outbox-relay")
             state.background.start(state.consumer.run(), "user-events-consumer")
+            state.background.start(state.replay_consumer.run(), "user-events-replay-consumer")
             stack.push_async_callback(state.background.stop)
             log.info(
                 "tracking_started", database=settings.mongodb_db, stream=settings.events_stream
@@ -100,6 +102,7 @@ async def _build(
     key_repository = IdempotencyRepository()
     goals = GoalService(goal_repository)
     erasure = ErasureService(goal_repository, target_repository, log_repository, key_repository)
+    user_events = UserEventsHandler(erasure)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -107,7 +110,8 @@ async def _build(
         token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
         background=BackgroundTasks(),
         relay=relay,
-        consumer=StreamConsumer.from_settings(settings, consumer_redis, UserEventsHandler(erasure)),
+        consumer=StreamConsumer.from_settings(settings, consumer_redis, user_events),
+        replay_consumer=replay_consumer(settings, consumer_redis, user_events),
         goals=goals,
         targets=TargetService(target_repository, goals),
         logs=LogService(log_repository, key_repository, goals, settings),

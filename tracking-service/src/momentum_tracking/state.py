@@ -18,6 +18,7 @@ class TrackingState(ServiceState):
     settings: TrackingSettings
     relay: OutboxRelay
     consumer: StreamConsumer
+    replay_consumer: StreamConsumer  # dead letters replayed to this group alone
     goals: GoalService
     targets: TargetService
     logs: LogService

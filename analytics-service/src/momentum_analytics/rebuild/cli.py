@@ -3,15 +3,19 @@
 Recomputes analytics' projections from tracking's database (read-only) while the
 service keeps serving and consuming. Settings come from the same environment as the
 service (``MONGODB_URL``, ``MOMENTUM_ANALYTICS_MONGODB_DB``,
-``MOMENTUM_ANALYTICS_TRACKING_MONGODB_URL``, ``MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB``).
-Prints one JSON line: users, logs, seconds, logs_per_second.
+``MOMENTUM_ANALYTICS_TRACKING_MONGODB_URL``, ``MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB``),
+then from the ``stack.env`` a running ``make up`` writes (momentum_libs.cli).
+Prints one JSON line: users, logs, seconds, logs_per_second. ``momentum-ops
+analytics-rebuild`` is the same with a progress bar.
 """
 
 import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
+from momentum_libs.cli import run_tool, tool_settings
 from momentum_libs.logging import configure_logging
 from momentum_libs.mongo import mongo_client
 
@@ -20,17 +24,29 @@ from momentum_analytics.rebuild.service import Rebuilder, RebuildReport
 from momentum_analytics.rebuild.source import TrackingSource
 from momentum_analytics.settings import AnalyticsSettings
 
+# Bulk reads and writes may take longer than a request's store timeout.
+BULK_OPERATION_TIMEOUT_MS = 30_000
 
-async def run(settings: AnalyticsSettings, user_ids: list[str] | None) -> RebuildReport:
-    # Bulk reads and writes may take longer than a request's store timeout.
-    timeout_ms = max(settings.store_timeout_ms, 30_000)
-    ours = mongo_client(settings.mongodb_url, timeout_ms)
+
+async def run(
+    settings: AnalyticsSettings,
+    user_ids: list[str] | None,
+    on_start: Callable[[int], None] | None = None,
+    on_user_done: Callable[[], None] | None = None,
+) -> RebuildReport:
+    """Rebuild ``user_ids`` (None: every user); ``on_start`` gets how many users."""
+    timeout_ms = settings.store_timeout_ms
+    bulk_ms = max(timeout_ms, BULK_OPERATION_TIMEOUT_MS)
+    ours = mongo_client(settings.mongodb_url, timeout_ms, socket_timeout_ms=bulk_ms)
     tracking = (
         ours
         if settings.tracking_url == settings.mongodb_url
-        else mongo_client(settings.tracking_url, timeout_ms)
+        else mongo_client(settings.tracking_url, timeout_ms, socket_timeout_ms=bulk_ms)
     )
     try:
+        # An unreachable server fails here, within the store timeout, not mid-way.
+        await ours.admin.command("ping")
+        await tracking.admin.command("ping")
         repo = ProjectionRepository(ours[settings.mongodb_db])
         await repo.ensure_indexes()
         rebuilder = Rebuilder(
@@ -39,7 +55,9 @@ async def run(settings: AnalyticsSettings, user_ids: list[str] | None) -> Rebuil
             settings.rebuild_concurrency,
         )
         ids = user_ids if user_ids is not None else await rebuilder.all_user_ids()
-        return await rebuilder.rebuild(ids)
+        if on_start is not None:
+            on_start(len(ids))
+        return await rebuilder.rebuild(ids, on_user_done)
     finally:
         await ours.close()
         if tracking is not ours:
@@ -55,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--user", action="append", metavar="ID", help="a user id (repeatable)")
     group.add_argument("--all", action="store_true", help="every user tracking knows")
     args = parser.parse_args(argv)
-    settings = AnalyticsSettings()
+    settings = tool_settings(AnalyticsSettings)
     configure_logging("analytics-rebuild", settings.log_level, settings.log_json)
-    report = asyncio.run(run(settings, None if args.all else list(args.user)))
+    user_ids = None if args.all else list(args.user)
+    report = run_tool(
+        "momentum-analytics-rebuild", settings, lambda: asyncio.run(run(settings, user_ids))
+    )
     print(json.dumps(report.as_dict()), file=sys.stdout, flush=True)
     return 0
 

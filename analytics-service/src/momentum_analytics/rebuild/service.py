@@ -15,6 +15,7 @@ One optimistic attempt per user, retried on conflict with the live consumer:
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,7 +223,10 @@ class Rebuilder:
             return None
         return len(logs)
 
-    async def rebuild(self, user_ids: list[str]) -> RebuildReport:
+    async def rebuild(
+        self, user_ids: list[str], on_user_done: Callable[[], None] | None = None
+    ) -> RebuildReport:
+        """Rebuild each user; ``on_user_done`` is called as each one is (a progress bar)."""
         report = RebuildReport()
         started = time.perf_counter()
         gate = asyncio.Semaphore(self.concurrency)
@@ -232,6 +236,8 @@ class Rebuilder:
                 logs = await self.rebuild_user(user_id)
             report.logs += logs
             report.users += 1
+            if on_user_done is not None:
+                on_user_done()
 
         await asyncio.gather(*(one(uid) for uid in user_ids))
         report.seconds = time.perf_counter() - started

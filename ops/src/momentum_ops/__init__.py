@@ -1,0 +1,1 @@
+"""momentum-ops: the operations CLI; see docs/operations.md."""
