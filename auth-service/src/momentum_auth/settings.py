@@ -64,6 +64,14 @@ class AuthSettings(OutboxRelaySettings):
     argon2_time_cost: int = Field(3, ge=1, description="argon2id passes")
     argon2_memory_cost_kib: int = Field(65536, ge=8192, description="argon2id memory, KiB")
     argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes")
+    password_hash_concurrency: int = Field(
+        1,
+        ge=1,
+        description=(
+            "argon2id hashes computed at the same time; more wait their turn, so a flood of "
+            "logins cannot take the CPU every other request needs"
+        ),
+    )
 
     @model_validator(mode="after")
     def _keys_configured_in_production(self) -> "AuthSettings":
