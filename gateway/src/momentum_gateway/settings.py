@@ -63,6 +63,17 @@ class GatewaySettings(VerifyingServiceSettings):
     health_timeout_seconds: float = Field(
         1.0, gt=0, description="Timeout for each service's /health in GET /health"
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the gateway's Prometheus /metrics listener "
+        "(0.0.0.0 where Prometheus scrapes from another host)",
+    )
+    metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Port of that listener, never the public one (0: any free port)",
+    )
     revoked_session_ttl_seconds: int = Field(
         1200,
         ge=960,

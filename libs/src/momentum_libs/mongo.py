@@ -6,6 +6,8 @@ from typing import Any
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 
+from momentum_libs.metrics import MongoCommandTimer
+
 
 def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
     # Every wait is bounded so an outage answers 503 fast instead of hanging a request.
@@ -16,6 +18,7 @@ def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
         socketTimeoutMS=max(timeout_ms * 5, 10_000),
         tz_aware=True,
         uuidRepresentation="standard",
+        event_listeners=[MongoCommandTimer()],
     )
 
 
