@@ -378,7 +378,7 @@ class ConsumerMetrics(ScrapedGauges):
         values = {
             "momentum_consumer_lag_entries": (
                 "Stream entries not yet delivered to the group",
-                await self._lag({_text(k): v for k, v in mine.items()}),
+                await self.group_lag({_text(k): v for k, v in mine.items()}),
             ),
             "momentum_consumer_pending_entries": (
                 "Entries delivered to the group and not yet acknowledged",
@@ -396,8 +396,9 @@ class ConsumerMetrics(ScrapedGauges):
         for name, (doc, value) in values.items():
             into.add(name, doc, ("group", self._group), float(value))
 
-    async def _lag(self, info: dict[str, Any]) -> int:
-        """Entries not yet delivered to the group: XINFO's ``lag``, else computed."""
+    async def group_lag(self, info: dict[str, Any]) -> int:
+        """Entries not yet delivered to the group, from its XINFO GROUPS entry: ``lag``, else
+        computed (entries-added minus entries-read on Redis 7, counted on Redis 6.2)."""
         if info.get("lag") is not None:
             return int(info["lag"])
         if info.get("entries-read") is not None:  # Redis 7 with lag unknown (entries deleted)
