@@ -30,10 +30,20 @@ $(CHROMIUM):
 		exit 1; \
 	fi
 
+# The cross-service metrics test scrapes the stack with Debian's Prometheus (never skipped).
+PROMETHEUS := /usr/bin/prometheus
+$(PROMETHEUS):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
+	else \
+		echo "The metrics test needs Debian's prometheus: run 'sudo apt-get install -y prometheus'" >&2; \
+		exit 1; \
+	fi
+
 up: install
 	$(RUN) momentum-stack up
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(PROMETHEUS)
 	$(RUN) pytest
 
 test-libs: install
@@ -46,7 +56,7 @@ test-tracking: install
 	$(RUN) pytest tracking-service/tests
 test-analytics: install
 	$(RUN) pytest analytics-service/tests
-test-e2e: install $(CHROMIUM)
+test-e2e: install $(CHROMIUM) $(PROMETHEUS)
 	$(RUN) pytest tests
 
 lint: install
