@@ -36,6 +36,16 @@ $(SYSTEM_TOOLS):
 		exit 1; \
 	fi
 
+# The cross-service metrics test scrapes the stack with Debian's Prometheus (never skipped).
+PROMETHEUS := /usr/bin/prometheus
+$(PROMETHEUS):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
+	else \
+		echo "The metrics test needs Debian's prometheus: run 'sudo apt-get install -y prometheus'" >&2; \
+		exit 1; \
+	fi
+
 up: install
 	$(RUN) momentum-stack up
 

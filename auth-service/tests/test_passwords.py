@@ -4,8 +4,9 @@ import asyncio
 import threading
 from typing import Any
 
-from .conftest import PASSWORD, SettingsFactory
 from momentum_auth.passwords import Passwords
+
+from .conftest import PASSWORD, SettingsFactory
 
 
 class CountingHasher:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from momentum_auth.tokens.throttle import LoginThrottle
 from momentum_libs.problems import ProblemError
+from momentum_libs.testing.metrics import sample
 from redis.asyncio import Redis
 
 from .conftest import (
@@ -18,6 +19,8 @@ from .conftest import (
     running,
     unique_email,
 )
+
+LOCKS = ("email", "address")
 
 
 def address() -> dict[str, str]:
@@ -38,8 +41,12 @@ async def test_more_than_ten_failures_lock_the_email_with_retry_after(
 ) -> None:
     email = (await register(client))["email"]
     here = address()
+    failures = sample("momentum_login_failures_total")
+    locks = sample("momentum_login_locks_total", scope="email")
     for _ in range(11):  # the 11th attempt is still judged: only MORE than 10 lock
         await fail(client, email, here)
+    assert sample("momentum_login_failures_total") == failures + 11
+    assert sample("momentum_login_locks_total", scope="email") == locks + 1  # one lock began
     # Locked: even the right password, even from elsewhere.
     for headers in (here, address()):
         locked = await client.post(
@@ -60,8 +67,11 @@ async def test_the_address_locks_after_its_limit_and_not_the_emails(
     async with running(settings) as (_, client):
         victim = (await register(client))["email"]
         attacker = address()
+        locks = {scope: sample("momentum_login_locks_total", scope=scope) for scope in LOCKS}
         for _ in range(6):  # more than 5 failures lock it
             await fail(client, unique_email(), attacker)  # unknown emails count too
+        assert sample("momentum_login_locks_total", scope="address") == locks["address"] + 1
+        assert sample("momentum_login_locks_total", scope="email") == locks["email"]
         for email in (victim, unique_email()):
             locked = await client.post(
                 "/auth/login", json={"email": email, "password": PASSWORD}, headers=attacker

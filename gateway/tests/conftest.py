@@ -329,6 +329,7 @@ def gateway_settings(
         "openapi_fetch_timeout_seconds": 1.0,
         "log_json": False,
         "log_level": "WARNING",
+        "metrics_port": 0,  # tests run side by side: never the fixed 9100
     }
     values.update(overrides)
     return GatewaySettings(**values)

@@ -85,6 +85,7 @@ def test_factory_runs_under_uvicorn_as_devstack_starts_it(
         "MOMENTUM_JWKS_URL": f"{upstreams['auth'].url}/.well-known/jwks.json",
         "REDIS_URL": redis_url,
         "MONGODB_URL": mongodb_url,
+        "MOMENTUM_GATEWAY_METRICS_PORT": "0",
     }
     args = [
         sys.executable, "-m", "uvicorn", "--factory", "momentum_gateway.main:create_app",

@@ -1,7 +1,8 @@
 """The gateway app: ``uvicorn --factory momentum_gateway.main:create_app``.
 
-Middleware, outermost first (all pure ASGI): traces → security headers → request id →
-CORS (only when origins are configured) → per-client limits → the proxy → FastAPI's own routes
+Middleware, outermost first (all pure ASGI): traces → metrics → security headers →
+request id → CORS (only when origins are configured) → per-client limits → the proxy →
+FastAPI's own routes
 (``/livez``, ``/health``, ``/health/db``, ``/openapi.json``, ``/docs``, ``/redoc``, and the
 JSON 404).
 """
@@ -21,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 from momentum_libs.health import Check, Status, probe_all, stores_health
 from momentum_libs.logging import configure_logging
+from momentum_libs.metrics import HttpMetricsMiddleware, MetricsListener
 from momentum_libs.problems import ProblemError, install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
 from momentum_libs.tracing import configure_tracing, install_tracing, route_template
@@ -31,7 +33,7 @@ from starlette.types import Scope
 
 from momentum_gateway.client_limits import ClientLimitsMiddleware
 from momentum_gateway.proxy import ProxyMiddleware
-from momentum_gateway.routing import first_segment, service_for
+from momentum_gateway.routing import first_segment, proxied_route, service_for
 from momentum_gateway.runtime import Runtime, RuntimeRef
 from momentum_gateway.security import SecurityHeadersMiddleware
 from momentum_gateway.settings import GatewaySettings
@@ -211,7 +213,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return own
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        # Its own listener: /metrics is never served on the public port.
+        metrics = MetricsListener(settings.metrics_host, settings.metrics_port)
+        running.state.metrics_port = metrics.port
         runtime = Runtime.open(settings, own_openapi)
         ref.current = runtime
         try:
@@ -219,6 +224,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             ref.current = None
             await asyncio.shield(runtime.close())
+            metrics.close()
 
     app = FastAPI(
         title=TITLE,
@@ -267,5 +273,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HttpMetricsMiddleware, route_of=proxied_route)
     install_tracing(app, span_name)
     return app

@@ -2,6 +2,8 @@
 
 from typing import Final
 
+from starlette.types import Scope
+
 AUTH: Final = "auth"
 TRACKING: Final = "tracking"
 ANALYTICS: Final = "analytics"
@@ -29,6 +31,21 @@ def first_segment(path: str) -> str:
 def service_for(path: str) -> str | None:
     """The service behind a public path, or None (not ours to proxy)."""
     return PREFIXES.get(first_segment(path))
+
+
+# A proxied request's route label: its prefix, never its raw path (bounded, no ids).
+_ROUTES: Final[dict[str, tuple[str, str]]] = {
+    segment: (f"/{segment}", f"/{segment}/{{path}}") for segment in PREFIXES
+}
+
+
+def proxied_route(scope: Scope) -> str | None:
+    """``/goals`` or ``/goals/{path}`` for a proxied path; None for the gateway's own."""
+    path: str = scope["path"]
+    routes = _ROUTES.get(first_segment(path))
+    if routes is None:
+        return None
+    return routes[0] if len(path) == len(routes[0]) else routes[1]
 
 
 def has_dot_segment(path: str) -> bool:

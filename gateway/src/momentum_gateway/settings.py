@@ -95,6 +95,17 @@ class GatewaySettings(VerifyingServiceSettings):
     redis_key_prefix: str = Field(
         "momentum:gateway:", description="Prefix of the gateway's own Redis keys (rate windows)"
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the gateway's Prometheus /metrics listener "
+        "(0.0.0.0 where Prometheus scrapes from another host)",
+    )
+    metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Port of that listener, never the public one (0: any free port)",
+    )
     revoked_session_ttl_seconds: int = Field(
         1200,
         ge=960,

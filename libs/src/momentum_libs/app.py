@@ -1,5 +1,6 @@
 """What every service's FastAPI app has: problem+json errors, request ids, ETags and 304s,
-logging, traces, /health."""
+logging, traces, /health, and Prometheus metrics at /metrics (internal: the gateway routes
+no /metrics)."""
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from momentum_libs.conditional import ConditionalGetMiddleware
 from momentum_libs.logging import configure_logging
+from momentum_libs.metrics import HttpMetricsMiddleware, metrics_response
 from momentum_libs.problems import install_problem_handlers
 from momentum_libs.request_id import RequestIdMiddleware
 from momentum_libs.settings import ServiceSettings
@@ -41,6 +43,8 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(ConditionalGetMiddleware)  # inside: a 304 gets its X-Request-ID too
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)  # it times everything inside
+    app.add_api_route("/metrics", metrics_response, include_in_schema=False)
     install_tracing(app)  # outermost: the request log line in its span
 
     @app.get("/health", tags=["health"], summary="Liveness of this service")

@@ -72,6 +72,7 @@ from momentum_libs.events import (
     Envelope,
     UnknownEventError,
 )
+from momentum_libs.metrics import ConsumerMetrics
 from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.tracing import consuming
 
@@ -158,6 +159,7 @@ class StreamConsumer:
         self._forget_idle_ms = forget_idle_ms
         self._next_forget_at = 0.0
         self._forget_if_idle = redis.register_script(_FORGET_IF_IDLE_SCRIPT)
+        self.metrics = ConsumerMetrics(redis, stream, group, self.dead_letter_stream)
 
     @classmethod
     def from_settings(
@@ -343,16 +345,18 @@ class StreamConsumer:
         if self._batch_handler is not None and len(items) > 1:
             try:
                 envelopes = [envelope for _, _, envelope in items]
-                with consuming(self.stream, self.group, envelopes):
+                with consuming(self.stream, self.group, envelopes), self.metrics.timing():
                     await self._batch_handler(envelopes)
             except Exception as exc:
                 if self._store_unreachable(exc):  # one by one would only wait out each
+                    self.metrics.failed(len(items))
                     ids = [entry_id for entry_id, _, _ in items]
                     await self._uncount(ids, dict.fromkeys(ids, 1), f"{type(exc).__name__}: {exc}")
                     return 0
                 log.info("event_batch_failed_one_by_one", events=len(items), error=str(exc))
             else:
                 await self._redis.xack(self.stream, self.group, *(e for e, _, _ in items))
+                self.metrics.acked(envelope for _, _, envelope in items)
                 return len(items)
         handled = 0
         for entry_id, fields, envelope in items:
@@ -377,7 +381,7 @@ class StreamConsumer:
             return 1
         try:
             envelope = envelope or Envelope.from_stream_fields(dict(fields))
-            with consuming(self.stream, self.group, [envelope]):
+            with consuming(self.stream, self.group, [envelope]), self.metrics.timing():
                 await self._handler(envelope)
         except UnknownEventError as exc:
             await self._dead_letter(entry_id, fields, deliveries, f"UnknownEventError: {exc}")
@@ -385,11 +389,13 @@ class StreamConsumer:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if self._store_unreachable(exc):
+                self.metrics.failed()
                 await self._uncount([entry_id], {entry_id: deliveries}, error)
                 return 0
             if deliveries >= self._max_deliveries:
                 await self._dead_letter(entry_id, fields, deliveries, error)
                 return 1
+            self.metrics.failed()
             log.warning(
                 "event_handler_failed",
                 stream=self.stream,
@@ -401,6 +407,7 @@ class StreamConsumer:
             )
             return 0
         await self._redis.xack(self.stream, self.group, entry_id)
+        self.metrics.acked((envelope,))
         return 1
 
     async def _uncount(self, entry_ids: list[Any], deliveries: dict[Any, int], error: str) -> None:
@@ -448,6 +455,7 @@ class StreamConsumer:
             pipe.xadd(self.dead_letter_stream, dead)
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
+        self.metrics.dead_lettered()
         log.error(
             "event_dead_lettered",
             stream=self.stream,

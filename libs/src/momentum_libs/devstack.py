@@ -60,6 +60,7 @@ class Stack:
         *,
         gateway_port: int | None = None,
         gateway_host: str = "127.0.0.1",
+        gateway_metrics_port: int | None = None,
         namespace: str = "",
         persist_mongo: bool = True,
         log_to_files: bool = True,
@@ -75,6 +76,7 @@ class Stack:
         self.extra_env = extra_env or {}
         self.ports = {spec.name: free_port() for spec in SERVICES}
         self.ports["gateway"] = gateway_port or free_port()
+        self.gateway_metrics_port = gateway_metrics_port or free_port()
         self.mongodb_url = mongodb_url or os.environ.get("MONGODB_URL", "")
         self.redis_url = redis_url or os.environ.get("REDIS_URL", "")
         self.stores: list[ManagedProcess] = []
@@ -90,6 +92,12 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return self.url("gateway")
+
+    def metrics_url(self, name: str) -> str:
+        """Where Prometheus scrapes a process: a service's own port, the gateway's listener."""
+        if name == "gateway":
+            return f"http://127.0.0.1:{self.gateway_metrics_port}/metrics"
+        return f"{self.url(name)}/metrics"
 
     @property
     def events_stream(self) -> str:
@@ -137,6 +145,7 @@ class Stack:
                 "MOMENTUM_GATEWAY_AUTH_URL": self.url("auth"),
                 "MOMENTUM_GATEWAY_TRACKING_URL": self.url("tracking"),
                 "MOMENTUM_GATEWAY_ANALYTICS_URL": self.url("analytics"),
+                "MOMENTUM_GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
             }
         )
         for spec in SERVICES:
@@ -202,6 +211,7 @@ class Stack:
         found["MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB"] = self.database("tracking")
         for spec in SERVICES:
             found[f"MOMENTUM_{spec.name.upper()}_URL"] = self.url(spec.name)
+            found[f"MOMENTUM_{spec.name.upper()}_METRICS_URL"] = self.metrics_url(spec.name)
         return found
 
     def pids(self) -> list[int]:
@@ -277,7 +287,13 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack = Stack(data_dir, gateway_port=args.port, gateway_host=args.host, log_to_files=False)
+    stack = Stack(
+        data_dir,
+        gateway_port=args.port,
+        gateway_host=args.host,
+        gateway_metrics_port=args.metrics_port,
+        log_to_files=False,
+    )
     stack_env = data_dir / STACK_ENV
     try:
         stack.start()
@@ -285,6 +301,7 @@ def _up(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         print(f"\nMomentum is up: {url}  (docs: {url}/docs)", flush=True)
         print(f"MongoDB {stack.mongodb_url}  Redis {stack.redis_url}", flush=True)
+        print(f"Gateway metrics: {stack.metrics_url('gateway')}", flush=True)
         print(f"Addresses for the tools: {stack_env}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop_requested.wait(0.5):
@@ -315,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         "--host",
         default=os.environ.get("MOMENTUM_GATEWAY_HOST", "127.0.0.1"),
         help="the gateway's bind address (the services stay on 127.0.0.1)",
+    )
+    up.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("MOMENTUM_GATEWAY_METRICS_PORT", "0")) or None,
+        help="the gateway's metrics listener (on 127.0.0.1; default: a free port)",
     )
     args = parser.parse_args(argv)
     return _up(args)

@@ -6,6 +6,8 @@ from typing import Any
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 
+from momentum_libs.metrics import MongoCommandTimer
+
 
 def mongo_client(
     url: str, timeout_ms: int, *, socket_timeout_ms: int | None = None
@@ -20,6 +22,7 @@ def mongo_client(
         socketTimeoutMS=socket_timeout_ms or max(timeout_ms * 5, 10_000),
         tz_aware=True,
         uuidRepresentation="standard",
+        event_listeners=[MongoCommandTimer()],
     )
 
 

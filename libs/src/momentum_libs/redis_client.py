@@ -5,6 +5,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from momentum_libs.metrics import TimedRedis
+
 
 def redis_client(url: str, timeout_ms: int, *, block_ms: int = 0) -> Redis:
     """``block_ms``: the longest XREADGROUP BLOCK this client issues; its reads wait that
@@ -15,9 +17,11 @@ def redis_client(url: str, timeout_ms: int, *, block_ms: int = 0) -> Redis:
     retry nothing, and after a Redis restart every stale connection in every pool
     failed one request (a 503) on its next use. Timeouts are not retried: a Redis that
     does not answer keeps costing one ``timeout_ms``, not two.
+
+    Every command is timed (``momentum_store_duration_seconds``).
     """
     timeout_s = timeout_ms / 1000
-    return Redis.from_url(
+    return TimedRedis.from_url(
         url,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s + block_ms / 1000,

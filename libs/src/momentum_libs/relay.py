@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
 from momentum_libs.events import DEAD_ERROR, Envelope
+from momentum_libs.metrics import OutboxMetrics
 from momentum_libs.outbox import OutboxDocument
 from momentum_libs.settings import OutboxRelaySettings
 from momentum_libs.tracing import publishing
@@ -68,6 +69,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._max_backoff_s = max_backoff_s
         self._wakeup = asyncio.Event()
+        self.metrics = OutboxMetrics(self._models)
 
     @classmethod
     def from_settings(
@@ -97,10 +99,12 @@ class OutboxRelay:
                 backoff = FIRST_PAUSE_S
                 wait = self._sweep_interval_s
             except (RedisError, OSError) as exc:
+                self.metrics.failed(exc)
                 log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff)
                 wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
-            except Exception:
+            except Exception as exc:
                 # MongoDB down or anything unexpected: retry, never die.
+                self.metrics.failed(exc)
                 log.exception("outbox_relay_error", retry_in_s=backoff)
                 wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a racing cancel.
@@ -125,20 +129,25 @@ class OutboxRelay:
         if not docs:
             return 0
         events = [event for doc in docs for event in doc.get("outbox", [])]
+        dead = 0
         with publishing(self._stream, events):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for doc in docs:
                     for event in doc.get("outbox", []):
-                        self._publish(pipe, doc, event)
+                        if not self._publish(pipe, doc, event):
+                            dead += 1
                 results = await pipe.execute()
+        self.metrics.passed(len(results) - dead, dead)
         if not await self._clear_all(collection, docs):
             await self._clear_raced(collection, docs)
         return len(results)
 
-    def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> None:
+    def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> bool:
+        """Queue the event's XADD; False: not a valid event, queued for the dead letters."""
         try:
             fields = Envelope.model_validate(event).to_stream_fields()
         except ValidationError as exc:
+            self.metrics.invalid_entry()
             first = exc.errors(include_input=False)[0]
             log.error(  # no input values: an entry may hold a user's text
                 "outbox_entry_invalid",
@@ -153,8 +162,9 @@ class OutboxRelay:
                 "entry": json.dumps(event, default=str),
             }
             pipe.xadd(self.dead_letter_stream, dead)
-            return
+            return False
         pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
+        return True
 
     @staticmethod
     async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:

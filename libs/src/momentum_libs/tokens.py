@@ -17,6 +17,8 @@ import jwt
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from momentum_libs.metrics import revocation_check_failed
+
 ALGORITHMS: tuple[str, ...] = ("EdDSA",)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "sid", "jti")
 
@@ -65,6 +67,7 @@ class SessionRevocations:
         try:
             return bool(await self._redis.exists(self._prefix + session_id))
         except (RedisError, OSError) as exc:
+            revocation_check_failed()
             raise RevocationUnavailableError("session store unavailable") from exc
 
 

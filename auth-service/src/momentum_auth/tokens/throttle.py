@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 import structlog
+from momentum_libs.metrics import LOGIN_LOCK_SCOPES, login_failed, login_locked
 from momentum_libs.problems import ProblemError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -71,21 +72,29 @@ end
 return {'admitted', 0}
 """
 
-# KEYS: as above. ARGV: attempt id, outcome (failed | succeeded | abandoned), window ms.
+# KEYS: as above. ARGV: attempt id, outcome (failed | succeeded | abandoned), window ms,
+# email capacity, address capacity. Answers {email locked now, address locked now}: 1 for
+# a window this failure filled (the lock begins), so each lock is counted once.
 _JUDGE = """
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+local locked = {0, 0}
 if ARGV[2] == 'failed' then
   local time = redis.call('TIME')
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  for _, failures in ipairs({KEYS[1], KEYS[3]}) do
+  for w = 0, 1 do
+    local failures = KEYS[2 * w + 1]
+    redis.call('ZREMRANGEBYSCORE', failures, '-inf', now - tonumber(ARGV[3]))
     redis.call('ZADD', failures, now, ARGV[1])
     redis.call('PEXPIRE', failures, ARGV[3])
+    if redis.call('ZCARD', failures) == tonumber(ARGV[4 + w]) then
+      locked[w + 1] = 1
+    end
   end
 elseif ARGV[2] == 'succeeded' then
   redis.call('DEL', KEYS[1])
 end
-return 1
+return locked
 """
 
 Outcome = Literal["failed", "succeeded", "abandoned"]
@@ -181,7 +190,19 @@ class LoginThrottle:
             await asyncio.sleep(POLL_SECONDS)
 
     async def judge(self, attempt: LoginAttempt, outcome: Outcome) -> None:
-        await self._judge(keys=attempt.keys, args=[attempt.id, outcome, self._window_ms])
+        locked = await self._judge(
+            keys=attempt.keys,
+            args=[
+                attempt.id,
+                outcome,
+                self._window_ms,
+                self._email_capacity,
+                self._address_capacity,
+            ],
+        )
+        if outcome == "failed":
+            login_failed()
+            login_locked(s for s, now in zip(LOGIN_LOCK_SCOPES, locked, strict=True) if now)
 
     async def _release(self, attempt: LoginAttempt) -> None:
         try:
