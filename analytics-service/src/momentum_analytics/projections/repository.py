@@ -11,6 +11,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from momentum_analytics.projections.models import (
     MODELS,
+    TOMBSTONES_KEPT,
     MonthDays,
     TargetFact,
     UserProjection,
@@ -24,8 +25,10 @@ DUPLICATE_KEY = 11000
 
 
 class ProjectionRepository:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], tombstones_kept: int = TOMBSTONES_KEPT) -> None:
         self.db = db
+        self.tombstones_kept = tombstones_kept
+        """Deleted log entries each month written keeps (tests lower it to reach the bound)."""
         self.users: AsyncCollection[Doc] = db[UserProjection.COLLECTION]
         self.months: AsyncCollection[Doc] = db[MonthDays.COLLECTION]
         self.targets: AsyncCollection[Doc] = db[TargetFact.COLLECTION]
@@ -80,10 +83,12 @@ class ProjectionRepository:
     async def put_months(self, months: Iterable[MonthDays]) -> bool:
         """Write each month over the version it was read at; False if any lost to another writer.
 
-        The months written are bumped to their new version in place."""
+        The months written are bumped to their new version in place, and every month
+        written keeps only its newest deleted entries (MonthDays.drop_old_tombstones)."""
         ops: list[Any] = []
         docs = list(months)
         for month in docs:
+            month.drop_old_tombstones(self.tombstones_kept)
             doc = month.to_mongo()
             doc["version"] = month.version + 1
             if month.version == 0:
