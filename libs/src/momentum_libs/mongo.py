@@ -1,13 +1,21 @@
 """One MongoDB client per process, Beanie on PyMongo's async API (motor is end-of-life)."""
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 
+from momentum_libs.sharding import ShardKeyAudit
 
-def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
+
+def mongo_client(
+    url: str, timeout_ms: int, audit_file: Path | None = None
+) -> AsyncMongoClient[dict[str, Any]]:
+    """The client of a process. ``audit_file``: record there every filter on a sharded
+    collection that lacks its shard key (:mod:`momentum_libs.sharding`; tests only)."""
+    listeners = [ShardKeyAudit(audit_file)] if audit_file is not None else []
     # Every wait is bounded so an outage answers 503 fast instead of hanging a request.
     return AsyncMongoClient(
         url,
@@ -16,6 +24,12 @@ def mongo_client(url: str, timeout_ms: int) -> AsyncMongoClient[dict[str, Any]]:
         socketTimeoutMS=max(timeout_ms * 5, 10_000),
         tz_aware=True,
         uuidRepresentation="standard",
+        # An acknowledged write is one a replica-set failover cannot roll back: a write
+        # with its outbox event, a relay's clear and a projection's guarded write are
+        # acknowledged only then (MongoDB 7's default too, stated here so no URL or
+        # cluster default changes it).
+        w="majority",
+        event_listeners=listeners,
     )
 
 

@@ -1,4 +1,4 @@
-"""``momentum-analytics-rebuild --user ID [--user ID …] | --all``
+"""``momentum-analytics-rebuild --user ID [--user ID …] | --all [--after ID]``
 
 Recomputes analytics' projections from tracking's database (read-only) while the
 service keeps serving and consuming. Settings come from the same environment as the
@@ -21,14 +21,18 @@ from momentum_analytics.rebuild.source import TrackingSource
 from momentum_analytics.settings import AnalyticsSettings
 
 
-async def run(settings: AnalyticsSettings, user_ids: list[str] | None) -> RebuildReport:
+async def run(
+    settings: AnalyticsSettings, user_ids: list[str] | None, after: str | None = None
+) -> RebuildReport:
+    """Rebuild ``user_ids``, or every user (after ``after``) when None."""
     # Bulk reads and writes may take longer than a request's store timeout.
     timeout_ms = max(settings.store_timeout_ms, 30_000)
-    ours = mongo_client(settings.mongodb_url, timeout_ms)
+    audit = settings.mongo_audit_file
+    ours = mongo_client(settings.mongodb_url, timeout_ms, audit)
     tracking = (
         ours
         if settings.tracking_url == settings.mongodb_url
-        else mongo_client(settings.tracking_url, timeout_ms)
+        else mongo_client(settings.tracking_url, timeout_ms, audit)
     )
     try:
         repo = ProjectionRepository(ours[settings.mongodb_db])
@@ -38,8 +42,9 @@ async def run(settings: AnalyticsSettings, user_ids: list[str] | None) -> Rebuil
             TrackingSource(tracking[settings.tracking_mongodb_db]),
             settings.rebuild_concurrency,
         )
-        ids = user_ids if user_ids is not None else await rebuilder.all_user_ids()
-        return await rebuilder.rebuild(ids)
+        if user_ids is None:
+            return await rebuilder.rebuild_all(after)
+        return await rebuilder.rebuild(user_ids)
     finally:
         await ours.close()
         if tracking is not ours:
@@ -54,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--user", action="append", metavar="ID", help="a user id (repeatable)")
     group.add_argument("--all", action="store_true", help="every user tracking knows")
+    parser.add_argument(
+        "--after",
+        metavar="ID",
+        help="with --all: only users after this id (resume from a rebuild_progress line)",
+    )
     args = parser.parse_args(argv)
+    if args.after is not None and not args.all:
+        parser.error("--after goes with --all")
     settings = AnalyticsSettings()
     configure_logging("analytics-rebuild", settings.log_level, settings.log_json)
-    report = asyncio.run(run(settings, None if args.all else list(args.user)))
+    report = asyncio.run(run(settings, None if args.all else list(args.user), args.after))
     print(json.dumps(report.as_dict()), file=sys.stdout, flush=True)
     return 0
 
