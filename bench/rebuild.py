@@ -1,10 +1,18 @@
-"""Rebuild: seed tracking's ``daily_logs`` directly, then time analytics' rebuild command."""
+"""Rebuild: seed tracking's ``daily_logs`` directly, then time analytics' rebuild command.
 
+``python -m bench.rebuild --rss-ratio [--small N] [--large N]`` measures instead the peak
+RSS of ``--all`` over many users against over few (each on its own fresh nx-27017).
+"""
+
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -13,6 +21,7 @@ from typing import Any
 
 from bson import ObjectId
 from momentum_libs.devstack import Stack
+from momentum_libs.stores import start_nx_mongo
 from pymongo import AsyncMongoClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,3 +159,88 @@ def _report(output: str) -> dict[str, Any]:
             if isinstance(value, dict) and "logs" in value:
                 return value
     return {}
+
+
+# -- memory: --all over many users in the memory of few ----------------------------------
+RSS_LOGS_PER_USER = 2
+
+
+async def _seed_users(url: str, db_name: str, count: int) -> None:
+    """``count`` users, each with one goal and RSS_LOGS_PER_USER logs, in tracking's database."""
+    users = [str(ObjectId()) for _ in range(count)]
+    goals = {u: str(ObjectId()) for u in users}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    try:
+        db = client[db_name]
+        goal_docs = goal_documents(goals)
+        logs = log_documents(users, goals, count * RSS_LOGS_PER_USER)
+        for docs, name in ((goal_docs, "goals"), (logs, "daily_logs")):
+            for i in range(0, len(docs), BATCH):
+                await db[name].insert_many(docs[i : i + BATCH], ordered=False)
+    finally:
+        await client.close()
+
+
+def _run_measuring_rss(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS in KiB, output) of the command: wait4 reports the child's own peak."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rebuild exited {proc.returncode}: {out.decode()[-2000:]}")
+    return time.perf_counter() - started, usage.ru_maxrss, out.decode()
+
+
+def rss_ratio(small: int, large: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Peak RSS of ``rebuild --all`` over ``large`` users ÷ over ``small`` users, each run
+    on a fresh nx-27017 seeded with that many users."""
+    command = find_command()
+    assert command is not None, "no rebuild command in analytics-service's [project.scripts]"
+    runs: dict[str, Any] = {}
+    for users in (small, large):
+        with tempfile.TemporaryDirectory(prefix="momentum-rss-") as tmp:
+            url, mongo = start_nx_mongo(None, log_dir=Path(tmp))
+            try:
+                asyncio.run(_seed_users(url, "rss_tracking", users))
+                env = dict(os.environ)
+                env.update(
+                    MONGODB_URL=url,
+                    MOMENTUM_ANALYTICS_MONGODB_DB="rss_analytics",
+                    MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB="rss_tracking",
+                    MOMENTUM_LOG_LEVEL="WARNING",
+                )
+                seconds, peak_kib, out = _run_measuring_rss(command, env)
+            finally:
+                mongo.stop()
+        reported = _report(out)
+        runs[str(users)] = {
+            "users": users,
+            "logs": reported.get("logs"),
+            "seconds": round(seconds, 1),
+            "logs_per_s": round((reported.get("logs") or 0) / seconds, 1),
+            "peak_rss_mb": round(peak_kib / 1024, 1),
+        }
+        log(f"  rebuild --all over {users} users: {runs[str(users)]}")
+    ratio = runs[str(large)]["peak_rss_mb"] / runs[str(small)]["peak_rss_mb"]
+    return {"runs": runs, "rss_ratio": round(ratio, 3), "target": "<= 1.2"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.rebuild",
+        description="Peak RSS of the rebuild's --all over many users vs over few.",
+    )
+    parser.add_argument("--rss-ratio", action="store_true", required=True)
+    parser.add_argument("--small", type=int, default=1_000, help="users of the first run")
+    parser.add_argument("--large", type=int, default=100_000, help="users of the second run")
+    args = parser.parse_args(argv)
+    result = rss_ratio(args.small, args.large, lambda line: print(line, file=sys.stderr))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -317,7 +317,10 @@ def test_account_deletion_erases_tracking_data(gateway: httpx.Client, stack: Sta
         lambda: user_events(stack, user_id, EventType.GOAL_DELETED), lambda evs: len(evs) >= 1
     )
     assert [e.payload["goal_id"] for e in deleted] == [goal["id"]]
-    log_deleted = user_events(stack, user_id, EventType.LOG_DELETED)
+    # The goal is tombstoned first, its logs after (erase_user): their event may follow.
+    log_deleted = wait_for(
+        lambda: user_events(stack, user_id, EventType.LOG_DELETED), lambda evs: len(evs) >= 1
+    )
     assert [e.payload["log_id"] for e in log_deleted] == [log["id"]]
 
 

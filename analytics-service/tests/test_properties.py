@@ -12,11 +12,14 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
+import bson
+import pytest
 from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
 from conftest import SettingsFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from momentum_analytics.projections.service import ProjectionService
+from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import LateLogEventError, ProjectionService
 from momentum_analytics.reads.service import ReadService
 from momentum_libs.events import Envelope, EventType
 
@@ -218,3 +221,139 @@ async def test_in_order_delivery_of_a_long_history_with_deep_edits(
 
 def test_settings_factory_is_typed(make_settings: SettingsFactory) -> None:
     assert make_settings().consumer_group == "analytics"
+
+
+# -- bounded month documents -----------------------------------------------------------
+KEPT = 3
+"""Deleted entries a month keeps in the tests below: low, so they drop some every time."""
+
+churn = st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 5), st.integers(0, 45), st.integers(1, 300)),
+    st.tuples(st.just("move"), st.integers(0, 5), st.integers(0, 45)),
+    st.tuples(st.just("delete"), st.integers(0, 5)),
+)  # fmt: skip
+
+
+def play_churn(ops: list[tuple[Any, ...]]) -> FakeTracking:
+    """Logs created, moved (across two months) and deleted over a few slots."""
+    t = FakeTracking()
+    t.register("UTC")
+    goal = t.create_goal()
+    slots: dict[int, str] = {}
+    for step in ops:
+        log_id = slots.get(step[1])
+        live = log_id is not None and not t.logs[log_id].deleted
+        if step[0] == "create" and not live:
+            slots[step[1]] = t.create_log(goal, BASE - timedelta(days=step[2]), step[3])
+        elif step[0] == "move" and live:
+            assert log_id is not None
+            t.update_log(log_id, day=BASE - timedelta(days=step[2]))
+        elif step[0] == "delete" and live:
+            assert log_id is not None
+            t.delete_log(log_id)
+    return t
+
+
+def shuffled_within(
+    events: list[Envelope], window: int, duplicates: int, seed: int
+) -> list[Envelope]:
+    """The events with duplicates, each delivered at most ``window`` places from its own."""
+    rng = random.Random(seed)
+    keyed = [(i + rng.random() * window, e) for i, e in enumerate(events)]
+    for _ in range(duplicates):
+        i = rng.randrange(len(events))
+        keyed.append((i + rng.random() * window, events[i]))
+    return [e for _, e in sorted(keyed, key=lambda pair: pair[0])]
+
+
+async def month_sizes(service: ProjectionService, user_id: str) -> list[tuple[int, int]]:
+    """(BSON bytes, deleted entries) of each stored month of the user."""
+    cursor = service.repo.months.find({"user_id": user_id})
+    return [
+        (len(bson.encode(doc)), sum(1 for e in doc["logs"].values() if e["deleted"]))
+        async for doc in cursor
+    ]
+
+
+@given(
+    ops=st.lists(churn, min_size=1, max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+    duplicates=st.integers(0, 15),
+)
+async def test_months_drop_deleted_entries_and_stay_exact(
+    projections: ProjectionService, ops: list[tuple[Any, ...]], seed: int, duplicates: int
+) -> None:
+    """Reordered and duplicated deliveries (each at most KEPT places from its own) of logs
+    created, moved and deleted: the projection is exact and no month keeps more than KEPT
+    deleted entries. (A delivery later than that is dead-lettered, never applied: see the
+    test below.)"""
+    t = play_churn(ops)
+    service = ProjectionService(ProjectionRepository(projections.repo.db, tombstones_kept=KEPT))
+    for envelope in shuffled_within(t.take(), KEPT, duplicates, seed):
+        await service.handle(envelope)
+    await projection_matches(service.repo, t)
+    assert all(deleted <= KEPT for _, deleted in await month_sizes(service, t.user_id))
+
+
+async def test_an_old_event_of_a_log_whose_entry_was_dropped_is_refused(
+    projections: ProjectionService,
+) -> None:
+    """The creation of a log delivered again after its deletion and more than KEPT others:
+    its deleted entry is gone, and the event is refused (dead-lettered), not applied."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    first = t.create_log(goal, BASE, 30)
+    creation = t.pending[-1]
+    t.delete_log(first)
+    for n in range(KEPT + 1):
+        t.delete_log(t.create_log(goal, BASE, 10 + n))
+    service = ProjectionService(ProjectionRepository(projections.repo.db, tombstones_kept=KEPT))
+    for envelope in t.take():
+        await service.handle(envelope)
+    months = await service.repo.months_of_user(t.user_id)
+    assert first not in months[BASE.isoformat()[:7]].logs  # its deleted entry was dropped
+    with pytest.raises(LateLogEventError):
+        await service.handle(creation)
+    await projection_matches(service.repo, t)
+
+
+async def test_an_old_event_of_a_log_live_elsewhere_changes_nothing(
+    projections: ProjectionService,
+) -> None:
+    """A log moved to another month, its deleted entry in the first one dropped: its
+    creation delivered again is older than its live entry, and is ignored."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    moved = t.create_log(goal, BASE, 30)
+    creation = t.pending[-1]
+    t.update_log(moved, day=BASE - timedelta(days=40))
+    for n in range(KEPT + 1):
+        t.delete_log(t.create_log(goal, BASE, 10 + n))
+    service = ProjectionService(ProjectionRepository(projections.repo.db, tombstones_kept=KEPT))
+    for envelope in t.take():
+        await service.handle(envelope)
+    assert moved not in (await service.repo.months_of_user(t.user_id))[BASE.isoformat()[:7]].logs
+    await service.handle(creation)
+    await projection_matches(service.repo, t)
+
+
+async def test_ten_thousand_create_delete_cycles_keep_the_month_small(
+    projections: ProjectionService,
+) -> None:
+    """One user creating and deleting a log 10,000 times in one month, delivered in the
+    consumer's batches of 100, reordered within a batch and with duplicates: the month
+    document stays under 64 KB and the projection exact."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    for n in range(10_000):
+        log_id = t.create_log(goal, BASE - timedelta(days=n % 9), 1 + n % 50)
+        if n % 2_500:  # a few stay
+            t.delete_log(log_id)
+    events = t.take()
+    deliveries = shuffled_within(events, 8, 500, seed=7)
+    for start in range(0, len(deliveries), 100):
+        await projections.handle_batch(deliveries[start : start + 100])
+    await projection_matches(projections.repo, t)
+    sizes = await month_sizes(projections, t.user_id)
+    assert len(sizes) == 1
+    assert sizes[0][0] < 64 * 1024

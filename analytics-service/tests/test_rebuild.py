@@ -13,6 +13,8 @@ from momentum_analytics.projections import streaks
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild.cli import run
+from momentum_analytics.rebuild.service import Rebuilder
+from momentum_analytics.rebuild.source import TrackingSource
 
 
 async def snapshot(repo: ProjectionRepository, user_id: str) -> dict[str, Any]:
@@ -138,3 +140,35 @@ async def test_rebuild_while_events_stream_in(service: Service) -> None:
     report = await rebuilt
     assert report.users == 1
     await projection_matches(service.repo, t)
+
+
+async def test_all_pages_through_every_user_once_and_resumes_after_one(service: Service) -> None:
+    """Users known to tracking only, to analytics only (their goals gone from tracking),
+    to both, or deleted in analytics: ``--all`` pages through each live one exactly once,
+    in id order, whatever the page size; ``after`` resumes past a user."""
+    trackers = [FakeTracking() for _ in range(7)]
+    for n, t in enumerate(trackers):
+        goal = t.create_goal()
+        t.create_log(goal, date(2026, 11, 2), 10 + n)
+    for t in trackers[:4]:
+        await t.save(service.tracking_db)  # tracking knows 0-3
+    for t in trackers[2:]:
+        await service.send(t)  # analytics knows 2-6
+    trackers[6].delete_user()
+    await service.send(trackers[6])
+    await service.wait_drained()
+    expected = sorted(t.user_id for t in trackers[:6])
+    rebuilder = Rebuilder(
+        service.repo, TrackingSource(service.tracking_db), service.settings.rebuild_concurrency
+    )
+    for size in (1, 2, 3, 100):
+        pages = [page async for page in rebuilder.user_id_pages(page=size)]
+        assert [u for page in pages for u in page] == expected, size
+        assert all(len(page) <= 2 * size for page in pages)
+    resumed = [u async for page in rebuilder.user_id_pages(expected[2], page=2) for u in page]
+    assert resumed == expected[3:]
+    report = await rebuilder.rebuild_all(after=expected[0])
+    assert report.users == 5
+    for t in trackers[:4]:
+        if t.user_id > expected[0]:  # the ones rebuilt, from tracking's documents
+            await projection_matches(service.repo, t)

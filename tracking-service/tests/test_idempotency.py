@@ -120,7 +120,7 @@ async def test_a_key_is_remembered_at_least_a_day(api: Api) -> None:
     before = now()
     body = {"goal_id": goal["id"], "date": "2026-11-20", "minutes": 5}
     assert (await _post(api, h, "k", body)).status_code == 201
-    record = await IdempotencyRepository().get_key(f"{user_id}:k")
+    record = await IdempotencyRepository().get_key(user_id, f"{user_id}:k")
     assert record is not None
     assert record.state == "done"
     assert record.expires_at - before >= timedelta(hours=24)

@@ -44,7 +44,9 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
             if settings.sessions_redis_url
             else redis
         )
-        mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
+        mongo = mongo_client(
+            settings.mongodb_url, settings.store_timeout_ms, settings.mongo_audit_file
+        )
         http = httpx.AsyncClient()
         background = BackgroundTasks()
         try:

@@ -86,7 +86,9 @@ def _lifespan(settings: AuthSettings) -> Lifespan:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing_key = load_signing_key(settings)  # refuses to start without a usable key
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
-        mongo = mongo_client(settings.mongodb_url, settings.store_timeout_ms)
+        mongo = mongo_client(
+            settings.mongodb_url, settings.store_timeout_ms, settings.mongo_audit_file
+        )
         background = BackgroundTasks()
         try:
             await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])

@@ -106,7 +106,9 @@ class Runtime:
             client=client,
             redis=redis,
             sessions_redis=sessions_redis,
-            mongo=mongo_client(settings.mongodb_url, settings.store_timeout_ms),
+            mongo=mongo_client(
+                settings.mongodb_url, settings.store_timeout_ms, settings.mongo_audit_file
+            ),
             verifier=verifier,
             openapi=openapi,
             upstreams=open_upstreams(upstream_urls, settings, client),

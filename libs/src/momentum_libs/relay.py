@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 from pymongo import DeleteOne, UpdateOne
+from pymongo.read_concern import ReadConcern
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -33,6 +34,15 @@ from momentum_libs.settings import OutboxRelaySettings
 from momentum_libs.tracing import publishing
 
 log = structlog.get_logger(__name__)
+
+MAJORITY = ReadConcern("majority")
+
+
+def _guard(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The filter of a clear of ``doc`` as read: its id, its shard key (``user_id``, where
+    the collection has one: one shard is asked) and the version read."""
+    owner = {"user_id": doc["user_id"]} if "user_id" in doc else {}
+    return {"_id": doc["_id"], **owner, "version": doc["version"]}
 
 
 def _entry_key(entry: Any) -> str:
@@ -120,10 +130,11 @@ class OutboxRelay:
         return published
 
     async def _drain_model(self, model: type[OutboxDocument]) -> int:
-        collection = model.get_pymongo_collection()
+        # Majority reads: an event is published only once its write cannot be rolled back.
+        collection = model.get_pymongo_collection().with_options(read_concern=MAJORITY)
         docs = await collection.find(
             {"outbox_pending": True},
-            projection={"outbox": 1, "version": 1, "deleted": 1},
+            projection={"outbox": 1, "version": 1, "deleted": 1, "user_id": 1},
             limit=self._batch_size,
         ).to_list()
         if not docs:
@@ -173,7 +184,7 @@ class OutboxRelay:
         A tombstone changes no more: once published, it goes."""
         ops: list[Any] = []
         for doc in docs:
-            guard = {"_id": doc["_id"], "version": doc["version"]}
+            guard = _guard(doc)
             if doc.get("deleted"):
                 ops.append(DeleteOne(guard))
             else:
@@ -186,15 +197,12 @@ class OutboxRelay:
     async def _clear_raced(collection: Any, docs: list[Mapping[str, Any]]) -> None:
         """After a bulk clear a writer raced: clear what we published off those documents
         that still hold it, keeping the events the writers added."""
-        published = {
-            doc["_id"]: {_entry_key(event) for event in doc.get("outbox", [])}
-            for doc in docs
-            if not doc.get("deleted")
-        }
-        still = collection.find(
-            {"_id": {"$in": list(published)}, "outbox_pending": True},
-            projection={"outbox": 1, "version": 1},
-        )
+        live = [doc for doc in docs if not doc.get("deleted")]
+        published = {doc["_id"]: {_entry_key(e) for e in doc.get("outbox", [])} for doc in live}
+        query: dict[str, Any] = {"_id": {"$in": list(published)}, "outbox_pending": True}
+        if owners := sorted({doc["user_id"] for doc in live if "user_id" in doc}):
+            query["user_id"] = {"$in": owners}  # only the shards holding these documents
+        still = collection.find(query, projection={"outbox": 1, "version": 1, "user_id": 1})
         async for current in still:
             await OutboxRelay._mark_published(collection, current, published[current["_id"]])
 
@@ -211,7 +219,7 @@ class OutboxRelay:
             if len(remaining) == len(outbox):
                 return  # nothing of ours is left on it
             result = await collection.update_one(
-                {"_id": current["_id"], "version": current["version"]},
+                _guard(current),
                 {
                     "$set": {"outbox": remaining, "outbox_pending": bool(remaining)},
                     "$inc": {"version": 1},
@@ -221,6 +229,7 @@ class OutboxRelay:
                 return
             # Another write landed meanwhile: keep its new events.
             current = await collection.find_one(
-                {"_id": current["_id"]}, projection={"outbox": 1, "version": 1}
+                {key: value for key, value in _guard(current).items() if key != "version"},
+                projection={"outbox": 1, "version": 1, "user_id": 1},
             )
         # Still racing: leave it pending; the next pass republishes (consumers dedupe).

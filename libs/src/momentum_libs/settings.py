@@ -71,6 +71,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=_shared("MOMENTUM_LOG_JSON"),
         description="JSON log lines (false: human-readable console lines)",
     )
+    mongo_audit_file: Path | None = Field(
+        None,
+        validation_alias=_shared("MOMENTUM_MONGO_AUDIT_FILE"),
+        description="Tests only: file recording each MongoDB filter on a sharded collection "
+        "that lacks its shard key (unset: no check)",
+    )
     # Bound every store call so a dead store answers 503 quickly instead of hanging.
     store_timeout_ms: int = Field(
         2000,

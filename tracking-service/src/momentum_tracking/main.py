@@ -81,7 +81,7 @@ async def _build(
     timeout_ms = settings.store_timeout_ms
     http = httpx.AsyncClient()
     stack.push_async_callback(http.aclose)
-    mongo = mongo_client(settings.mongodb_url, timeout_ms)
+    mongo = mongo_client(settings.mongodb_url, timeout_ms, settings.mongo_audit_file)
     stack.push_async_callback(mongo.close)
     redis = redis_client(settings.redis_url, timeout_ms)
     stack.push_async_callback(redis.aclose)

@@ -79,6 +79,10 @@ class ConflictError(RuntimeError):
     """Too many concurrent writers on one user; the event stays pending and is retried."""
 
 
+class LateLogEventError(RuntimeError):
+    """A log event that may belong to a log whose deleted entry its month dropped."""
+
+
 async def retry_on_conflict(attempt: Callable[[], Awaitable[bool]], gave_up: str) -> None:
     """Run ``attempt`` until it wins its guarded writes, pausing between lost races as the
     house's one retry policy says; ConflictError(``gave_up``) after its last attempt."""
@@ -190,6 +194,46 @@ class LogChange:
             return False
         held = months[month_of(before)].logs.get(self.log_id)
         return held is None or held.deleted or held.version >= self.entry.version
+
+    def may_return_dropped(self, months: Mapping[str, MonthDays]) -> bool:
+        """Whether this event puts the log live in a month that does not hold it but may
+        have dropped its deleted entry (:class:`MonthDays`): then it may be an old event
+        of a log since deleted or moved, which only every month of the user can tell."""
+        month = months[month_of(self.entry.date)]
+        return (
+            not self.entry.deleted
+            and self.log_id not in month.logs
+            and month.may_have_dropped(self.log_id)
+        )
+
+    def is_stale(self, months: Mapping[str, MonthDays]) -> bool:
+        """After :meth:`may_return_dropped`, with every month of the user in ``months``:
+        True when the log is live in another month at this version or newer (this event
+        is older than what is applied: it changes nothing); False when it is live there
+        at an older version (this event is its next state). Live nowhere, it is either a
+        log since deleted, its entry dropped, or one whose earlier events all came later
+        than that many deletions in this month: which of the two is not known here, so
+        LateLogEventError, and the consumer dead-letters the event (the README's remedy:
+        ``momentum-analytics-rebuild --user``). So no late or duplicated event brings a
+        deleted log back: it is refused by the deleted entry where that is kept, and
+        otherwise dead-lettered here.
+
+        Why "live elsewhere at an older version" proves the log is not deleted: once a
+        log's deletion is applied, no month holds it live (the deletion marks its month,
+        and an overtaking one every month), and a live placement of an older version is
+        refused by a kept deleted entry or by this very check."""
+        live = [
+            m.logs[self.log_id].version
+            for m in months.values()
+            if self.log_id in m.logs and not m.logs[self.log_id].deleted
+        ]
+        if not live:
+            raise LateLogEventError(
+                f"log {self.log_id} (version {self.entry.version}) is live in no month of "
+                f"its user and its month dropped deleted entries of logs up to its id; "
+                "run momentum-analytics-rebuild --user for this user"
+            )
+        return max(live) >= self.entry.version
 
 
 def log_change(payload: object, kind: EventType) -> LogChange | None:
@@ -354,7 +398,14 @@ class ProjectionService:
         months = await self.repo.get_months(uid, wanted)
         changed: set[str] = set()
         overtaking: list[LogChange] = []
+        every_month_read = False
         for change in changes:
+            if change.may_return_dropped(months):
+                if not every_month_read:
+                    await self._read_every_month(uid, months)
+                    every_month_read = True
+                if change.is_stale(months):
+                    continue
             if change.overtook(months):
                 overtaking.append(change)
             for entry in change.placements():
@@ -364,11 +415,16 @@ class ProjectionService:
                 if held_on is not None:
                     touched.add(held_on)
         if overtaking:
-            for key, month in (await self.repo.months_of_user(uid)).items():
-                months.setdefault(key, month)
+            if not every_month_read:
+                await self._read_every_month(uid, months)
             for change in overtaking:
                 take_off_elsewhere(months, change, touched, changed)
         return await self._recompute_and_commit(user.version, user, months, touched, changed)
+
+    async def _read_every_month(self, uid: str, months: dict[str, MonthDays]) -> None:
+        """Add every stored month of the user to ``months`` (those read already stay)."""
+        for key, month in (await self.repo.months_of_user(uid)).items():
+            months.setdefault(key, month)
 
     # -- the shared step ------------------------------------------------------------------
     async def _recompute_and_commit(

@@ -1,4 +1,4 @@
-"""``momentum-analytics-rebuild --user ID [--user ID …] | --all``
+"""``momentum-analytics-rebuild --user ID [--user ID …] | --all [--after ID]``
 
 Recomputes analytics' projections from tracking's database (read-only) while the
 service keeps serving and consuming. Settings come from the same environment as the
@@ -31,17 +31,20 @@ BULK_OPERATION_TIMEOUT_MS = 30_000
 async def run(
     settings: AnalyticsSettings,
     user_ids: list[str] | None,
+    after: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_user_done: Callable[[], None] | None = None,
 ) -> RebuildReport:
-    """Rebuild ``user_ids`` (None: every user); ``on_start`` gets how many users."""
+    """Rebuild ``user_ids``, or every user (after ``after``) when None; ``on_start`` gets
+    how many users when they are named (every user is paged: their number is not read)."""
     timeout_ms = settings.store_timeout_ms
     bulk_ms = max(timeout_ms, BULK_OPERATION_TIMEOUT_MS)
-    ours = mongo_client(settings.mongodb_url, timeout_ms, socket_timeout_ms=bulk_ms)
+    audit = settings.mongo_audit_file
+    ours = mongo_client(settings.mongodb_url, timeout_ms, audit, socket_timeout_ms=bulk_ms)
     tracking = (
         ours
         if settings.tracking_url == settings.mongodb_url
-        else mongo_client(settings.tracking_url, timeout_ms, socket_timeout_ms=bulk_ms)
+        else mongo_client(settings.tracking_url, timeout_ms, audit, socket_timeout_ms=bulk_ms)
     )
     try:
         # An unreachable server fails here, within the store timeout, not mid-way.
@@ -54,10 +57,11 @@ async def run(
             TrackingSource(tracking[settings.tracking_mongodb_db]),
             settings.rebuild_concurrency,
         )
-        ids = user_ids if user_ids is not None else await rebuilder.all_user_ids()
+        if user_ids is None:
+            return await rebuilder.rebuild_all(after, on_user_done)
         if on_start is not None:
-            on_start(len(ids))
-        return await rebuilder.rebuild(ids, on_user_done)
+            on_start(len(user_ids))
+        return await rebuilder.rebuild(user_ids, on_user_done)
     finally:
         await ours.close()
         if tracking is not ours:
@@ -72,12 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--user", action="append", metavar="ID", help="a user id (repeatable)")
     group.add_argument("--all", action="store_true", help="every user tracking knows")
+    parser.add_argument(
+        "--after",
+        metavar="ID",
+        help="with --all: only users after this id (resume from a rebuild_progress line)",
+    )
     args = parser.parse_args(argv)
+    if args.after is not None and not args.all:
+        parser.error("--after goes with --all")
     settings = tool_settings(AnalyticsSettings)
     configure_logging("analytics-rebuild", settings.log_level, settings.log_json)
     user_ids = None if args.all else list(args.user)
     report = run_tool(
-        "momentum-analytics-rebuild", settings, lambda: asyncio.run(run(settings, user_ids))
+        "momentum-analytics-rebuild",
+        settings,
+        lambda: asyncio.run(run(settings, user_ids, args.after)),
     )
     print(json.dumps(report.as_dict()), file=sys.stdout, flush=True)
     return 0

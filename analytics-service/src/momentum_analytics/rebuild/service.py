@@ -10,12 +10,17 @@ One optimistic attempt per user, retried on conflict with the live consumer:
 3. write the changed months, each guarded by the version it was read at (losing any
    write retries the attempt), then commit the user's projection: month totals, recent
    days and streak computed from all the months.
+
+``--all`` pages through the users (:meth:`Rebuilder.user_id_pages`) instead of gathering
+them: one page of ids and ``concurrency`` users' documents are in memory at a time, so
+10 million users take the memory of a thousand, and a stopped run resumes after the last
+user id its progress lines name.
 """
 
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +51,9 @@ from momentum_analytics.projections.service import (
 from momentum_analytics.rebuild.source import TrackingSource
 
 log = structlog.get_logger(__name__)
+
+USER_PAGE = 1_000
+"""Users read per page of ``--all``: each page's ids are rebuilt before the next is read."""
 
 
 @dataclass
@@ -226,25 +234,64 @@ class Rebuilder:
     async def rebuild(
         self, user_ids: list[str], on_user_done: Callable[[], None] | None = None
     ) -> RebuildReport:
-        """Rebuild each user; ``on_user_done`` is called as each one is (a progress bar)."""
+        """Rebuild these users, ``concurrency`` at a time; ``on_user_done`` is called as each
+        one is (a progress bar)."""
         report = RebuildReport()
         started = time.perf_counter()
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(user_id: str) -> None:
-            async with gate:
-                logs = await self.rebuild_user(user_id)
-            report.logs += logs
-            report.users += 1
-            if on_user_done is not None:
-                on_user_done()
-
-        await asyncio.gather(*(one(uid) for uid in user_ids))
+        await self._rebuild_some(user_ids, report, on_user_done)
         report.seconds = time.perf_counter() - started
         log.info("rebuild_done", **report.as_dict())
         return report
 
-    async def all_user_ids(self) -> list[str]:
-        tracked = await self.source.user_ids()
-        ours = await self.repo.live_user_ids()
-        return sorted(tracked | ours)
+    async def rebuild_all(
+        self, after: str | None = None, on_user_done: Callable[[], None] | None = None
+    ) -> RebuildReport:
+        """Rebuild every user tracking or analytics knows (those after ``after``: resume a
+        stopped run with the ``after`` of its last ``rebuild_progress`` line)."""
+        report = RebuildReport()
+        started = time.perf_counter()
+        async for page in self.user_id_pages(after):
+            await self._rebuild_some(page, report, on_user_done)
+            log.info("rebuild_progress", users=report.users, logs=report.logs, after=page[-1])
+        report.seconds = time.perf_counter() - started
+        log.info("rebuild_done", **report.as_dict())
+        return report
+
+    async def _rebuild_some(
+        self,
+        user_ids: list[str],
+        report: RebuildReport,
+        on_user_done: Callable[[], None] | None,
+    ) -> None:
+        """At most ``concurrency`` users at a time, from at most that many tasks."""
+        pending = iter(user_ids)
+
+        async def worker() -> None:
+            for user_id in pending:
+                logs = await self.rebuild_user(user_id)
+                report.logs += logs
+                report.users += 1
+                if on_user_done is not None:
+                    on_user_done()
+
+        await asyncio.gather(*(worker() for _ in range(max(self.concurrency, 1))))
+
+    async def user_id_pages(
+        self, after: str | None = None, page: int = USER_PAGE
+    ) -> AsyncIterator[list[str]]:
+        """Every user with goals in tracking or a live projection here, in id order, a
+        page at a time. Both lists are read after the same id; the page ends at the
+        smaller last id of those that may go on, so no id is skipped or repeated."""
+        while True:
+            (tracked, tracked_end), (ours, ours_end) = await asyncio.gather(
+                self.source.user_ids_after(after, page),
+                self.repo.live_user_ids_after(after, page),
+            )
+            bounds = [end for end in (tracked_end, ours_end) if end is not None]
+            upto = min(bounds) if bounds else None
+            ids = sorted({u for u in (*tracked, *ours) if upto is None or u <= upto})
+            if ids:
+                yield ids
+            if upto is None:
+                return
+            after = upto

@@ -38,11 +38,20 @@ class TrackingSource:
         self.goals: AsyncCollection[Doc] = db[GOALS]
         self.targets: AsyncCollection[Doc] = db[TARGETS]
 
-    async def user_ids(self) -> set[str]:
-        found = await asyncio.gather(
-            *(c.distinct("user_id") for c in (self.logs, self.goals, self.targets))
-        )
-        return {str(uid) for ids in found for uid in ids}
+    async def user_ids_after(self, after: str | None, limit: int) -> tuple[list[str], str | None]:
+        """The ids of users with goals after ``after``, in order, read from at most
+        ``limit`` goals; and, when more may follow, the last id read (what this page
+        vouches for ends there).
+
+        Goals, not logs: every user with a live log or target has a goal (or had one, and
+        then analytics knows the user: see Rebuilder.user_id_pages), and a user has a few
+        goals but thousands of logs. Paged by the ``user`` index: one range read per
+        page, on MongoDB (a shard-key range) as on nx-27017."""
+        query = {} if after is None else {"user_id": {"$gt": after}}
+        cursor = self.goals.find(query, {"user_id": 1, "_id": 0}).sort("user_id", 1).limit(limit)
+        docs = await cursor.to_list()
+        ids = sorted({str(doc["user_id"]) for doc in docs})
+        return ids, ids[-1] if len(docs) == limit else None
 
     async def _all(
         self, collection: AsyncCollection[Doc], user_id: str, fields: Doc | None

@@ -46,20 +46,23 @@ class TokenRepository:
         await session.insert()
         return session
 
-    async def get_session(self, session_id: str) -> Session | None:
+    async def get_session(self, user_id: str, session_id: str) -> Session | None:
         oid = parse_object_id(session_id)
-        return await Session.get(oid) if oid is not None else None
+        if oid is None:
+            return None
+        return await Session.find_one({"_id": oid, "user_id": user_id})
 
     async def session_ids_of(self, user_id: str) -> list[str]:
         sessions = await Session.find({"user_id": user_id}).to_list()
         return [str(s.id) for s in sessions if not s.revoked]
 
-    async def revoke_sessions(self, session_ids: list[str]) -> None:
+    async def revoke_sessions(self, user_id: str, session_ids: list[str]) -> None:
         ids = [oid for oid in map(parse_object_id, session_ids) if oid is not None]
         if not ids:
             return
         await Session.get_pymongo_collection().update_many(
-            {"_id": {"$in": ids}}, {"$set": {"revoked": True, "revoked_at": utcnow()}}
+            {"_id": {"$in": ids}, "user_id": user_id},
+            {"$set": {"revoked": True, "revoked_at": utcnow()}},
         )
 
     async def add_refresh_token(
@@ -76,7 +79,8 @@ class TokenRepository:
         # $currentDate, not $set of our datetime: nx-27017 stores a $set datetime as a
         # string, which a TTL index ignores.
         await Session.get_pymongo_collection().update_one(
-            {"_id": session.id}, {"$currentDate": {"refreshed_at": True}}
+            {"_id": session.id, "user_id": session.user_id},
+            {"$currentDate": {"refreshed_at": True}},
         )
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:

@@ -85,13 +85,13 @@ class TokenService:
         token = await self._tokens.get_refresh_token(token_hash)
         if token is None:
             raise unauthorized(REFRESH_INVALID)
-        session = await self._tokens.get_session(token.session_id)
+        session = await self._tokens.get_session(token.user_id, token.session_id)
         if session is None or session.revoked:
             raise unauthorized(REFRESH_INVALID)
         if token.spent or not await self._tokens.spend_refresh_token(token_hash):
             # Presented twice: whoever holds it, the session is compromised. End it all.
             log.warning("refresh_token_reuse", user_id=token.user_id, session_id=token.session_id)
-            await self._revoke([token.session_id])
+            await self._revoke(token.user_id, [token.session_id])
             raise unauthorized(REFRESH_INVALID)
         if token.expires_at <= utcnow():
             raise unauthorized(REFRESH_INVALID)
@@ -101,20 +101,20 @@ class TokenService:
         token = await self._tokens.get_refresh_token(hash_refresh_token(refresh_token))
         if token is None or token.user_id != claims.user_id:
             raise unauthorized(REFRESH_INVALID)
-        await self._revoke([token.session_id])
+        await self._revoke(token.user_id, [token.session_id])
 
     # -- revocation, for the user service --------------------------------------------------
     async def end_other_sessions(self, user_id: str, keep_session_id: str) -> None:
         ids = [sid for sid in await self._tokens.session_ids_of(user_id) if sid != keep_session_id]
-        await self._revoke(ids)
+        await self._revoke(user_id, ids)
 
     async def end_all_sessions(self, user_id: str) -> None:
-        await self._revoke(await self._tokens.session_ids_of(user_id))
+        await self._revoke(user_id, await self._tokens.session_ids_of(user_id))
 
     async def erase(self, user_id: str) -> None:
         await self._tokens.erase_user(user_id)
 
-    async def _revoke(self, session_ids: list[str]) -> None:
+    async def _revoke(self, user_id: str, session_ids: list[str]) -> None:
         if not session_ids:
             return
         # Redis first: access tokens die everywhere at once (and so do any minted later,
@@ -128,7 +128,7 @@ class TokenService:
                 "Sessions cannot be ended right now; try again shortly.",
                 headers={"Retry-After": "5"},
             ) from exc
-        await self._tokens.revoke_sessions(session_ids)
+        await self._tokens.revoke_sessions(user_id, session_ids)
 
     # -- tokens --------------------------------------------------------------------------
     async def _issue(self, session: Session) -> TokenPair:

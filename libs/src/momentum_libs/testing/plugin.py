@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from momentum_libs.devstack import Stack
+from momentum_libs.sharding import read_violations
 from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
 
 
@@ -123,16 +124,26 @@ def own_mongo(tmp_path: Path) -> Iterator[OwnMongo]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
 ) -> Iterator[Stack]:
-    """The whole stack, started once per test session on free ports, namespaced."""
+    """The whole stack, started once per test session on free ports, namespaced.
+
+    Its services record every MongoDB filter on a sharded collection that lacks the
+    shard key (momentum_libs.sharding); the session fails at the end if any did."""
     data_dir = tmp_path_factory.mktemp("stack")
     namespace = f"s{uuid.uuid4().hex[:10]}_"
+    audit = data_dir / "shard-key-audit.jsonl"
     try:
         with Stack(
-            data_dir, namespace=namespace, mongodb_url=mongodb_url, redis_url=redis_url
+            data_dir,
+            namespace=namespace,
+            mongodb_url=mongodb_url,
+            redis_url=redis_url,
+            extra_env={"MOMENTUM_MONGO_AUDIT_FILE": str(audit)},
         ) as running:
             yield running
     finally:
         drop_namespace(redis_url, namespace)
+    found = read_violations(audit)
+    assert not found, f"filters without their shard key (momentum_libs.sharding): {found[:20]}"
 
 
 def drop_namespace(redis_url: str, namespace: str) -> int:

@@ -2,19 +2,20 @@
 
 from datetime import datetime
 
-from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
 from momentum_libs.tracking_store import GOALS
 from pymongo import IndexModel
 
 
-class Goal(OutboxDocument):
-    user_id: str
+class Goal(OwnedDocument):
     title: str
     description: str | None = None
     target_date: str | None = None  # "YYYY-MM-DD"
     is_active: bool = False
     # The user's id while the goal is active, else the goal's own id: a unique index on
-    # it means a user never has two active goals, whatever the races.
+    # (user_id, it) means a user never has two active goals, whatever the races. The
+    # index starts with user_id, the shard key: MongoDB enforces a unique index of a
+    # sharded collection only when it contains the shard key as a prefix.
     active_slot: str
     activated_at: datetime | None = None
     created_at: datetime
@@ -28,5 +29,5 @@ class Goal(OutboxDocument):
             # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
             # from single-field indexes only (a compound prefix would do on MongoDB).
             IndexModel([("user_id", 1)], name="user"),
-            IndexModel([("active_slot", 1)], unique=True, name="one_active_goal_per_user"),
+            IndexModel([("user_id", 1), ("active_slot", 1)], unique=True, name="one_active_goal"),
         ]

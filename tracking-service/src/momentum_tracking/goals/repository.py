@@ -15,7 +15,7 @@ class GoalRepository(OwnedRepository[Goal]):
         super().__init__(Goal, notify, "Goal")
 
     async def get_active(self, user_id: str) -> Goal | None:
-        return await Goal.find_one({"active_slot": user_id, "deleted": False})
+        return await Goal.find_one({"user_id": user_id, "active_slot": user_id, "deleted": False})
 
     async def list_page(
         self,

@@ -8,14 +8,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from beanie import Document
-from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
 from momentum_libs.tracking_store import LOGS
 from pydantic import Field
 from pymongo import IndexModel
 
 
-class DailyLog(OutboxDocument):
-    user_id: str
+class DailyLog(OwnedDocument):
     goal_id: str
     date: str  # "YYYY-MM-DD", the user's local calendar date
     minutes: int

@@ -42,33 +42,41 @@ class IdempotencyRepository:
             return False
         return True
 
-    async def get_key(self, record_id: str) -> IdempotencyRecord | None:
-        raw = await IdempotencyRecord.get_pymongo_collection().find_one({"_id": record_id})
+    async def get_key(self, user_id: str, record_id: str) -> IdempotencyRecord | None:
+        raw = await IdempotencyRecord.get_pymongo_collection().find_one(
+            {"_id": record_id, "user_id": user_id}
+        )
         return None if raw is None else IdempotencyRecord.model_validate(raw)
 
     async def drop_expired_key(self, record: IdempotencyRecord) -> None:
         """Remove an expired record (unless it was replaced meanwhile)."""
         await IdempotencyRecord.get_pymongo_collection().delete_one(
-            {"_id": record.id, "expires_at": record.expires_at}
+            {"_id": record.id, "user_id": record.user_id, "expires_at": record.expires_at}
         )
 
     async def take_over_key(self, record: IdempotencyRecord, lease_until: datetime) -> bool:
         """Renew an abandoned claim's lease; False when someone else renewed or finished it."""
         result = await IdempotencyRecord.get_pymongo_collection().update_one(
-            {"_id": record.id, "state": "pending", "lease_until": record.lease_until},
+            {
+                "_id": record.id,
+                "user_id": record.user_id,
+                "state": "pending",
+                "lease_until": record.lease_until,
+            },
             {"$set": {"lease_until": lease_until}},
         )
         return result.matched_count == 1
 
-    async def complete_key(self, record_id: str, response: dict[str, Any]) -> None:
+    async def complete_key(self, user_id: str, record_id: str, response: dict[str, Any]) -> None:
         await IdempotencyRecord.get_pymongo_collection().update_one(
-            {"_id": record_id}, {"$set": {"state": "done", "response": response}}
+            {"_id": record_id, "user_id": user_id},
+            {"$set": {"state": "done", "response": response}},
         )
 
-    async def release_key(self, record_id: str, request_hash: str) -> None:
+    async def release_key(self, user_id: str, record_id: str, request_hash: str) -> None:
         """Forget a claim whose request failed without storing anything (a retry may run it)."""
         await IdempotencyRecord.get_pymongo_collection().delete_one(
-            {"_id": record_id, "request_hash": request_hash, "state": "pending"}
+            {"_id": record_id, "user_id": user_id, "request_hash": request_hash, "state": "pending"}
         )
 
     async def delete_keys_of_user(self, user_id: str) -> int:

@@ -125,7 +125,7 @@ class LogService:
             )
             if await self._keys.claim_key(record):
                 break
-            existing = await self._keys.get_key(record_id)
+            existing = await self._keys.get_key(user_id, record_id)
             if existing is None:
                 continue  # it expired and went between our insert and read: claim again
             if existing.expires_at <= t:
@@ -154,7 +154,7 @@ class LogService:
         try:
             log = await self.create(user_id, data, log_id=ObjectId(record.log_id))
         except ProblemError:
-            await self._keys.release_key(record_id, digest)  # nothing was stored
+            await self._keys.release_key(user_id, record_id, digest)  # nothing was stored
             raise
         except DuplicateKeyError:
             # The abandoned attempt did write the log: answer with it.
@@ -165,7 +165,7 @@ class LogService:
                 ) from None
             log = found
         response = LogRead.from_document(log)
-        await self._keys.complete_key(record_id, response.model_dump(mode="json"))
+        await self._keys.complete_key(user_id, record_id, response.model_dump(mode="json"))
         return response, log
 
     async def list_page(

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
+from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
 from momentum_libs.tracking_store import TARGETS
 from pymongo import IndexModel
 
@@ -15,14 +15,14 @@ def dead_slot(target_id: str) -> str:
     return f"deleted:{target_id}"
 
 
-class WeeklyTarget(OutboxDocument):
-    user_id: str
+class WeeklyTarget(OwnedDocument):
     goal_id: str
     week_start: str  # "YYYY-MM-DD", a Monday
     target_minutes: int
     note: str | None = None
     # "<goal_id>:<week_start>" while live, "deleted:<id>" once tombstoned: a unique index on
-    # it allows one target per goal and week, and a deleted one never blocks a new one.
+    # (user_id, it) allows one target per goal and week, and a deleted one never blocks a
+    # new one (user_id first: the shard key must prefix a unique index of a sharded one).
     slot: str
     created_at: datetime
     updated_at: datetime
@@ -39,5 +39,5 @@ class WeeklyTarget(OutboxDocument):
                 [("user_id", 1), ("goal_id", 1), ("week_start", -1)],
                 name="user_goal_week",
             ),
-            IndexModel([("slot", 1)], unique=True, name="one_target_per_goal_week"),
+            IndexModel([("user_id", 1), ("slot", 1)], unique=True, name="one_target_per_week"),
         ]
