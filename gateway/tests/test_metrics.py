@@ -1,6 +1,7 @@
 """The gateway's metrics: on a listener of their own, never on the public port; proxied
 requests labelled by their prefix, never their path; failed revocation checks counted."""
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -42,6 +43,8 @@ def test_metrics_are_on_their_own_listener_and_not_on_the_public_port(
     public, metrics = gateway_and_metrics
     assert public.get("/metrics").status_code == 404
     assert public.post("/auth/login", json={}).status_code == 422  # the stand-in judged it
+    raw_path = f"/auth/{uuid.uuid4().hex}"  # a path no other test of this process sends
+    unknown = public.post(raw_path, json={}).status_code
     assert public.get("/auth").status_code == 401
     scraped = metrics.get("/metrics")
     assert scraped.status_code == 200
@@ -49,7 +52,8 @@ def test_metrics_are_on_their_own_listener_and_not_on_the_public_port(
     assert 'momentum_http_requests_total{method="GET",route="unmatched",status="404"}' in text
     assert 'momentum_http_requests_total{method="POST",route="/auth/{path}",status="422"}' in text
     assert 'momentum_http_requests_total{method="GET",route="/auth",status="401"}' in text
-    assert "/auth/login" not in text  # the prefix, never the path
+    assert f'route="/auth/{{path}}",status="{unknown}"' in text
+    assert raw_path not in text  # the prefix, never the path
     assert "process_resident_memory_bytes" in text
 
 
