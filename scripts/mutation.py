@@ -91,6 +91,8 @@ class Mutant:
 
 
 def _logging_call(node: ast.AST) -> bool:
+    if isinstance(node, ast.Expr):  # the statement too: dropping it only drops a log line
+        node = node.value
     if isinstance(node, ast.Await):
         node = node.value
     if not isinstance(node, ast.Call):
