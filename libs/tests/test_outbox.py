@@ -359,6 +359,7 @@ async def test_one_racing_writer_in_a_batch_keeps_its_event_and_the_rest_clear_a
         if note is racer:
             assert ids([Envelope.model_validate(e) for e in doc["outbox"]]) == ids(racing)
             assert doc["outbox_pending"]
+            assert doc["version"] == note.version + 2  # the writer's write, one clear
         else:  # cleared once: one version bump, not two
             assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
             assert doc["version"] == note.version + 1
