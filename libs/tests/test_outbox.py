@@ -583,3 +583,97 @@ async def test_a_writer_racing_the_relay_over_an_invalid_entry_keeps_its_event(
     assert [Envelope.model_validate(e) for e in doc["outbox"]] == [racing]
     assert await relay.drain_once() == 1
     assert ids(await published(hooked, f"{namespace}events")) == [racing.event_id]
+
+
+class Wakeups:
+    """The relay's notify as a repository sees it: counts the wake-ups."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def test_each_write_returns_the_document_as_stored_ready_for_the_next_write(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    wakeups = Wakeups()
+    repo = OutboxRepository(Note, wakeups)
+    note = await repo.insert(Note(owner="u1", text="a"), event("u1", "a"))
+    tags = [entity_tag(note)]
+    renamed = await repo.write(note, {"text": "b"}, event("u1", "b"))
+    assert renamed is not None
+    quiet = await repo.write(renamed, {"text": "c"}, None)  # a change no consumer hears of
+    assert quiet is not None
+    gone = await repo.write(quiet, {"text": "d"}, event("u1", "d"), delete=True)
+    assert gone is not None and gone.deleted is True
+    for written in (renamed, quiet, gone):
+        tags.append(entity_tag(written))
+    assert len(set(tags)) == 4  # every write a new ETag, never an old one again
+    stored = await raw(note.id)
+    assert stored is not None
+    assert (stored["version"], stored["revision"], stored["text"]) == (
+        gone.version,
+        gone.revision,
+        "d",
+    )
+    assert bool(stored["deleted"]) is True
+    assert [e["payload"]["timezone"] for e in stored["outbox"]] == ["a", "b", "d"]
+    assert wakeups.count == 3  # the insert and the two writes with an event
+    assert await repo.write(gone, {"text": "e"}, event("u1", "e")) is None  # a tombstone
+
+
+async def test_an_insert_may_wake_the_relay_later_and_the_sweep_finds_it_anyway(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    wakeups = Wakeups()
+    repo = OutboxRepository(Note, wakeups)
+    created = event("u1", "a")
+    await repo.insert(Note(owner="u1", text="a"), created, publish=False)
+    assert wakeups.count == 0
+    repo.publish()
+    assert wakeups.count == 1
+    assert await OutboxRelay(redis, f"{namespace}events", [Note]).drain_once() == 1
+
+
+async def test_change_without_a_precondition_and_a_build_with_nothing_to_change(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    repo = OutboxRepository(Note)
+    note, _ = await create("u1", "a")
+
+    async def load() -> Note | None:
+        return await Note.get(note.id)
+
+    def rename_to_b(current: Note) -> tuple[dict[str, Any], Envelope] | None:
+        return None if current.text == "b" else ({"text": "b"}, event(current.owner, "b"))
+
+    written = await repo.change(load, rename_to_b)
+    assert written is not None and written.text == "b"
+    unchanged = await repo.change(load, rename_to_b)  # nothing to change: no write at all
+    assert unchanged is not None and entity_tag(unchanged) == entity_tag(written)
+    stored = await raw(note.id)
+    assert stored is not None and len(stored["outbox"]) == 2
+
+
+async def test_tombstone_each_tombstones_every_document_the_batches_find(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    repo = OutboxRepository(Note)
+    notes = [(await create("u1", text))[0] for text in ("a", "b", "c")]
+    kept, _ = await create("u2", "a")
+
+    async def batch() -> list[Note]:
+        return await Note.find({"owner": "u1", "deleted": False}).limit(2).to_list()
+
+    def delete(current: Note) -> tuple[dict[str, Any], Envelope]:
+        return {}, event(current.owner, "deleted")
+
+    assert await repo.tombstone_each(batch, Note.get, delete) == 3
+    for note in notes:
+        doc = await raw(note.id)
+        assert doc is not None and bool(doc["deleted"]) is True
+    assert await OutboxRelay(redis, f"{namespace}events", [Note]).drain_once() == 7
+    assert [await raw(note.id) for note in notes] == [None, None, None]
+    assert await raw(kept.id) is not None
