@@ -545,12 +545,14 @@ async def test_a_consumer_that_stops_leaves_the_group(
     handler = Recorder()
     c = consumer(redis, namespace, handler, block_ms=10)
     await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
-    task = asyncio.create_task(c.run())
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(c.run())
 
-    async def handled() -> bool:
-        return bool(handler.seen)
+        async def handled() -> bool:
+            return bool(handler.seen)
 
-    await eventually(handled)
+        await eventually(handled)
+    assert [e for e in logged if e["log_level"] != "info"] == []  # a clean start, no retry
     assert c.consumer_name in await consumer_names(redis, c.stream, c.group)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -645,10 +647,68 @@ async def test_run_stops_on_one_cancel_even_when_the_handler_swallows_it(
         except asyncio.CancelledError:
             raise RedisConnectionError("connection closed mid-call") from None
 
-    c = consumer(redis, namespace, swallows_the_cancel, block_ms=10)
+    c = consumer(redis, namespace, swallows_the_cancel, block_ms=10, claim_idle_ms=20)
+    await c.ensure_group()
     await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
+    await asyncio.sleep(0.05)  # reclaimed, so handled in the loop's own task
     task = asyncio.create_task(c.run())
     await asyncio.wait_for(started.wait(), 20)
     task.cancel()  # once: the loop goes on after the error, unless it looks
     await asyncio.wait({task}, timeout=20)  # bounds a consumer that never stops
     assert task.cancelled()
+
+
+async def test_a_cycle_failing_unexpectedly_is_retried_with_back_off_and_run_goes_on(
+    redis: Redis, namespace: str
+) -> None:
+    def broken_predicate(exc: BaseException) -> bool:
+        raise TypeError("a bug in the store_unreachable predicate")
+
+    c = consumer(
+        redis,
+        namespace,
+        Recorder(fail_times=10**6),
+        block_ms=10,
+        claim_idle_ms=20,
+        store_unreachable=broken_predicate,
+    )
+    await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(c.run())
+        await asyncio.sleep(1.0)
+    try:
+        assert not task.done()
+        # Retried after 0.1, 0.2, 0.4, 0.8 s, ...: a handful of cycles, not a busy loop.
+        failures = [e for e in logged if e["event"] == "consumer_error"]
+        assert 1 <= len(failures) <= 6
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_work(
+    redis: Redis, namespace: str
+) -> None:
+    failing, slow = event("u1", "UTC"), event("u2", "UTC")
+    for e in (failing, slow):
+        await redis.xadd(f"{namespace}events", e.to_stream_fields())  # type: ignore[arg-type]
+    seen: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope == failing:
+            raise RuntimeError("cannot apply")
+        await asyncio.sleep(0.2)
+        seen.append(envelope)
+
+    def broken_predicate(exc: BaseException) -> bool:
+        raise TypeError("a bug in the store_unreachable predicate")
+
+    c = consumer(redis, namespace, handler, block_ms=10, store_unreachable=broken_predicate)
+    await c.ensure_group()
+    with pytest.raises(TypeError):
+        await c.process_once()
+    assert seen == [slow]  # u2's work was done and acked before the error came out
+    pending: Any = await redis.xpending_range(c.stream, c.group, min="-", max="+", count=10)
+    assert len(pending) == 1
