@@ -570,7 +570,7 @@ async def test_the_smallest_settings_work_one_entry_a_read_and_the_first_failure
 
     async def handler(envelope: Envelope) -> None:
         if envelope == poison:
-            raise RuntimeError("no such zone")
+            raise RuntimeError("no such zone: " + "Mars/Olympus " * 300)
         seen.append(envelope)
 
     seen: list[Envelope] = []
@@ -581,6 +581,8 @@ async def test_the_smallest_settings_work_one_entry_a_read_and_the_first_failure
     assert await c.process_once() == 1  # one entry read, failed once: dead at once
     dead: Any = await redis.xrange(c.dead_letter_stream)
     assert [Envelope.from_stream_fields(fields) for _, fields in dead] == [poison]
+    error = dead[0][1][DEAD_ERROR]
+    assert error.startswith("RuntimeError: no such zone") and len(error) <= 2000  # capped
     assert seen == []
     assert await c.process_once() == 1
     assert seen == [fine]
