@@ -313,12 +313,14 @@ async def test_entry_delivered_more_than_max_times_is_dead_lettered_without_hand
     entry_id = await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
     await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
     await redis.xclaim(c.stream, c.group, "crashed", 0, [entry_id], retrycount=2)
+    counts: list[int] = []
 
     async def dead_lettered() -> bool:
-        await c.process_once()
+        counts.append(await c.process_once())
         return bool(await redis.xlen(c.dead_letter_stream) == 1)
 
     await eventually(dead_lettered)
+    assert sum(counts) == 1  # dead-lettered counts as handled, once
     assert handler.calls == {}
     dead: Any = await redis.xrange(c.dead_letter_stream)
     assert dead[0][1][DEAD_DELIVERIES] == "3"
