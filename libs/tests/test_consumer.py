@@ -676,6 +676,7 @@ async def test_a_cycle_failing_unexpectedly_is_retried_with_back_off_and_run_goe
         Recorder(fail_times=10**6),
         block_ms=10,
         claim_idle_ms=20,
+        max_deliveries=1000,  # it keeps failing, and keeps coming back
         store_unreachable=broken_predicate,
     )
     await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
