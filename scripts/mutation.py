@@ -12,7 +12,7 @@ A small runner of our own rather than mutmut: mutmut 3 runs the tests in-process
 in the SIGKILL test) that import the workspace packages by path; a copy of the source
 trees first on ``PYTHONPATH`` is seen by both, with no change to the test layout.
 
-Usage: ``python scripts/mutation.py [--module SUBSTRING ...] [--jobs N] [--list]``.
+Usage: ``python scripts/mutation.py [--module SUBSTRING ...] [--line N ...] [--jobs N] [--list]``.
 Writes ``.mutation/results.jsonl`` (``--out``; one line per mutant) and prints the score per module
 and in total, with each survivor.
 """
@@ -91,6 +91,8 @@ class Mutant:
 
 
 def _logging_call(node: ast.AST) -> bool:
+    if isinstance(node, ast.Expr):  # the statement too: dropping it only drops a log line
+        node = node.value
     if isinstance(node, ast.Await):
         node = node.value
     if not isinstance(node, ast.Call):
@@ -275,6 +277,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", help="only modules whose path has this")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at the same time")
+    parser.add_argument(
+        "--line", type=int, action="append", help="only the mutants on this line of the module"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go")
     parser.add_argument("--report", nargs="+", type=Path, help="summarise these results")
@@ -287,6 +292,8 @@ def main() -> int:
         return 0
     modules = [m for m in TARGETS if not args.module or any(s in m for s in args.module)]
     mutants = [mutant for module in modules for mutant in mutants_of(module)]
+    if args.line:
+        mutants = [m for m in mutants if m.line in args.line]
     if args.survivors_of:
         survived = {
             (r["module"], r["number"], r["description"])

@@ -318,6 +318,40 @@ def test_goals_activated_at_the_same_instant_pick_one_by_id() -> None:
     assert chosen is not None and chosen.id == "b"
 
 
+class WipeCrashingRepository(ProjectionRepository):
+    """The real repository, dying once after a user's tombstone, before the wipe."""
+
+    crash_next_wipe = False
+
+    async def wipe_user_data(self, user_id: str) -> None:
+        if self.crash_next_wipe:
+            self.crash_next_wipe = False
+            raise CrashError
+        await super().wipe_user_data(user_id)
+
+
+async def test_a_goal_event_after_a_deletion_that_died_before_its_wipe_wipes(
+    projections: ProjectionService,
+) -> None:
+    """The tombstone is committed, the process dies before the wipe; a straggling goal
+    event handled before the deletion's redelivery leaves nothing either."""
+    repo = WipeCrashingRepository(projections.repo.db)
+    service = ProjectionService(repo)
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(service, t.take())
+    t.delete_user()
+    (deleted,) = t.take()
+    repo.crash_next_wipe = True
+    with pytest.raises(CrashError):
+        await service.handle(deleted)
+    assert await stored_days(repo, t.user_id) != {}  # the crash left the days behind
+    t.activate_goal(goal)
+    await apply(service, t.take())
+    assert await stored_days(repo, t.user_id) == {}
+
+
 async def test_events_after_a_user_deletion_are_handled_not_retried(
     projections: ProjectionService,
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import structlog
 from momentum_libs.consumer import (
     DEAD_DELIVERIES,
     DEAD_ENTRY_ID,
@@ -19,6 +20,7 @@ from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo.errors import NetworkTimeout, ServerSelectionTimeoutError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 Eventually = Callable[..., Awaitable[None]]
 
@@ -195,6 +197,7 @@ async def test_a_store_outage_of_any_length_delays_an_event_but_never_dead_lette
     await c.ensure_group()
     e = event()
     await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    assert await c.process_once() == 0  # not handled: still pending
 
     async def applied() -> bool:
         await c.process_once()
@@ -310,12 +313,14 @@ async def test_entry_delivered_more_than_max_times_is_dead_lettered_without_hand
     entry_id = await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
     await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
     await redis.xclaim(c.stream, c.group, "crashed", 0, [entry_id], retrycount=2)
+    counts: list[int] = []
 
     async def dead_lettered() -> bool:
-        await c.process_once()
+        counts.append(await c.process_once())
         return bool(await redis.xlen(c.dead_letter_stream) == 1)
 
     await eventually(dead_lettered)
+    assert sum(counts) == 1  # dead-lettered counts as handled, once
     assert handler.calls == {}
     dead: Any = await redis.xrange(c.dead_letter_stream)
     assert dead[0][1][DEAD_DELIVERIES] == "3"
@@ -340,10 +345,14 @@ async def test_run_survives_redis_stopping_and_resumes_when_it_is_back(
             return len(handler.seen) >= n
 
         await eventually(lambda: seen(1))
-        own_redis.stop()
-        # Let the loop hit the outage several times.
-        await asyncio.sleep(1.0)
+        with structlog.testing.capture_logs() as logged:
+            own_redis.stop()
+            # Let the loop hit the outage several times.
+            await asyncio.sleep(1.0)
         assert not task.done()
+        # Retried after 0.1, 0.2, 0.4, 0.8 s, ...: a handful of attempts, not a busy loop.
+        failures = [e for e in logged if e["event"] == "consumer_redis_error"]
+        assert 1 <= len(failures) <= 6
         own_redis.start()  # empty again (no persistence): the group must be created anew
 
         after = event(timezone="Asia/Tokyo")
@@ -516,6 +525,22 @@ async def test_dead_consumers_with_nothing_pending_are_forgotten(
     assert "dead-busy" in names and "dead-empty" not in names
     assert await pending_count(redis, c.stream, c.group) == 1
 
+    # Every forget_idle_ms again, not only when the consumer starts.
+    await redis.xgroup_createconsumer(c.stream, c.group, "dead-later")
+    await asyncio.sleep(0.1)
+    await c.process_once()
+    assert "dead-later" not in await consumer_names(redis, c.stream, c.group)
+
+
+async def test_a_consumer_idle_for_less_than_forget_idle_ms_is_kept(
+    redis: Redis, namespace: str
+) -> None:
+    c = consumer(redis, namespace, Recorder(), block_ms=10, forget_idle_ms=60_000)
+    await c.ensure_group()
+    await redis.xgroup_createconsumer(c.stream, c.group, "alive-and-idle")
+    assert await c.process_once() == 0
+    assert "alive-and-idle" in await consumer_names(redis, c.stream, c.group)
+
 
 async def test_a_consumer_that_stops_leaves_the_group(
     redis: Redis, namespace: str, eventually: Eventually
@@ -523,14 +548,173 @@ async def test_a_consumer_that_stops_leaves_the_group(
     handler = Recorder()
     c = consumer(redis, namespace, handler, block_ms=10)
     await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
-    task = asyncio.create_task(c.run())
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(c.run())
 
-    async def handled() -> bool:
-        return bool(handler.seen)
+        async def handled() -> bool:
+            return bool(handler.seen)
 
-    await eventually(handled)
+        await eventually(handled)
+    assert [e for e in logged if e["log_level"] != "info"] == []  # a clean start, no retry
     assert c.consumer_name in await consumer_names(redis, c.stream, c.group)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await consumer_names(redis, c.stream, c.group) == set()
+
+
+async def test_the_smallest_settings_work_one_entry_a_read_and_the_first_failure_dead_letters(
+    redis: Redis, namespace: str
+) -> None:
+    poison, fine = event("u1", "Mars/Olympus"), event("u2", "UTC")
+    for e in (poison, fine):
+        await redis.xadd(f"{namespace}events", e.to_stream_fields())  # type: ignore[arg-type]
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope == poison:
+            raise RuntimeError("no such zone: " + "Mars/Olympus " * 300)
+        seen.append(envelope)
+
+    seen: list[Envelope] = []
+    c = consumer(
+        redis, namespace, handler, block_ms=10, batch_size=1, max_deliveries=1, concurrency=1
+    )
+    await c.ensure_group()
+    assert await c.process_once() == 1  # one entry read, failed once: dead at once
+    dead: Any = await redis.xrange(c.dead_letter_stream)
+    assert [Envelope.from_stream_fields(fields) for _, fields in dead] == [poison]
+    error = dead[0][1][DEAD_ERROR]
+    assert error.startswith("RuntimeError: no such zone") and len(error) <= 2000  # capped
+    assert seen == []
+    assert await c.process_once() == 1
+    assert seen == [fine]
+    assert await pending_count(redis, c.stream, c.group) == 0
+
+
+async def test_a_cycle_counts_reclaimed_and_new_entries_and_waits_for_none_after_reclaiming(
+    redis: Redis, namespace: str
+) -> None:
+    handler = Recorder()
+    # block_ms near the client's 10 s socket timeout: a cycle that blocked would show.
+    c = consumer(redis, namespace, handler, block_ms=9000, claim_idle_ms=20)
+    await c.ensure_group()
+    left = [event(f"u{i}") for i in range(3)]
+    for e in left:
+        await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"}, count=2)  # then it died
+    await asyncio.sleep(0.05)  # past claim_idle_ms
+    # Two reclaimed and one new; the wait_for only bounds a cycle that would block.
+    assert await asyncio.wait_for(c.process_once(), 5) == 3
+    await redis.xadd(c.stream, event("u9").to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})  # died again
+    await asyncio.sleep(0.05)
+    # Reclaimed work and no new entry: it must not wait 9 s for one.
+    assert await asyncio.wait_for(c.process_once(), 5) == 1
+    assert len(handler.seen) == 4
+    assert await pending_count(redis, c.stream, c.group) == 0
+
+
+async def test_block_ms_zero_reads_without_waiting(redis: Redis, namespace: str) -> None:
+    c = consumer(redis, namespace, Recorder(), block_ms=0)
+    await c.ensure_group()
+    # BLOCK 0 would wait for ever: the wait_for only bounds that.
+    assert await asyncio.wait_for(c.process_once(), 5) == 0
+
+
+async def test_a_resp3_client_reads_the_same_events(redis_url: str, namespace: str) -> None:
+    client = Redis.from_url(redis_url, protocol=3, decode_responses=True, socket_timeout=10)
+    try:
+        handler = Recorder()
+        c = consumer(client, namespace, handler, block_ms=10)
+        await c.ensure_group()
+        events = [event("u1", "UTC"), event("u2", "Asia/Tokyo")]
+        for e in events:
+            await client.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+        assert await c.process_once() == 2
+        assert sorted(handler.seen, key=events.index) == events
+        assert await pending_count(client, c.stream, c.group) == 0
+    finally:
+        await client.delete(f"{namespace}events")
+        await client.aclose()
+
+
+async def test_run_stops_on_one_cancel_even_when_the_handler_swallows_it(
+    redis: Redis, namespace: str
+) -> None:
+    """A handler (or its store client) may turn the CancelledError delivered mid-call into
+    an error of its own, which the consumer survives: it must still see it was told to stop."""
+    started = asyncio.Event()
+
+    async def swallows_the_cancel(_: Envelope) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("connection closed mid-call") from None
+
+    c = consumer(redis, namespace, swallows_the_cancel, block_ms=10, claim_idle_ms=20)
+    await c.ensure_group()
+    await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "crashed", {c.stream: ">"})
+    await asyncio.sleep(0.05)  # reclaimed, so handled in the loop's own task
+    task = asyncio.create_task(c.run())
+    await asyncio.wait_for(started.wait(), 20)
+    task.cancel()  # once: the loop goes on after the error, unless it looks
+    await asyncio.wait({task}, timeout=20)  # bounds a consumer that never stops
+    assert task.cancelled()
+
+
+async def test_a_cycle_failing_unexpectedly_is_retried_with_back_off_and_run_goes_on(
+    redis: Redis, namespace: str
+) -> None:
+    def broken_predicate(exc: BaseException) -> bool:
+        raise TypeError("a bug in the store_unreachable predicate")
+
+    c = consumer(
+        redis,
+        namespace,
+        Recorder(fail_times=10**6),
+        block_ms=10,
+        claim_idle_ms=20,
+        max_deliveries=1000,  # it keeps failing, and keeps coming back
+        store_unreachable=broken_predicate,
+    )
+    await redis.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(c.run())
+        await asyncio.sleep(1.0)
+    try:
+        assert not task.done()
+        # Retried after 0.1, 0.2, 0.4, 0.8 s, ...: a handful of cycles, not a busy loop.
+        failures = [e for e in logged if e["event"] == "consumer_error"]
+        assert 1 <= len(failures) <= 6
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_work(
+    redis: Redis, namespace: str
+) -> None:
+    failing, slow = event("u1", "UTC"), event("u2", "UTC")
+    for e in (failing, slow):
+        await redis.xadd(f"{namespace}events", e.to_stream_fields())  # type: ignore[arg-type]
+    seen: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope == failing:
+            raise RuntimeError("cannot apply")
+        await asyncio.sleep(0.2)
+        seen.append(envelope)
+
+    def broken_predicate(exc: BaseException) -> bool:
+        raise TypeError("a bug in the store_unreachable predicate")
+
+    c = consumer(redis, namespace, handler, block_ms=10, store_unreachable=broken_predicate)
+    await c.ensure_group()
+    with pytest.raises(TypeError):
+        await c.process_once()
+    assert seen == [slow]  # u2's work was done and acked before the error came out
+    pending: Any = await redis.xpending_range(c.stream, c.group, min="-", max="+", count=10)
+    assert len(pending) == 1

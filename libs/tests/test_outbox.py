@@ -22,8 +22,9 @@ from momentum_libs.outbox import (
 from momentum_libs.problems import ProblemError
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.testing.plugin import OwnRedis
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 Eventually = Callable[..., Awaitable[None]]
@@ -38,16 +39,65 @@ class Note(OutboxDocument):
         indexes = [OUTBOX_INDEX]
 
 
-@pytest.fixture
-async def mongo(mongodb_url: str, namespace: str) -> AsyncIterator[AsyncMongoClient[Any]]:
-    client = mongo_client(mongodb_url, 5000)
+class Memo(OutboxDocument):
+    """A second document class: a service's relay serves all of its classes at once."""
+
+    owner: str
+
+    class Settings:
+        name = "memos"
+        indexes = [OUTBOX_INDEX]
+
+
+@contextlib.asynccontextmanager
+async def outbox_database(
+    client: AsyncMongoClient[Any], namespace: str
+) -> AsyncIterator[AsyncMongoClient[Any]]:
     database = f"{namespace}outbox"
-    await init_documents(client, database, [Note])
+    await init_documents(client, database, [Note, Memo])
     try:
         yield client
     finally:
         await client.drop_database(database)
         await client.close()
+
+
+@pytest.fixture
+async def mongo(mongodb_url: str, namespace: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    async with outbox_database(mongo_client(mongodb_url, 5000), namespace) as client:
+        yield client
+
+
+class PendingScans(monitoring.CommandListener):
+    """Counts the relay's passes as MongoDB sees them: each pass finds the pending
+    documents of each class once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("filter") == PENDING:
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+PENDING = {"outbox_pending": True}
+
+
+@pytest.fixture
+async def scans(mongodb_url: str, namespace: str) -> AsyncIterator[PendingScans]:
+    """The outbox database on a client whose relay passes are counted."""
+    counter = PendingScans()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongodb_url, event_listeners=[counter], tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    async with outbox_database(client, namespace):
+        yield counter
 
 
 def event(owner: str, timezone: str) -> Envelope:
@@ -309,6 +359,7 @@ async def test_one_racing_writer_in_a_batch_keeps_its_event_and_the_rest_clear_a
         if note is racer:
             assert ids([Envelope.model_validate(e) for e in doc["outbox"]]) == ids(racing)
             assert doc["outbox_pending"]
+            assert doc["version"] == note.version + 2  # the writer's write, one clear
         else:  # cleared once: one version bump, not two
             assert (doc["outbox"], bool(doc["outbox_pending"])) == ([], False)
             assert doc["version"] == note.version + 1
@@ -408,3 +459,221 @@ async def test_the_etag_follows_writes_not_the_relay_and_if_match_is_checked_in_
     assert failed.value.status == 412
     unchanged = await load()
     assert unchanged is not None and unchanged.text == "second"
+
+
+async def stop(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_run_publishes_at_once_when_notified_and_an_idle_relay_waits_for_the_sweep(
+    scans: PendingScans, redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note], sweep_interval_s=3600, batch_size=2)
+    written = [(await create("u1", text))[1] for text in ("a", "b", "c")]
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def out(n: int) -> bool:
+            return len(await published(redis, stream)) == n
+
+        # A full batch means more may wait: the relay goes on before it sleeps.
+        await eventually(lambda: out(3))
+        assert ids(await published(redis, stream)) == ids(written)
+        await asyncio.sleep(0.2)  # time enough for a relay that spins to show it
+        assert scans.count == 2  # a full batch, then the rest; then it waits
+
+        _, later = await create("u1", "d")
+        relay.notify()  # an hour before the next sweep
+        await eventually(lambda: out(4))
+        await asyncio.sleep(0.2)
+        assert scans.count == 3  # one pass per notify, then it waits again
+        assert ids(await published(redis, stream))[-1] == later.event_id
+        assert not task.done()
+    finally:
+        await stop(task)
+
+
+async def test_run_stops_on_one_cancel_even_when_a_store_client_swallows_it(
+    mongo: AsyncMongoClient[Any], hooked: HookedRedis, namespace: str
+) -> None:
+    """A client may turn the CancelledError delivered mid-call into an error of its own,
+    which the relay's loop survives: it must still see that it was asked to stop."""
+    relay = OutboxRelay(hooked, f"{namespace}events", [Note], sweep_interval_s=0.05)
+    await create("u1", "a")
+    publishing = asyncio.Event()
+
+    async def swallow_the_cancel() -> None:
+        hooked.after_publish = None
+        publishing.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("connection closed mid-call") from None
+
+    hooked.after_publish = swallow_the_cancel
+    task = asyncio.create_task(relay.run())
+    await asyncio.wait_for(publishing.wait(), 20)
+    task.cancel()  # once: the loop goes on after the error, unless it looks
+    await asyncio.wait({task}, timeout=20)  # bounds a relay that never stops
+    assert task.cancelled()
+
+
+async def test_one_relay_publishes_every_document_class_it_serves(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note, Memo])
+    _, note_created = await create("u1", "a")
+    memo_created = event("u1", "memo")
+    await OutboxRepository(Memo).insert(Memo(owner="u1"), memo_created)
+    assert await relay.drain_once() == 2  # counted over both classes
+    assert ids(await published(redis, stream)) == [note_created.event_id, memo_created.event_id]
+    assert await relay.drain_once() == 0
+
+
+async def test_invalid_entries_are_dead_lettered_with_their_error_capped(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    relay = OutboxRelay(redis, f"{namespace}events", [Note])
+    one_error = event("u1", "UTC").model_dump(mode="json")
+    del one_error["user_id"]
+    many_errors = event("u1", "UTC").model_dump(mode="json") | {
+        f"unexpected_{i}": i for i in range(100)
+    }
+    await Note.get_pymongo_collection().insert_one(
+        {"owner": "u1", "text": "a", "version": 1, "deleted": False}
+        | {"outbox": [one_error, many_errors], "outbox_pending": True}
+    )
+    assert await relay.drain_once() == 2
+    dead: Any = await redis.xrange(relay.dead_letter_stream)
+    errors = [fields["dead_letter_error"] for _, fields in dead]
+    assert "user_id" in errors[0] and "Field required" in errors[0]
+    assert "unexpected_0" in errors[1]
+    assert len(errors[1]) <= 2000  # a dead letter stays small, however broken the entry
+    assert await relay.drain_once() == 0
+
+
+async def test_a_writer_racing_the_relay_over_an_invalid_entry_keeps_its_event(
+    mongo: AsyncMongoClient[Any], hooked: HookedRedis, namespace: str
+) -> None:
+    """The relay tells entries apart by event id, and an invalid one (none) by its content."""
+    relay = OutboxRelay(hooked, f"{namespace}events", [Note])
+    broken = {"type": "note.exploded"}
+    collection = Note.get_pymongo_collection()
+    inserted = await collection.insert_one(
+        {"owner": "u1", "text": "a", "version": 1, "deleted": False}
+        | {"outbox": [broken], "outbox_pending": True}
+    )
+    racing = event("u1", "racing")
+
+    async def writer_adds_an_event() -> None:
+        hooked.after_publish = None
+        await collection.update_one(
+            {"_id": inserted.inserted_id},
+            {"$set": {"outbox": [broken, racing.model_dump(mode="json")]}, "$inc": {"version": 1}},
+        )
+
+    hooked.after_publish = writer_adds_an_event
+    assert await relay.drain_once() == 1  # the dead letter
+    doc = await raw(inserted.inserted_id)
+    assert doc is not None
+    assert [Envelope.model_validate(e) for e in doc["outbox"]] == [racing]
+    assert await relay.drain_once() == 1
+    assert ids(await published(hooked, f"{namespace}events")) == [racing.event_id]
+
+
+class Wakeups:
+    """The relay's notify as a repository sees it: counts the wake-ups."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def test_each_write_returns_the_document_as_stored_ready_for_the_next_write(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    wakeups = Wakeups()
+    repo = OutboxRepository(Note, wakeups)
+    note = await repo.insert(Note(owner="u1", text="a"), event("u1", "a"))
+    tags = [entity_tag(note)]
+    renamed = await repo.write(note, {"text": "b"}, event("u1", "b"))
+    assert renamed is not None
+    quiet = await repo.write(renamed, {"text": "c"}, None)  # a change no consumer hears of
+    assert quiet is not None
+    gone = await repo.write(quiet, {"text": "d"}, event("u1", "d"), delete=True)
+    assert gone is not None and gone.deleted is True
+    for written in (renamed, quiet, gone):
+        tags.append(entity_tag(written))
+    assert len(set(tags)) == 4  # every write a new ETag, never an old one again
+    stored = await raw(note.id)
+    assert stored is not None
+    assert (stored["version"], stored["revision"], stored["text"]) == (
+        gone.version,
+        gone.revision,
+        "d",
+    )
+    assert bool(stored["deleted"]) is True
+    assert [e["payload"]["timezone"] for e in stored["outbox"]] == ["a", "b", "d"]
+    assert wakeups.count == 3  # the insert and the two writes with an event
+    assert await repo.write(gone, {"text": "e"}, event("u1", "e")) is None  # a tombstone
+
+
+async def test_an_insert_may_wake_the_relay_later_and_the_sweep_finds_it_anyway(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    wakeups = Wakeups()
+    repo = OutboxRepository(Note, wakeups)
+    created = event("u1", "a")
+    await repo.insert(Note(owner="u1", text="a"), created, publish=False)
+    assert wakeups.count == 0
+    repo.publish()
+    assert wakeups.count == 1
+    assert await OutboxRelay(redis, f"{namespace}events", [Note]).drain_once() == 1
+
+
+async def test_change_without_a_precondition_and_a_build_with_nothing_to_change(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    repo = OutboxRepository(Note)
+    note, _ = await create("u1", "a")
+
+    async def load() -> Note | None:
+        return await Note.get(note.id)
+
+    def rename_to_b(current: Note) -> tuple[dict[str, Any], Envelope] | None:
+        return None if current.text == "b" else ({"text": "b"}, event(current.owner, "b"))
+
+    written = await repo.change(load, rename_to_b)
+    assert written is not None and written.text == "b"
+    unchanged = await repo.change(load, rename_to_b)  # nothing to change: no write at all
+    assert unchanged is not None and entity_tag(unchanged) == entity_tag(written)
+    stored = await raw(note.id)
+    assert stored is not None and len(stored["outbox"]) == 2
+
+
+async def test_tombstone_each_tombstones_every_document_the_batches_find(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    repo = OutboxRepository(Note)
+    notes = [(await create("u1", text))[0] for text in ("a", "b", "c")]
+    kept, _ = await create("u2", "a")
+
+    async def batch() -> list[Note]:
+        return await Note.find({"owner": "u1", "deleted": False}).limit(2).to_list()
+
+    def delete(current: Note) -> tuple[dict[str, Any], Envelope]:
+        return {}, event(current.owner, "deleted")
+
+    assert await repo.tombstone_each(batch, Note.get, delete) == 3
+    for note in notes:
+        doc = await raw(note.id)
+        assert doc is not None and bool(doc["deleted"]) is True
+    assert await OutboxRelay(redis, f"{namespace}events", [Note]).drain_once() == 7
+    assert [await raw(note.id) for note in notes] == [None, None, None]
+    assert await raw(kept.id) is not None

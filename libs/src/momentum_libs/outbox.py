@@ -191,6 +191,8 @@ class OutboxRepository(Generic[D]):
         changed.update(
             version=doc.version + 1, revision=doc.revision + 1, deleted=delete or doc.deleted
         )
+        if event is not None:  # as stored: a next write from it keeps the unpublished events
+            changed.update(outbox=[*doc.outbox, event], outbox_pending=True)
         return cast(D, doc.model_copy(update=changed))
 
     async def change(
