@@ -46,6 +46,15 @@ class FileClock(Clock):
             raise ValueError(f"the test clock file holds {text!r}, an instant without an offset")
         return instant.astimezone(UTC)
 
+    def set(self, instant: datetime | str) -> None:
+        """Move the clock of every service reading ``path`` (tests write it this way)."""
+        text = instant if isinstance(instant, str) else instant.isoformat()
+        self.path.write_text(text)
+
+    def reset(self) -> None:
+        """Back to the real clock."""
+        self.path.unlink(missing_ok=True)
+
 
 def clock_for(test_clock_file: Path | None) -> Clock:
     return Clock() if test_clock_file is None else FileClock(test_clock_file)
