@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from momentum_libs.clock import FileClock
 from momentum_libs.devstack import Stack
 from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
 
@@ -119,6 +120,10 @@ def own_mongo(tmp_path: Path) -> Iterator[OwnMongo]:
         server.stop()
 
 
+STACK_CLOCK = "test-clock"
+"""The stack's test clock file, in its data dir (momentum_libs.clock.FileClock)."""
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
@@ -126,13 +131,31 @@ def stack(
     """The whole stack, started once per test session on free ports, namespaced."""
     data_dir = tmp_path_factory.mktemp("stack")
     namespace = f"s{uuid.uuid4().hex[:10]}_"
+    # The services compute users' "today" on a test clock that runs true until a test
+    # sets it (the ``stack_clock`` fixture).
+    clock_env = {"MOMENTUM_TEST_CLOCK_FILE": str(data_dir / STACK_CLOCK)}
     try:
         with Stack(
-            data_dir, namespace=namespace, mongodb_url=mongodb_url, redis_url=redis_url
+            data_dir,
+            namespace=namespace,
+            mongodb_url=mongodb_url,
+            redis_url=redis_url,
+            extra_env=clock_env,
         ) as running:
             yield running
     finally:
         drop_namespace(redis_url, namespace)
+
+
+@pytest.fixture
+def stack_clock(stack: Stack) -> Iterator[FileClock]:
+    """The clock the stack's services compute users' "today" at: a test sets it (``set``);
+    it runs true again after the test."""
+    clock = FileClock(stack.data_dir / STACK_CLOCK)
+    try:
+        yield clock
+    finally:
+        clock.reset()
 
 
 def drop_namespace(redis_url: str, namespace: str) -> int:

@@ -38,8 +38,11 @@ class BreakRepository(OwnedRepository[Break]):
             "user_id": brk.user_id,
             "goal_id": brk.goal_id,
             "deleted": False,
-            "_id": {"$ne": brk.id},
             "start_date": {"$lte": brk.end_date},
             "end_date": {"$gte": brk.start_date},
         }
-        return await Break.find_one(query)
+        # ``brk`` itself is left out here, not by ``_id: {$ne}``: the embedded MongoDB
+        # server matches nothing when that meets ``goal_id: null``. Two are enough: at
+        # most one of them is ``brk``.
+        found = await Break.find(query).limit(2).to_list()
+        return next((other for other in found if other.id != brk.id), None)

@@ -17,9 +17,10 @@ class DaysRepository:
     async def keep_newer(self, user_id: str, fields: dict[str, Any], event_at: datetime) -> None:
         """Store ``fields`` unless what is stored came from an event as new or newer."""
         collection = UserDays.get_pymongo_collection()
-        state = {**fields, "event_at": event_at}
+        event_ms = round(event_at.timestamp() * 1000)
+        state = {**fields, "event_ms": event_ms}
         result = await collection.update_one(
-            {"_id": user_id, "event_at": {"$lt": event_at}}, {"$set": state}
+            {"_id": user_id, "event_ms": {"$lt": event_ms}}, {"$set": state}
         )
         if result.matched_count:
             return
