@@ -47,15 +47,24 @@ def settled(stack: Stack, account: Account, events: int) -> None:
 
         entry = wait_for(latest, lambda found: found is not None)
         assert entry is not None
+        consumed(stack, TRACKING_GROUP, entry)
+    finally:
+        client.close()
+
+
+def consumed(stack: Stack, group_name: str, entry: str) -> None:
+    """Wait until consumer group ``group_name`` has handled the stream entry ``entry``."""
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
 
         def handled() -> bool:
             groups: Any = client.xinfo_groups(stack.events_stream)
-            group = next((g for g in groups if g["name"] == TRACKING_GROUP), None)
+            group = next((g for g in groups if g["name"] == group_name), None)
             if group is None or _entry_key(group["last-delivered-id"]) < _entry_key(entry):
                 return False
-            return not client.xpending_range(stack.events_stream, TRACKING_GROUP, entry, entry, 1)
+            return not client.xpending_range(stack.events_stream, group_name, entry, entry, 1)
 
-        assert wait_for(handled, bool), "tracking did not handle the user event"
+        assert wait_for(handled, bool), f"{group_name} did not handle {entry}"
     finally:
         client.close()
 
@@ -370,6 +379,17 @@ def test_break_rules(gateway: httpx.Client, stack: Stack, stack_clock: FileClock
     ]
     assert len(of_ninety) == 2 and of_ninety[0] == 1 < of_ninety[1], of_ninety
     deleted = user_events(stack, uid, EventType.BREAK_DELETED)
+    # analytics and tracking read break events (and the new user fields) and skip them:
+    # none is dead-lettered.
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        last: Any = client.xrevrange(stack.events_stream, count=1)
+        for group in ("analytics", TRACKING_GROUP):
+            consumed(stack, group, last[0][0])
+            dead: Any = client.xrange(f"{stack.events_stream}.dead.{group}")
+            assert not [f for _, f in dead if uid in f.get("event", "")], group
+    finally:
+        client.close()
     gone = {e.payload["break_id"] for e in deleted}
     # The deleted one, and the refused ones (404, 409: written, then taken back), not
     # the breaks that stay.
