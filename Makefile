@@ -21,7 +21,8 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml */pyproject.toml
 install: $(VENV)/.installed
 
 # System packages some tests need, from Debian: the browser test renders /docs in chromium
-# (playwright never downloads a browser); the monitoring tests run Prometheus and promtool.
+# (playwright never downloads a browser); the monitoring tests run Prometheus (scraping the
+# test stack) and promtool.
 # Installed when missing and we can (root with apt-get); else one line says what to install.
 CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
@@ -33,16 +34,6 @@ $(SYSTEM_TOOLS):
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGE); \
 	else \
 		echo "The tests need Debian's $(DEBIAN_PACKAGE): run 'sudo apt-get install -y $(DEBIAN_PACKAGE)'" >&2; \
-		exit 1; \
-	fi
-
-# The cross-service metrics test scrapes the stack with Debian's Prometheus (never skipped).
-PROMETHEUS := /usr/bin/prometheus
-$(PROMETHEUS):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
-	else \
-		echo "The metrics test needs Debian's prometheus: run 'sudo apt-get install -y prometheus'" >&2; \
 		exit 1; \
 	fi
 

@@ -25,7 +25,17 @@ def test_register_returns_the_user_without_secrets(gateway: httpx.Client) -> Non
     )
     assert response.status_code == 201, response.text
     user = response.json()
-    assert set(user) == {"id", "email", "display_name", "timezone", "created_at", "updated_at"}
+    assert set(user) == {
+        "id",
+        "email",
+        "display_name",
+        "timezone",
+        "rest_weekdays",
+        "day_start",
+        "daily_goal_minutes",
+        "created_at",
+        "updated_at",
+    }
     assert user["email"] == email
     assert user["timezone"] == "Europe/Berlin"
     assert PASSWORD not in response.text

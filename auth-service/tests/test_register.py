@@ -25,7 +25,22 @@ async def test_register_returns_the_user_and_no_secret(client: httpx.AsyncClient
     )
     assert response.status_code == 201, response.text
     user = response.json()
-    assert set(user) == {"id", "email", "display_name", "timezone", "created_at", "updated_at"}
+    assert set(user) == {
+        "id",
+        "email",
+        "display_name",
+        "timezone",
+        "rest_weekdays",
+        "day_start",
+        "daily_goal_minutes",
+        "created_at",
+        "updated_at",
+    }
+    assert (user["rest_weekdays"], user["day_start"], user["daily_goal_minutes"]) == (
+        [],
+        "00:00",
+        1,
+    )
     assert user["email"] == email
     assert user["display_name"] == "Ada"
     assert user["timezone"] == "Europe/Berlin"

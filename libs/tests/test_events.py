@@ -7,6 +7,7 @@ import pytest
 from momentum_libs.events import (
     PAYLOADS,
     STREAM_FIELD,
+    BreakPayload,
     Envelope,
     EventType,
     GoalDeletedPayload,
@@ -23,7 +24,22 @@ from momentum_libs.events import (
 from pydantic import BaseModel
 
 SAMPLES: dict[type[BaseModel], BaseModel] = {
-    UserPayload: UserPayload(timezone="Europe/Paris"),
+    UserPayload: UserPayload(
+        timezone="Europe/Paris",
+        day_start="04:00",
+        rest_weekdays=["sat", "sun"],
+        daily_goal_minutes=20,
+        effective_date=date(2026, 1, 6),
+        effective_from=datetime(2026, 1, 6, 3, tzinfo=UTC),
+    ),
+    BreakPayload: BreakPayload(
+        break_id="b1",
+        goal_id=None,
+        start_date=date(2026, 1, 6),
+        end_date=date(2026, 1, 9),
+        kind="vacation",
+        version=1,
+    ),
     UserDeletedPayload: UserDeletedPayload(),
     GoalPayload: GoalPayload(
         goal_id="g1",
@@ -161,3 +177,12 @@ def test_json_schemas_cover_every_event_type() -> None:
         sample = SAMPLES[PAYLOADS[event_type]].model_dump(mode="json")
         assert set(sample) <= set(schema.get("properties", {}))
         assert schema.get("additionalProperties") is False
+
+
+def test_a_user_event_from_before_the_day_settings_still_reads() -> None:
+    """Events written before day settings existed carry the timezone alone: they mean
+    the defaults, which consumers fill in (None here), never a dead letter."""
+    old = Envelope(type=EventType.USER_UPDATED, user_id="u1", payload={"timezone": "Asia/Tokyo"})
+    payload = old.typed_payload()
+    assert payload == UserPayload(timezone="Asia/Tokyo")
+    assert (payload.day_start, payload.rest_weekdays, payload.effective_date) == (None, None, None)

@@ -169,7 +169,7 @@ async def test_create_update_delete_publish_in_order_and_the_tombstone_goes(
 
     events = await published(redis, stream)
     assert ids(events) == [e.event_id for e in (created, updated, updated_again, deleted)]
-    assert events[-1].payload == {"timezone": "delete/c"}
+    assert events[-1].typed_payload() == UserPayload(timezone="delete/c")
     assert await raw(note.id) is None  # tombstone removed once its last event is out
     assert await relay.drain_once() == 0
     assert len(await published(redis, stream)) == 4

@@ -60,6 +60,12 @@ def _run(base_url: str, token: str, workdir: Path, *filters: str) -> None:
         CHECKS,
         "--phases",
         "examples,coverage,fuzzing",
+        # One worker: with several, hypothesis (describing a filter) calls ast.parse from
+        # two threads at once, which CPython 3.11 can answer with a spurious SystemError
+        # ("AST constructor recursion depth mismatch", python/cpython#106905): a
+        # "Runtime Error" of the tool, decided by which operations run side by side.
+        "--workers",
+        "1",
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",

@@ -76,7 +76,7 @@ def _build_state(
         background=background,
         signing_key=signing_key,
         relay=relay,
-        users=UserService(user_repository, tokens, passwords),
+        users=UserService(user_repository, tokens, passwords, settings.clock),
         tokens=tokens,
     )
 

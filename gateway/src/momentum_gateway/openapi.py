@@ -57,6 +57,8 @@ TAG_DESCRIPTIONS = {
     "weekly targets": "Minutes per ISO week (Monday to Sunday) planned for a goal.",
     "daily logs": "Minutes worked towards a goal on a date. Creation is retry-safe with "
     "an `Idempotency-Key`.",
+    "breaks": "Days declared protected, for one goal or every goal: today or later, never "
+    "the past.",
     "analytics": "Dashboard, weekly summary, streaks and heatmap, computed from the daily "
     "logs' events: a change shows here moments after it is made.",
     "health": "Liveness of the gateway and of what is behind it.",

@@ -16,6 +16,7 @@ PREFIXES: Final[dict[str, str]] = {
     "goals": TRACKING,
     "weekly-targets": TRACKING,
     "daily-logs": TRACKING,
+    "breaks": TRACKING,
     "analytics": ANALYTICS,
 }
 

@@ -8,7 +8,7 @@ version they know and dead-letter the rest (see README, "Evolving an event").
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,16 +39,35 @@ class EventType(StrEnum):
     LOG_CREATED = "log.created"
     LOG_UPDATED = "log.updated"
     LOG_DELETED = "log.deleted"
+    BREAK_CREATED = "break.created"
+    BREAK_UPDATED = "break.updated"
+    BREAK_DELETED = "break.deleted"
 
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+BreakKind = Literal["vacation", "sick", "rest", "other"]
+
+
 class UserPayload(_Payload):
-    """user.registered and user.updated: what other services need to know of a user."""
+    """user.registered and user.updated: what other services need to know of a user.
+
+    Every event carries the whole current state. The day settings were added later:
+    an event without them (None) means their defaults (``day_start`` "00:00",
+    ``rest_weekdays`` [], ``daily_goal_minutes`` 1). ``effective_date`` is the user's
+    local date from which this state applies (their today when they changed it, under
+    the settings before; the date they registered), ``effective_from`` that day's first
+    instant: days before it keep the settings they had."""
 
     timezone: str
+    day_start: str | None = None
+    rest_weekdays: list[Weekday] | None = None
+    daily_goal_minutes: int | None = None
+    effective_date: date | None = None
+    effective_from: UtcDatetime | None = None
 
 
 class UserDeletedPayload(_Payload):
@@ -105,6 +124,18 @@ class LogUpdatedPayload(_Payload):
     new: LogState
 
 
+class BreakPayload(_Payload):
+    """break.created, break.updated, break.deleted (the state before deletion).
+    ``goal_id`` None: the break covers every goal of the user."""
+
+    break_id: str
+    goal_id: str | None
+    start_date: date
+    end_date: date
+    kind: BreakKind
+    version: int
+
+
 PAYLOADS: dict[EventType, type[_Payload]] = {
     EventType.USER_REGISTERED: UserPayload,
     EventType.USER_UPDATED: UserPayload,
@@ -119,6 +150,9 @@ PAYLOADS: dict[EventType, type[_Payload]] = {
     EventType.LOG_CREATED: LogPayload,
     EventType.LOG_UPDATED: LogUpdatedPayload,
     EventType.LOG_DELETED: LogPayload,
+    EventType.BREAK_CREATED: BreakPayload,
+    EventType.BREAK_UPDATED: BreakPayload,
+    EventType.BREAK_DELETED: BreakPayload,
 }
 CURRENT_VERSION = 1
 

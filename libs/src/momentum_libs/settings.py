@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from momentum_libs.clock import Clock, clock_for
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -94,9 +96,28 @@ class ServiceSettings(BaseSettings):
         "exported there; unset: no spans, trace ids in logs and events only",
     )
 
+    test_clock_file: Path | None = Field(
+        None,
+        validation_alias=_shared("MOMENTUM_TEST_CLOCK_FILE"),
+        description="Tests only, refused in production: a file holding the instant "
+        '(ISO 8601) that users\' "today" is computed at; the real clock while it is '
+        "missing or empty",
+    )
+
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def clock(self) -> Clock:
+        """What users' "today" is computed at (momentum_libs.clock)."""
+        return clock_for(self.test_clock_file)
+
+    @model_validator(mode="after")
+    def _no_test_clock_in_production(self) -> "ServiceSettings":
+        if self.is_production and self.test_clock_file is not None:
+            raise ValueError("MOMENTUM_TEST_CLOCK_FILE is for tests; production refuses it")
+        return self
 
 
 class VerifyingServiceSettings(ServiceSettings):

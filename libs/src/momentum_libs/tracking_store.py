@@ -19,9 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from momentum_libs.events import BreakKind
+
 GOALS = "goals"
 TARGETS = "weekly_targets"
 LOGS = "daily_logs"
+BREAKS = "breaks"
 
 
 class _Stored(BaseModel):
@@ -65,7 +68,19 @@ class StoredLog(_Stored):
     minutes: int
 
 
-CONTRACT: dict[str, type[_Stored]] = {GOALS: StoredGoal, TARGETS: StoredTarget, LOGS: StoredLog}
+class StoredBreak(_Stored):
+    goal_id: str | None  # None: every goal of the user
+    start_date: str  # "YYYY-MM-DD", the user's local dates, both inclusive
+    end_date: str
+    kind: BreakKind
+
+
+CONTRACT: dict[str, type[_Stored]] = {
+    GOALS: StoredGoal,
+    TARGETS: StoredTarget,
+    LOGS: StoredLog,
+    BREAKS: StoredBreak,
+}
 """Each collection of tracking's database the rebuild reads, and its documents' shape."""
 
 

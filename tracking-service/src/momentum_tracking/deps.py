@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
 from momentum_libs.state import service_state
 
+from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.erasure.service import ErasureService
 from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.service import LogService
@@ -29,6 +30,10 @@ async def _logs(request: Request) -> LogService:
     return _state(request).logs
 
 
+async def _breaks(request: Request) -> BreakService:
+    return _state(request).breaks
+
+
 async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
@@ -36,6 +41,7 @@ async def _erasure(request: Request) -> ErasureService:
 Goals = Annotated[GoalService, Depends(_goals)]
 Targets = Annotated[TargetService, Depends(_targets)]
 Logs = Annotated[LogService, Depends(_logs)]
+Breaks = Annotated[BreakService, Depends(_breaks)]
 Erasure = Annotated[ErasureService, Depends(_erasure)]
 
-__all__ = ["CurrentUser", "Erasure", "Goals", "Logs", "Targets"]
+__all__ = ["Breaks", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]

@@ -17,6 +17,13 @@ from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
 from momentum_libs.tokens import KeyLookup
 
+from momentum_tracking.breaks.models import Break
+from momentum_tracking.breaks.repository import BreakRepository
+from momentum_tracking.breaks.router import router as breaks_router
+from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.days.models import UserDays
+from momentum_tracking.days.repository import DaysRepository
+from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService, UserEventsHandler
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
@@ -35,8 +42,8 @@ from momentum_tracking.targets.service import TargetService
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog)
-DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord)
+OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
+DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays)
 
 
 def create_app(
@@ -63,13 +70,14 @@ def create_app(
         settings,
         lifespan,
         title="Momentum tracking-service",
-        description="Goals, weekly targets and daily logs; every change is published as an "
+        description="Goals, weekly targets, daily logs and breaks; every change is published as an "
         "event through a transactional outbox.",
     )
-    document_preconditions(goals_router, targets_router, logs_router)
+    document_preconditions(goals_router, targets_router, logs_router, breaks_router)
     app.include_router(goals_router)
     app.include_router(targets_router)
     app.include_router(logs_router)
+    app.include_router(breaks_router)
     app.include_router(health_router)
     return app
 
@@ -99,10 +107,14 @@ async def _build(
     goal_repository = GoalRepository(relay.notify)
     target_repository = TargetRepository(relay.notify)
     log_repository = LogRepository(relay.notify)
+    break_repository = BreakRepository(relay.notify)
     key_repository = IdempotencyRepository()
     goals = GoalService(goal_repository)
-    erasure = ErasureService(goal_repository, target_repository, log_repository, key_repository)
-    user_events = UserEventsHandler(erasure)
+    days = DayService(DaysRepository(), settings.clock)
+    erasure = ErasureService(
+        goal_repository, target_repository, log_repository, break_repository, key_repository, days
+    )
+    user_events = UserEventsHandler(erasure, days)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -114,6 +126,8 @@ async def _build(
         replay_consumer=replay_consumer(settings, consumer_redis, user_events),
         goals=goals,
         targets=TargetService(target_repository, goals),
-        logs=LogService(log_repository, key_repository, goals, settings),
+        logs=LogService(log_repository, key_repository, goals, days, settings),
+        breaks=BreakService(break_repository, goals, days),
+        days=days,
         erasure=erasure,
     )

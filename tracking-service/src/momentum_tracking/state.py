@@ -6,6 +6,8 @@ from momentum_libs.consumer import StreamConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState
 
+from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService
 from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.service import LogService
@@ -22,4 +24,6 @@ class TrackingState(ServiceState):
     goals: GoalService
     targets: TargetService
     logs: LogService
+    breaks: BreakService
+    days: DayService
     erasure: ErasureService

@@ -1,3 +1,4 @@
+from momentum_libs.events import Weekday
 from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument
 from momentum_libs.timestamps import UtcDatetime
 from pymongo import IndexModel
@@ -13,6 +14,14 @@ class User(OutboxDocument):
     password_hash: str
     display_name: str | None = None
     timezone: str = "UTC"
+    day_start: str = "00:00"  # "HH:MM"
+    rest_weekdays: list[Weekday] = []  # in week order
+    daily_goal_minutes: int = 1
+    # The local day the user was in when their day settings (timezone included) last
+    # changed, or when they registered: the settings apply from it on, and today never
+    # goes back before it (momentum_libs.localday.today). None: an account from before.
+    settings_from: str | None = None  # "YYYY-MM-DD"
+    settings_from_at: UtcDatetime | None = None  # the first instant of that day
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

@@ -1,14 +1,16 @@
 """Users: registration, profile changes, password change, deletion — and their events."""
 
+from datetime import date, datetime
 from typing import Any
 
 import structlog
 from beanie import PydanticObjectId
 from bson import ObjectId
-from momentum_libs.clock import utcnow
+from momentum_libs.clock import Clock, utcnow
 from momentum_libs.deps import unauthorized
 from momentum_libs.events import Envelope, EventType, UserDeletedPayload, UserPayload
 from momentum_libs.ids import parse_object_id
+from momentum_libs.localday import DayFloor, LocalDay, local_day, parse_day_start, today, zone
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
 from momentum_libs.tokens import AccessClaims
@@ -33,17 +35,47 @@ def _account_id(claims: AccessClaims) -> ObjectId:
     return account_id
 
 
-def _profile_change(user: User, data: UserUpdate, user_id: str) -> Change | None:
+DAY_SETTINGS = ("timezone", "rest_weekdays", "day_start", "daily_goal_minutes")
+"""What decides a user's days: a change applies from their local today on."""
+
+
+def user_today(user: User, now: datetime) -> LocalDay:
+    """The user's local day at ``now``: never before the day of their last settings change."""
+    floor = None
+    if user.settings_from is not None and user.settings_from_at is not None:
+        floor = DayFloor(date.fromisoformat(user.settings_from), user.settings_from_at)
+    return today(now, zone(user.timezone), parse_day_start(user.day_start), floor)
+
+
+def user_event(type_: EventType, user: User) -> Envelope:
+    """``user.registered``/``user.updated``: the user's whole day state, and since when."""
+    payload = UserPayload(
+        timezone=user.timezone,
+        day_start=user.day_start,
+        rest_weekdays=user.rest_weekdays,
+        daily_goal_minutes=user.daily_goal_minutes,
+        effective_date=date.fromisoformat(user.settings_from) if user.settings_from else None,
+        effective_from=user.settings_from_at,
+    )
+    return Envelope.create(type_, str(user.id), payload)
+
+
+def _profile_change(user: User, data: UserUpdate, now: datetime) -> Change | None:
     """The profile fields ``data`` changes on ``user`` as read, and their event."""
     fields: dict[str, Any] = {}
     if "display_name" in data.model_fields_set and data.display_name != user.display_name:
         fields["display_name"] = data.display_name
-    if data.timezone is not None and data.timezone != user.timezone:
-        fields["timezone"] = data.timezone
+    for name in DAY_SETTINGS:
+        value = getattr(data, name)
+        if value is not None and value != getattr(user, name):
+            fields[name] = value
     if not fields:
         return None
-    timezone = fields.get("timezone", user.timezone)
-    return fields, Envelope.create(EventType.USER_UPDATED, user_id, UserPayload(timezone=timezone))
+    if fields.keys() & set(DAY_SETTINGS):
+        # From the day the user is in now, by the settings they had until now.
+        day = user_today(user, now)
+        fields.update(settings_from=day.date.isoformat(), settings_from_at=day.starts_at)
+    return fields, user_event(EventType.USER_UPDATED, user.model_copy(update=fields))
 
 
 def _erased(user: User) -> Change:
@@ -58,26 +90,30 @@ def _erased(user: User) -> Change:
 
 
 class UserService:
-    def __init__(self, users: UserRepository, tokens: TokenService, passwords: Passwords) -> None:
+    def __init__(
+        self, users: UserRepository, tokens: TokenService, passwords: Passwords, clock: Clock
+    ) -> None:
         self._users = users
         self._tokens = tokens
         self._passwords = passwords
+        self._clock = clock
 
     async def register(self, data: UserCreate) -> User:
         now = utcnow()
+        first_day = local_day(self._clock.now(), zone(data.timezone))
         user = User(
             email=data.email,
             password_hash=await self._passwords.hash(data.password),
             display_name=data.display_name,
             timezone=data.timezone,
+            settings_from=first_day.date.isoformat(),
+            settings_from_at=first_day.starts_at,
             created_at=now,
             updated_at=now,
         )
         # The id is known before the insert, so the event can name it in the same write.
         user.id = PydanticObjectId()
-        event = Envelope.create(
-            EventType.USER_REGISTERED, str(user.id), UserPayload(timezone=user.timezone)
-        )
+        event = user_event(EventType.USER_REGISTERED, user)
         try:
             await self._users.insert(user, event)
         except EmailTakenError as exc:
@@ -92,6 +128,10 @@ class UserService:
         if user is None:
             raise _account_gone()
         return user
+
+    async def today(self, claims: AccessClaims) -> tuple[User, LocalDay]:
+        user = await self.get(claims)
+        return user, user_today(user, self._clock.now())
 
     async def update(self, claims: AccessClaims, data: UserUpdate, address: str) -> User:
         account_id = _account_id(claims)
@@ -118,7 +158,7 @@ class UserService:
             return user
 
         def build(user: User) -> Change | None:
-            fields, event = _profile_change(user, data, claims.user_id) or ({}, None)
+            fields, event = _profile_change(user, data, self._clock.now()) or ({}, None)
             if new_hash is not None:
                 fields = {**fields, "password_hash": new_hash}
             if not fields:

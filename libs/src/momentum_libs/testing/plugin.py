@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from momentum_libs.clock import FileClock
 from momentum_libs.devstack import Stack
 from momentum_libs.sharding import read_violations
 from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
@@ -120,6 +121,10 @@ def own_mongo(tmp_path: Path) -> Iterator[OwnMongo]:
         server.stop()
 
 
+STACK_CLOCK = "test-clock"
+"""The stack's test clock file, in its data dir (momentum_libs.clock.FileClock)."""
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
@@ -131,19 +136,33 @@ def stack(
     data_dir = tmp_path_factory.mktemp("stack")
     namespace = f"s{uuid.uuid4().hex[:10]}_"
     audit = data_dir / "shard-key-audit.jsonl"
+    # The services compute users' "today" on a test clock that runs true until a test
+    # sets it (the ``stack_clock`` fixture).
+    clock_env = {"MOMENTUM_TEST_CLOCK_FILE": str(data_dir / STACK_CLOCK)}
     try:
         with Stack(
             data_dir,
             namespace=namespace,
             mongodb_url=mongodb_url,
             redis_url=redis_url,
-            extra_env={"MOMENTUM_MONGO_AUDIT_FILE": str(audit)},
+            extra_env={"MOMENTUM_MONGO_AUDIT_FILE": str(audit), **clock_env},
         ) as running:
             yield running
     finally:
         drop_namespace(redis_url, namespace)
     found = read_violations(audit)
     assert not found, f"filters without their shard key (momentum_libs.sharding): {found[:20]}"
+
+
+@pytest.fixture
+def stack_clock(stack: Stack) -> Iterator[FileClock]:
+    """The clock the stack's services compute users' "today" at: a test sets it (``set``);
+    it runs true again after the test."""
+    clock = FileClock(stack.data_dir / STACK_CLOCK)
+    try:
+        yield clock
+    finally:
+        clock.reset()
 
 
 def drop_namespace(redis_url: str, namespace: str) -> int:

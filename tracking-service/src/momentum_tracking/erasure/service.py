@@ -7,8 +7,11 @@ removes the tombstones once published), so running an erasure twice changes noth
 
 import structlog
 from momentum_libs.conditional import IfMatch
-from momentum_libs.events import Envelope, EventType
+from momentum_libs.events import Envelope, EventType, UserPayload
 
+from momentum_tracking.breaks import service as breaks
+from momentum_tracking.breaks.repository import BreakRepository
+from momentum_tracking.days.service import DayService
 from momentum_tracking.goals import service as goals
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.logs import service as logs
@@ -25,19 +28,23 @@ class ErasureService:
         goal_repository: GoalRepository,
         target_repository: TargetRepository,
         log_repository: LogRepository,
+        break_repository: BreakRepository,
         key_repository: IdempotencyRepository,
+        days: DayService,
     ) -> None:
         self._goals = goal_repository
         self._targets = target_repository
         self._logs = log_repository
+        self._breaks = break_repository
         self._keys = key_repository
+        self._days = days
 
     async def erase_goal(self, user_id: str, goal_id: str, if_match: IfMatch | None = None) -> None:
-        """Delete a goal with its weekly targets and daily logs.
+        """Delete a goal with its weekly targets, daily logs and breaks.
 
         The goal goes first, in one write: from then on every write naming it answers
         404 at once, however many clients keep writing, and the DELETE does not wait on
-        them. Then its targets and logs are swept. A target or log whose write was
+        them. Then its targets, logs and breaks are swept. One whose write was
         already past the goal check when the goal went is taken away by its own writer,
         which checks the goal again after writing (``_undo_if_goal_went``): either this
         sweep finds it or its writer does, so nothing is orphaned.
@@ -47,25 +54,35 @@ class ErasureService:
         await self._sweep(user_id, str(goal.id))
 
     async def erase_user(self, user_id: str) -> None:
-        """Delete every goal, weekly target, daily log and idempotency key of the user."""
+        """Delete every goal, weekly target, daily log, break, idempotency key and day
+        settings of the user."""
         erased = await self._goals.tombstone_all(user_id, goals.tombstone)
         await self._sweep(user_id, None)
         keys = await self._keys.delete_keys_of_user(user_id)
+        await self._days.forget(user_id)
         log.info("user_erased", user_id=user_id, goals=erased, idempotency_keys=keys)
 
     async def _sweep(self, user_id: str, goal_id: str | None) -> None:
-        """The targets and logs of one goal of the user (None: of all their goals)."""
+        """The targets, logs and breaks of one goal of the user (None: all of the user's,
+        breaks of every goal included)."""
         await self._targets.tombstone_all(user_id, targets.tombstone, goal_id=goal_id)
         await self._logs.tombstone_all(user_id, logs.tombstone, goal_id=goal_id)
+        await self._breaks.tombstone_all(user_id, breaks.tombstone, goal_id=goal_id)
 
 
 class UserEventsHandler:
-    """The StreamConsumer handler of this service: erases on ``user.deleted``, skips the rest."""
+    """The StreamConsumer handler of this service: keeps each user's day settings from
+    ``user.registered``/``user.updated``, erases on ``user.deleted``, skips the rest."""
 
-    def __init__(self, erasure: ErasureService) -> None:
+    def __init__(self, erasure: ErasureService, days: DayService) -> None:
         self._erasure = erasure
+        self._days = days
 
     async def __call__(self, event: Envelope) -> None:
         if event.type is EventType.USER_DELETED:
             event.typed_payload()  # an unknown version raises: dead-lettered, not guessed at
             await self._erasure.erase_user(event.user_id)
+        elif event.type in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
+            payload = event.typed_payload()
+            assert isinstance(payload, UserPayload)
+            await self._days.user_changed(event.user_id, payload, event.occurred_at)

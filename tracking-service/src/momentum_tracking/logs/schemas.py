@@ -1,5 +1,4 @@
 import datetime as dt
-from datetime import UTC, timedelta
 from typing import Annotated
 
 from momentum_libs.patch import NotNull
@@ -15,11 +14,10 @@ EARLIEST = dt.date(2000, 1, 1)
 
 
 def check_log_date(value: dt.date) -> dt.date:
-    """A log's date: not before 2000-01-01, not more than one day after today (UTC)."""
+    """A log's date: not before 2000-01-01. (Its latest date depends on the user's local
+    today: LogService checks it.)"""
     if value < EARLIEST:
         raise ValueError("date must be 2000-01-01 or later")
-    if value > dt.datetime.now(UTC).date() + timedelta(days=1):
-        raise ValueError("date must not be more than one day after today (UTC)")
     return value
 
 

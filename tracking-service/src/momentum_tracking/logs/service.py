@@ -15,6 +15,7 @@ from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import dated_page, iso_date, not_found
+from momentum_tracking.days.service import DayService
 from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
@@ -55,20 +56,32 @@ class LogService:
         logs: LogRepository,
         keys: IdempotencyRepository,
         goals: GoalService,
+        days: DayService,
         settings: TrackingSettings,
     ) -> None:
         self._logs = logs
         self._keys = keys
         self._goals = goals
+        self._days = days
         self._key_ttl_s = settings.idempotency_ttl_s
         self._key_lease_s = settings.idempotency_lease_s
 
     async def get(self, user_id: str, log_id: str) -> DailyLog:
         return await self._logs.get_or_404(user_id, log_id)
 
+    async def _check_not_after_tomorrow(self, user_id: str, day: date) -> None:
+        """A log's date is at most one day after the user's local today (not UTC's)."""
+        tomorrow = (await self._days.today(user_id)).latest + timedelta(days=1)
+        if day > tomorrow:
+            raise validation_problem(
+                ["body", "date"],
+                f"date must not be after tomorrow in your timezone ({tomorrow.isoformat()}).",
+            )
+
     async def create(
         self, user_id: str, data: LogCreate, *, log_id: ObjectId | None = None
     ) -> DailyLog:
+        await self._check_not_after_tomorrow(user_id, data.date)
         goal_id = parse_object_id(data.goal_id)
         if goal_id is None:
             raise not_found("Goal")
@@ -111,6 +124,7 @@ class LogService:
         the id the log will get, so even a retry that takes over a claim abandoned by a
         crash writes that same log, never a second one.
         """
+        await self._check_not_after_tomorrow(user_id, data.date)  # before the key, like 422s
         record_id = f"{user_id}:{key}"
         digest = request_hash(data)
         for _ in range(5):
@@ -198,6 +212,7 @@ class LogService:
             await self.get(user_id, log_id)  # the log's own 404 comes before its goal's
             fields["goal_id"] = await self._goals.require_owned(user_id, data.goal_id)
         if "date" in given and data.date is not None:
+            await self._check_not_after_tomorrow(user_id, data.date)
             fields["date"] = iso_date(data.date)
         if "minutes" in given and data.minutes is not None:
             fields["minutes"] = data.minutes

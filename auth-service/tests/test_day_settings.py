@@ -1,0 +1,101 @@
+"""Day settings on /users/me, their user.* events, and /users/me/today on a test clock."""
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from momentum_auth.settings import AuthSettings
+from momentum_libs.clock import FileClock
+from momentum_libs.events import EventType, UserPayload
+from pydantic import ValidationError
+
+from .conftest import SettingsFactory, assert_problem, new_account, running
+from .events import events_of
+
+
+@pytest.fixture
+def clock(tmp_path: Path) -> FileClock:
+    return FileClock(tmp_path / "now")
+
+
+@pytest.fixture
+async def clocked(
+    make_settings: SettingsFactory, clock: FileClock
+) -> AsyncIterator[tuple[AuthSettings, httpx.AsyncClient]]:
+    settings = make_settings(test_clock_file=clock.path)
+    async with running(settings) as (_, http):
+        yield settings, http
+
+
+def test_production_refuses_the_test_clock(make_settings: SettingsFactory, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="MOMENTUM_TEST_CLOCK_FILE"):
+        make_settings(
+            environment="production", signing_key_pem="x", test_clock_file=tmp_path / "now"
+        )
+
+
+async def test_settings_change_with_their_date_on_the_event(
+    clocked: tuple[AuthSettings, httpx.AsyncClient], clock: FileClock
+) -> None:
+    settings, client = clocked
+    clock.set("2026-06-10T01:30:00+02:00")  # Berlin, 10 June, 01:30
+    acc = await new_account(client, timezone="Europe/Berlin")
+    body = {"rest_weekdays": ["sun", "sat"], "day_start": "04:00", "daily_goal_minutes": 20}
+    response = await client.patch("/users/me", json=body, headers=acc.headers)
+    assert response.status_code == 200, response.text
+    user = response.json()
+    assert user["rest_weekdays"] == ["sat", "sun"]  # week order
+    assert (user["day_start"], user["daily_goal_minutes"]) == ("04:00", 20)
+
+    [registered] = await events_of(settings, acc.user["id"], EventType.USER_REGISTERED)
+    assert registered.typed_payload().effective_date == date(2026, 6, 10)
+    [updated] = await events_of(settings, acc.user["id"], EventType.USER_UPDATED)
+    assert updated.typed_payload() == UserPayload(
+        timezone="Europe/Berlin",
+        day_start="04:00",
+        rest_weekdays=["sat", "sun"],
+        daily_goal_minutes=20,
+        effective_date=date(2026, 6, 10),
+        effective_from=datetime.fromisoformat("2026-06-09T22:00:00+00:00"),
+    )
+
+    # 01:30 is before 04:00, but today does not go back to 9 June: it was the 10th
+    # when the setting changed. It ends at 04:00 on the 11th.
+    today = (await client.get("/users/me/today", headers=acc.headers)).json()
+    assert today == {
+        "date": "2026-06-10",
+        "timezone": "Europe/Berlin",
+        "day_start": "04:00",
+        "starts_at": "2026-06-09T22:00:00Z",
+        "ends_at": "2026-06-11T02:00:00Z",
+    }
+    clock.set("2026-06-11T03:59:00+02:00")
+    today = (await client.get("/users/me/today", headers=acc.headers)).json()
+    assert today["date"] == "2026-06-10"
+    clock.set("2026-06-11T04:00:00+02:00")
+    today = (await client.get("/users/me/today", headers=acc.headers)).json()
+    assert (today["date"], today["starts_at"]) == ("2026-06-11", "2026-06-11T02:00:00Z")
+
+
+async def test_invalid_day_settings_are_422(client: httpx.AsyncClient) -> None:
+    acc = await new_account(client)
+    for body in (
+        {"day_start": "06:15"},
+        {"day_start": "03:10"},
+        {"day_start": "4:00"},
+        {"day_start": None},
+        {"rest_weekdays": ["monday"]},
+        {"rest_weekdays": ["mon", "mon"]},
+        {"rest_weekdays": None},
+        {"daily_goal_minutes": 0},
+        {"daily_goal_minutes": 1441},
+        {"daily_goal_minutes": "20"},
+    ):
+        problem = assert_problem(
+            await client.patch("/users/me", json=body, headers=acc.headers), 422
+        )
+        assert problem["errors"][0]["loc"][:2] == ["body", next(iter(body))], body
+    me = (await client.get("/users/me", headers=acc.headers)).json()
+    assert (me["rest_weekdays"], me["day_start"], me["daily_goal_minutes"]) == ([], "00:00", 1)

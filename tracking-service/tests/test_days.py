@@ -1,0 +1,118 @@
+"""Users' day settings from auth's events, and the local-today rules they drive here."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from momentum_libs.clock import FileClock
+from momentum_libs.events import Envelope, EventType, UserPayload
+from momentum_libs.testing.tokens import TestSigner
+from momentum_libs.testing.waiting import eventually
+from momentum_tracking.days.models import UserDays
+from momentum_tracking.main import create_app
+from momentum_tracking.settings import TrackingSettings
+from redis.asyncio import Redis
+from tracking_support import Api
+
+
+@pytest.fixture
+def clock(tmp_path: Path) -> FileClock:
+    return FileClock(tmp_path / "now")
+
+
+@pytest.fixture
+async def clocked(
+    settings_for: Any, signer: TestSigner, clock: FileClock
+) -> AsyncIterator[tuple[Api, TrackingSettings]]:
+    settings = settings_for(test_clock_file=clock.path)
+    app = create_app(settings, token_keys=signer.keys)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracking") as client:
+            yield Api(client, signer, app), settings
+
+
+def _key(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+async def announce(
+    settings: TrackingSettings, user_id: str, type_: EventType, payload: UserPayload
+) -> None:
+    """Put a user event on the stream, as auth would, and wait until it is handled."""
+    await announce_envelope(settings, Envelope.create(type_, user_id, payload))
+
+
+async def announce_envelope(settings: TrackingSettings, event: Envelope) -> None:
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        entry = await redis.xadd(settings.events_stream, event.to_stream_fields())  # type: ignore[arg-type]
+
+        async def handled() -> bool:
+            groups = await redis.xinfo_groups(settings.events_stream)
+            group = next((g for g in groups if g["name"] == settings.consumer_group), None)
+            if group is None or _key(group["last-delivered-id"]) < _key(entry):
+                return False
+            group_name = settings.consumer_group
+            stream = settings.events_stream
+            return not await redis.xpending_range(stream, group_name, entry, entry, 1)
+
+        assert await eventually(handled), "the consumer did not handle the event"
+    finally:
+        await redis.aclose()
+
+
+async def test_settings_from_events_decide_today(
+    clocked: tuple[Api, TrackingSettings], clock: FileClock
+) -> None:
+    api, settings = clocked
+    uid = "u" + datetime.now(UTC).strftime("%f")
+    h = api.user(uid)
+    clock.set("2026-03-29T00:59:59+00:00")  # Berlin: 01:59:59 CET, just before the jump
+    on_28 = {"start_date": "2026-03-28", "end_date": "2026-03-28", "kind": "sick"}
+    on_29 = {**on_28, "start_date": "2026-03-29", "end_date": "2026-03-29"}
+    # Unknown yet: any timezone's today may start a break (UTC-12's is 28 March).
+    r = await api.client.post("/breaks", json=on_28, headers=h)
+    assert r.status_code == 201, r.text
+    berlin = UserPayload(
+        timezone="Europe/Berlin", day_start="02:30", effective_date=date(2026, 1, 5)
+    )
+    await announce(settings, uid, EventType.USER_REGISTERED, berlin)
+    stored = await UserDays.get_pymongo_collection().find_one({"_id": uid})
+    assert stored is not None and stored["day_start"] == "02:30"
+    goal = await api.goal(h)
+    # 02:30 hides in the gap: the 29th begins at 03:00 CEST, so it is still the 28th.
+    r = await api.client.post("/breaks", json={**on_28, "goal_id": goal["id"]}, headers=h)
+    assert r.status_code == 201, r.text
+    clock.set("2026-03-29T01:00:00+00:00")
+    r = await api.client.post("/breaks", json={**on_29, "goal_id": goal["id"]}, headers=h)
+    assert r.status_code == 201, r.text
+    r = await api.client.post("/breaks", json={**on_28, "end_date": "2026-03-30"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert "2026-03-29" in r.json()["detail"]
+
+
+async def test_an_older_user_event_arriving_late_changes_nothing(
+    clocked: tuple[Api, TrackingSettings],
+) -> None:
+    _, settings = clocked
+    uid = "u" + datetime.now(UTC).strftime("%f")
+    await announce(settings, uid, EventType.USER_UPDATED, UserPayload(timezone="Asia/Kathmandu"))
+    late = Envelope(
+        type=EventType.USER_UPDATED,
+        user_id=uid,
+        payload=UserPayload(timezone="UTC").model_dump(mode="json"),
+        occurred_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    await announce_envelope(settings, late)
+    stored = await UserDays.get_pymongo_collection().find_one({"_id": uid})
+    assert stored is not None and stored["timezone"] == "Asia/Kathmandu"
+    # And user.deleted forgets them.
+    await announce_envelope(
+        settings, Envelope(type=EventType.USER_DELETED, user_id=uid, payload={})
+    )
+    assert await UserDays.get_pymongo_collection().find_one({"_id": uid}) is None
