@@ -7,6 +7,7 @@ through the stack, and everything is read back through Prometheus' HTTP API.
 """
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -118,6 +119,7 @@ def test_every_series_exists_for_the_processes_it_describes(prometheus: Promethe
             "goals",
             "weekly_targets",
             "daily_logs",
+            "breaks",
         }
     for series in ("momentum_relay_published_total", "momentum_relay_dead_lettered_total"):
         assert prometheus.query(f'{series}{{job="tracking"}}'), series
@@ -191,3 +193,21 @@ def test_requests_events_logins_and_a_dead_letter_move_their_series(
 
 def test_metrics_are_not_reachable_through_the_gateway(gateway: httpx.Client) -> None:
     assert gateway.get("/metrics").status_code == 404
+
+
+def test_every_series_the_alerts_and_the_dashboard_read_is_served(
+    prometheus: Prometheus,
+) -> None:
+    """The monitoring component (deploy/k8s/components/monitoring) reads only real series."""
+    monitoring = (
+        Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "components" / "monitoring"
+    )
+    read = re.findall(
+        r"\b(?:momentum|process)_\w+",
+        (monitoring / "prometheusrule.yaml").read_text()
+        + (monitoring / "grafana" / "momentum.json").read_text(),
+    )
+    response = httpx.get(f"{prometheus.url}/api/v1/label/__name__/values", timeout=10)
+    served = set(response.json()["data"])
+    missing = sorted(set(read) - served)
+    assert missing == [], missing
