@@ -50,7 +50,11 @@ TARGETS: dict[str, list[str]] = {
     "analytics-service/src/momentum_analytics/reads/service.py": ANALYTICS_TESTS,
     "analytics-service/src/momentum_analytics/projections/service.py": ANALYTICS_TESTS,
     "libs/src/momentum_libs/outbox.py": ["libs/tests/test_outbox.py", "libs/tests/test_tracing.py"],
-    "libs/src/momentum_libs/relay.py": ["libs/tests/test_outbox.py"],
+    "libs/src/momentum_libs/relay.py": [
+        "libs/tests/test_outbox.py",
+        "libs/tests/test_metrics.py",
+        "libs/tests/test_tracing.py",
+    ],
     "libs/src/momentum_libs/consumer.py": ["libs/tests/test_consumer.py"],
 }
 RESULTS = ROOT / ".mutation" / "results.jsonl"
