@@ -1,14 +1,12 @@
 """Login throttling through the gateway: failures lock, successes never do, at any concurrency."""
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from momentum_libs.devstack import Stack
-from momentum_libs.testing.plugin import drop_namespace
+from momentum_libs.testing.plugin import namespaced_stack, new_namespace
 
 from .conftest import PASSWORD, assert_problem, register, unique_email
 
@@ -64,25 +62,16 @@ def strict_address_stack(
     tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
 ) -> Iterator[Stack]:
     """A stack of its own: the shared one's address (127.0.0.1) is every test's address."""
-    namespace = f"a{uuid.uuid4().hex[:10]}_"
+    namespace = new_namespace("a")
     env = {
         "MOMENTUM_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": str(MAX_FAILURES_PER_ADDRESS),
         "MOMENTUM_AUTH_ARGON2_TIME_COST": "1",
         "MOMENTUM_AUTH_ARGON2_MEMORY_COST_KIB": "8192",
         "MOMENTUM_AUTH_ARGON2_PARALLELISM": "1",
     }
-    data_dir: Path = tmp_path_factory.mktemp("strict-address")
-    try:
-        with Stack(
-            data_dir,
-            namespace=namespace,
-            mongodb_url=mongodb_url,
-            redis_url=redis_url,
-            extra_env=env,
-        ) as running:
-            yield running
-    finally:
-        drop_namespace(redis_url, namespace)
+    data_dir = tmp_path_factory.mktemp("strict-address")
+    with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, env) as running:
+        yield running
 
 
 def test_the_address_window_counts_failures_only_at_any_concurrency(

@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 from momentum_libs.devstack import Stack
 from momentum_libs.stores import free_port
-from momentum_libs.testing.plugin import drop_namespace
+from momentum_libs.testing.plugin import namespaced_stack, new_namespace
 from momentum_libs.testing.waiting import eventually_blocking
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -117,23 +116,14 @@ def traced_stack(
     redis_url: str,
     receiver: OtlpReceiver,
 ) -> Iterator[Stack]:
-    namespace = f"o{uuid.uuid4().hex[:10]}_"
+    namespace = new_namespace("o")
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s, not the default 5 s
     }
-    data_dir: Path = tmp_path_factory.mktemp("traced-stack")
-    try:
-        with Stack(
-            data_dir,
-            namespace=namespace,
-            mongodb_url=mongodb_url,
-            redis_url=redis_url,
-            extra_env=env,
-        ) as running:
-            yield running
-    finally:
-        drop_namespace(redis_url, namespace)
+    data_dir = tmp_path_factory.mktemp("traced-stack")
+    with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, env) as running:
+        yield running
 
 
 def the_one(spans: list[ReceivedSpan], service: str, kind: int, name: str) -> ReceivedSpan:

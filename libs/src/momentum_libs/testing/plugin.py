@@ -3,6 +3,7 @@
 Stores follow docs/architecture.md's order. A store we cannot get is an error, never a skip.
 """
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -125,6 +126,34 @@ STACK_CLOCK = "test-clock"
 """The stack's test clock file, in its data dir (momentum_libs.clock.FileClock)."""
 
 
+def new_namespace(letter: str) -> str:
+    """A fresh prefix for a stack's streams, keys and databases in the shared stores."""
+    return f"{letter}{uuid.uuid4().hex[:10]}_"
+
+
+@contextlib.contextmanager
+def namespaced_stack(
+    data_dir: Path,
+    mongodb_url: str,
+    redis_url: str,
+    namespace: str,
+    extra_env: dict[str, str],
+) -> Iterator[Stack]:
+    """A whole stack on free ports under ``namespace``; its Redis keys and streams are
+    deleted afterwards (the machine's Redis is shared and long-lived)."""
+    try:
+        with Stack(
+            data_dir,
+            namespace=namespace,
+            mongodb_url=mongodb_url,
+            redis_url=redis_url,
+            extra_env=extra_env,
+        ) as running:
+            yield running
+    finally:
+        drop_namespace(redis_url, namespace)
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
@@ -134,22 +163,14 @@ def stack(
     Its services record every MongoDB filter on a sharded collection that lacks the
     shard key (momentum_libs.sharding); the session fails at the end if any did."""
     data_dir = tmp_path_factory.mktemp("stack")
-    namespace = f"s{uuid.uuid4().hex[:10]}_"
+    namespace = new_namespace("s")
     audit = data_dir / "shard-key-audit.jsonl"
     # The services compute users' "today" on a test clock that runs true until a test
     # sets it (the ``stack_clock`` fixture).
     clock_env = {"MOMENTUM_TEST_CLOCK_FILE": str(data_dir / STACK_CLOCK)}
-    try:
-        with Stack(
-            data_dir,
-            namespace=namespace,
-            mongodb_url=mongodb_url,
-            redis_url=redis_url,
-            extra_env={"MOMENTUM_MONGO_AUDIT_FILE": str(audit), **clock_env},
-        ) as running:
-            yield running
-    finally:
-        drop_namespace(redis_url, namespace)
+    extra_env = {"MOMENTUM_MONGO_AUDIT_FILE": str(audit), **clock_env}
+    with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, extra_env) as running:
+        yield running
     found = read_violations(audit)
     assert not found, f"filters without their shard key (momentum_libs.sharding): {found[:20]}"
 
