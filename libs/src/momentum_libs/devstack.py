@@ -21,7 +21,13 @@ from typing import TextIO
 import httpx
 
 from momentum_libs.cli import STACK_ENV
-from momentum_libs.stores import ManagedProcess, free_port, resolve_redis, start_nx_mongo
+from momentum_libs.stores import (
+    ManagedProcess,
+    claim_ports,
+    free_port,
+    resolve_redis,
+    start_nx_mongo,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Stack:
         self.log_to_files = log_to_files
         self.gateway_host = gateway_host
         self.extra_env = extra_env or {}
+        claim_ports(*(port for port in (gateway_port, gateway_metrics_port) if port))
         self.ports = {spec.name: free_port() for spec in SERVICES}
         self.ports["gateway"] = gateway_port or free_port()
         self.gateway_metrics_port = gateway_metrics_port or free_port()

@@ -18,11 +18,27 @@ from pathlib import Path
 
 import redis
 
+# Ports this process has handed out or been told are spoken for. A probe socket frees its
+# port the moment it closes and the kernel may hand it out again at once, so ports picked one
+# after another for processes yet to start could otherwise repeat: a gateway would then find
+# its port taken by a service, whose /health would answer for it.
+_SPOKEN_FOR: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now that this process has not handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _SPOKEN_FOR:
+            _SPOKEN_FOR.add(port)
+            return port
+
+
+def claim_ports(*ports: int) -> None:
+    """Ports chosen elsewhere (``--port``, another process): ``free_port`` never returns them."""
+    _SPOKEN_FOR.update(ports)
 
 
 def wait_for_port(

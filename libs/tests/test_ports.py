@@ -1,0 +1,33 @@
+"""``free_port`` never hands out a port twice, nor one claimed for something else."""
+
+import socket
+from pathlib import Path
+
+import pytest
+from momentum_libs import stores
+
+
+@pytest.fixture(autouse=True)
+def _own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stores, "_SPOKEN_FOR", set())
+
+
+def test_ports_picked_one_after_another_never_repeat() -> None:
+    # The kernel may return a port again as soon as its probe closed: 500 picks from its
+    # ~28,000 would repeat one with a probability near 99%.
+    picked = [stores.free_port() for _ in range(500)]
+    assert len(set(picked)) == len(picked)
+
+
+def test_a_claimed_port_is_never_handed_out() -> None:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    # Two ports the kernel hands to bind(0) (some kernels give only odd or even ones).
+    left_free = {_kernel_pick(), _kernel_pick()}
+    stores.claim_ports(*(set(range(low, high + 1)) - left_free))
+    assert {stores.free_port() for _ in range(len(left_free))} == left_free
+
+
+def _kernel_pick() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
