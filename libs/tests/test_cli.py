@@ -23,7 +23,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_without_stack_env_the_defaults(data_dir: Path) -> None:
     settings = tool_settings(Settings)
     assert settings.mongodb_url == "mongodb://127.0.0.1:27017"
-    assert settings.events_stream == "momentum.events"
+    assert settings.events_stream == "{momentum.events}"
 
 
 def test_stack_env_gives_make_ups_addresses_and_the_environment_wins(
