@@ -33,7 +33,7 @@ import structlog
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.errors import StorageError
 from momentum_libs.problems import ProblemError
-from momentum_libs.redis_client import RedisClient
+from momentum_libs.redis_client import ClusterUrl, RedisClient
 from momentum_libs.tokens import TokenInvalidError, VerificationUnavailableError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,8 +93,10 @@ class RedisWindows:
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed through
             )
         else:  # a cluster client has one pool per node, none to share: limits builds its own
+            # limits knows redis+cluster:// only: TLS (rediss+cluster://) is its ssl option.
             self._storage = RedisClusterStorage(
-                "async+" + redis_url,
+                "async+redis+cluster://" + redis_url.split("://", 1)[1],
+                ssl=ClusterUrl.parse(redis_url).ssl,
                 implementation="redispy",
                 key_prefix=key_prefix + "rate",
                 wrap_exceptions=True,
