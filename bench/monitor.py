@@ -11,10 +11,12 @@ import time
 from typing import Any
 
 from momentum_libs.devstack import Stack
+from momentum_libs.redis_client import RedisClient, redis_client
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
 GROUP = "analytics"
+# The bench's own reads (a stream's length, its groups) on a loaded machine.
+BENCH_TIMEOUT_MS = 10_000
 
 
 class BacklogMonitor:
@@ -24,7 +26,7 @@ class BacklogMonitor:
         self.samples: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def sample(self, redis: Redis, mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    async def sample(self, redis: RedisClient, mongo: AsyncMongoClient[dict[str, Any]]) -> None:
         row: dict[str, Any] = {"t": time.perf_counter()}
         stream = self.stack.events_stream
         with contextlib.suppress(Exception):
@@ -41,7 +43,7 @@ class BacklogMonitor:
 
     async def once(self) -> dict[str, Any]:
         """One sample, now (its own connections)."""
-        redis = Redis.from_url(self.stack.redis_url)
+        redis = redis_client(self.stack.redis_url, BENCH_TIMEOUT_MS)
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.stack.mongodb_url)
         try:
             await self.sample(redis, mongo)
@@ -51,7 +53,7 @@ class BacklogMonitor:
         return self.samples[-1]
 
     async def _run(self) -> None:
-        redis = Redis.from_url(self.stack.redis_url)
+        redis = redis_client(self.stack.redis_url, BENCH_TIMEOUT_MS)
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.stack.mongodb_url)
         try:
             while True:
@@ -91,7 +93,7 @@ class BacklogMonitor:
 
 async def delete_namespace_keys(redis_url: str, namespace: str) -> int:
     """Remove what this run left in a shared Redis: only keys under its own namespace."""
-    redis = Redis.from_url(redis_url)
+    redis = redis_client(redis_url, BENCH_TIMEOUT_MS)
     try:
         keys = [k async for k in redis.scan_iter(match=f"{namespace}*", count=1000)]
         if keys:

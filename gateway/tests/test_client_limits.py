@@ -9,6 +9,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 from momentum_libs.testing.plugin import OwnRedis
 from momentum_libs.testing.tokens import TestSigner
 
@@ -152,12 +153,17 @@ def test_zero_turns_the_limits_off(start_gateway: StartGateway) -> None:
         assert "ratelimit" not in response.headers
 
 
-def test_redis_windows_hold_across_gateways(start_gateway: StartGateway, redis_url: str) -> None:
+@pytest.mark.parametrize("redis_fixture", ["redis_url", "redis_cluster_url"])
+def test_redis_windows_hold_across_gateways(
+    start_gateway: StartGateway, redis_fixture: str, request: pytest.FixtureRequest
+) -> None:
     shared = {
         "rate_limit_requests": 2,
         "rate_limit_window_seconds": HOUR,
         "rate_limit_storage": "redis",
         "redis_key_prefix": f"test:{uuid.uuid4().hex}:",
+        # One node, or a cluster (limits' RedisClusterStorage from the URL).
+        "redis_url": request.getfixturevalue(redis_fixture),
     }
     first, second = start_gateway(**shared), start_gateway(**shared)
     assert window_remaining(first.post("/auth/login", json=LOGIN)) == 1

@@ -14,13 +14,12 @@ from momentum_libs.app import Lifespan, create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.problems import problem_response
-from momentum_libs.redis_client import redis_client
+from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state
 from momentum_libs.tokens import AccessTokenVerifier, SessionRevocations
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
-from redis.asyncio import Redis
 
 from momentum_auth.keys.router import router as keys_router
 from momentum_auth.keys.service import SigningKey, load_signing_key
@@ -47,7 +46,7 @@ log = structlog.get_logger(__name__)
 def _build_state(
     settings: AuthSettings,
     mongo: AsyncMongoClient[dict[str, Any]],
-    redis: Redis,
+    redis: RedisClient,
     signing_key: SigningKey,
     background: BackgroundTasks,
 ) -> AuthState:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.errors import StorageError
 from momentum_libs.problems import ProblemError
+from momentum_libs.redis_client import ClusterUrl, RedisClient
 from momentum_libs.tokens import TokenInvalidError, VerificationUnavailableError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,14 +82,27 @@ class MemoryWindows:
 class RedisWindows:
     """One counter per client and window in Redis (``limits``' increment-with-expiry)."""
 
-    def __init__(self, redis_url: str, redis: Redis, key_prefix: str) -> None:
-        self._storage = RedisStorage(
-            "async+" + redis_url,  # connections come from the gateway's own pool, below
-            implementation="redispy",
-            key_prefix=key_prefix + "rate",
-            wrap_exceptions=True,
-            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed through
-        )
+    def __init__(self, redis_url: str, redis: RedisClient, key_prefix: str, timeout_s: float):
+        self._storage: RedisStorage
+        if isinstance(redis, Redis):  # connections come from the gateway's own pool
+            self._storage = RedisStorage(
+                "async+" + redis_url,
+                implementation="redispy",
+                key_prefix=key_prefix + "rate",
+                wrap_exceptions=True,
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed through
+            )
+        else:  # a cluster client has one pool per node, none to share: limits builds its own
+            # limits knows redis+cluster:// only: TLS (rediss+cluster://) is its ssl option.
+            self._storage = RedisClusterStorage(
+                "async+redis+cluster://" + redis_url.split("://", 1)[1],
+                ssl=ClusterUrl.parse(redis_url).ssl,
+                implementation="redispy",
+                key_prefix=key_prefix + "rate",
+                wrap_exceptions=True,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+            )
 
     async def add(self, key: str, window: int, length_s: int) -> int:
         return await self._storage.incr(f"{key}/{window}", length_s)
@@ -184,12 +198,17 @@ class InFlight:
 class ClientLimits:
     """The limits of one gateway process (made in the lifespan, runtime.py)."""
 
-    def __init__(self, settings: GatewaySettings, redis: Redis) -> None:
+    def __init__(self, settings: GatewaySettings, redis: RedisClient) -> None:
         self.windows: RequestWindows | None = None
         if settings.rate_limit_requests:
             counter: WindowCounter = MemoryWindows()
             if settings.rate_limit_storage == "redis":
-                counter = RedisWindows(settings.redis_url, redis, settings.redis_key_prefix)
+                counter = RedisWindows(
+                    settings.redis_url,
+                    redis,
+                    settings.redis_key_prefix,
+                    settings.store_timeout_ms / 1000,
+                )
             self.windows = RequestWindows(
                 counter, settings.rate_limit_requests, settings.rate_limit_window_seconds
             )

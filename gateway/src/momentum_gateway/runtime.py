@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 from momentum_libs.mongo import mongo_client
-from momentum_libs.redis_client import redis_client
+from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.tokens import JwksKeys, SessionRevocations
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
 from momentum_gateway.client_limits import ClientLimits
 from momentum_gateway.openapi import OpenApiCache
@@ -71,8 +70,8 @@ def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
 class Runtime:
     settings: GatewaySettings
     client: httpx.AsyncClient
-    redis: "Redis"
-    sessions_redis: "Redis"
+    redis: RedisClient
+    sessions_redis: RedisClient
     mongo: AsyncMongoClient[dict[str, Any]]
     verifier: RememberingVerifier
     openapi: OpenApiCache

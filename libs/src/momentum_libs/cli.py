@@ -10,8 +10,10 @@ and an explicit ``MONGODB_URL`` still wins.
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -31,8 +33,16 @@ def stack_env_path() -> str:
 
 
 def tool_settings(cls: type[S]) -> S:
-    """``cls`` read from the environment, then ``$MOMENTUM_DATA_DIR/stack.env`` if present."""
-    return cls(_env_file=stack_env_path())
+    """``cls`` read from the environment, then ``$MOMENTUM_DATA_DIR/stack.env`` if present.
+
+    A setting that does not validate is one line on stderr and exit status 1."""
+    try:
+        return cls(_env_file=stack_env_path())
+    except ValidationError as exc:
+        error = exc.errors(include_input=False)[0]
+        where = " " + ".".join(map(str, error["loc"])) if error["loc"] else "s"
+        print(f"{Path(sys.argv[0]).name}: invalid setting{where}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def redacted(url: str) -> str:

@@ -58,7 +58,6 @@ from typing import Any
 
 import structlog
 from pymongo.errors import ConnectionFailure, NetworkTimeout
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
@@ -73,6 +72,7 @@ from momentum_libs.events import (
     UnknownEventError,
 )
 from momentum_libs.metrics import ConsumerMetrics
+from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.tracing import consuming
 
@@ -118,7 +118,7 @@ class StreamConsumer:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         stream: str,
         group: str,
         consumer_name: str,
@@ -165,7 +165,7 @@ class StreamConsumer:
     def from_settings(
         cls,
         settings: StreamConsumerSettings,
-        redis: Redis,
+        redis: RedisClient,
         handler: Handler,
         batch_handler: BatchHandler | None = None,
         stream: str | None = None,

@@ -18,7 +18,6 @@ not.
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from momentum_libs.cli import ToolError
@@ -33,6 +32,7 @@ from momentum_libs.events import (
     Envelope,
     UnknownEventError,
 )
+from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import StreamConsumerSettings
 
 DEAD_FIELDS = (DEAD_ERROR, DEAD_ENTRY_ID, DEAD_STREAM, DEAD_GROUP, DEAD_CONSUMER, DEAD_DELIVERIES)
@@ -95,7 +95,7 @@ class DeadLetter:
 
 def replay_consumer(
     settings: StreamConsumerSettings,
-    redis: Redis,
+    redis: RedisClient,
     handler: Handler,
     batch_handler: BatchHandler | None = None,
 ) -> StreamConsumer:
@@ -106,7 +106,9 @@ def replay_consumer(
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, dead_stream: str, replay_stream: str, group: str) -> None:
+    def __init__(
+        self, redis: RedisClient, dead_stream: str, replay_stream: str, group: str
+    ) -> None:
         self._redis = redis
         self.dead_stream = dead_stream
         self.replay_stream = replay_stream
@@ -114,7 +116,7 @@ class DeadLetters:
         self._replay = redis.register_script(_REPLAY_SCRIPT)
 
     @classmethod
-    def of(cls, settings: StreamConsumerSettings, redis: Redis) -> "DeadLetters":
+    def of(cls, settings: StreamConsumerSettings, redis: RedisClient) -> "DeadLetters":
         return cls(redis, settings.dead_letters, settings.replay_stream, settings.consumer_group)
 
     async def count(self) -> int:

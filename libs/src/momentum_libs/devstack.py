@@ -21,6 +21,7 @@ from typing import TextIO
 import httpx
 
 from momentum_libs.cli import STACK_ENV
+from momentum_libs.settings import EVENTS_STREAM
 from momentum_libs.stores import (
     ManagedProcess,
     claim_ports,
@@ -108,7 +109,7 @@ class Stack:
 
     @property
     def events_stream(self) -> str:
-        return f"{self.namespace}momentum.events"
+        return f"{self.namespace}{EVENTS_STREAM}"
 
     def database(self, name: str) -> str:
         spec = next(s for s in SERVICES if s.name == name)

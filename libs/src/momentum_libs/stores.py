@@ -15,8 +15,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
+
+from momentum_libs.redis_client import sync_redis_client
 
 # Ports this process has handed out or been told are spoken for. A probe socket frees its
 # port the moment it closes and the kernel may hand it out again at once, so ports picked one
@@ -177,8 +180,103 @@ def start_redis(port: int | None = None, workdir: Path | None = None) -> tuple[s
     return f"redis://127.0.0.1:{port}/0", proc
 
 
+CLUSTER_SLOTS = 16384
+CLUSTER_BUS_OFFSET = 10000
+
+
+@dataclass
+class LocalRedisCluster:
+    """Redis Cluster masters we started: ``url`` reaches them all (``redis+cluster://``)."""
+
+    nodes: list[ManagedProcess]
+    ports: list[int]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(
+    workdir: Path, masters: int = 3, timeout_s: float = 30.0
+) -> LocalRedisCluster:
+    """``masters`` cluster-enabled redis-servers on free ports, the slots split evenly,
+    joined by CLUSTER MEET (Redis 6.2 and 7 alike, no redis-cli needed); returned once
+    every node reports ``cluster_state:ok``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cluster = LocalRedisCluster([], [])
+    try:
+        for _ in range(masters):
+            port = _cluster_port()
+            cluster.ports.append(port)
+            cluster.nodes.append(_cluster_node(port, workdir))
+        clients = [redis.Redis(port=port) for port in cluster.ports]
+        for i, client in enumerate(clients):
+            _cluster(
+                client,
+                "ADDSLOTS",
+                *range(i * CLUSTER_SLOTS // masters, (i + 1) * CLUSTER_SLOTS // masters),
+            )
+            _cluster(client, "MEET", "127.0.0.1", cluster.ports[0])
+        _wait_for_cluster(clients, timeout_s)
+        for client in clients:
+            client.close()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000: Redis 6.2 cannot choose it) is free too."""
+    while True:
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        claim_ports(port + CLUSTER_BUS_OFFSET)
+        return port
+
+
+def _cluster_node(port: int, workdir: Path) -> ManagedProcess:
+    node_dir = workdir / f"cluster-{port}"
+    node_dir.mkdir()
+    args = [
+        redis_server_binary(),
+        "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--dir", str(node_dir),
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+    ]  # fmt: skip
+    proc = ManagedProcess(f"redis cluster :{port}", args, log_path=node_dir / "redis.log").start()
+    assert proc.proc is not None
+    wait_for_port(port, proc=proc.proc)
+    return proc
+
+
+def _cluster(client: redis.Redis, *args: object) -> Any:
+    """A CLUSTER subcommand to one node (redis-py types these on cluster clients only)."""
+    return client.execute_command("CLUSTER", *args)  # type: ignore[no-untyped-call]
+
+
+def _wait_for_cluster(clients: list[redis.Redis], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        # redis-py parses CLUSTER INFO into a dict of strings.
+        if all(b"cluster_state:ok" in _cluster(c, "INFO") for c in clients):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the local Redis Cluster is not ok after {timeout_s}s")
+
+
 def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    client = sync_redis_client(url, timeout_s)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import jwt
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from momentum_libs.metrics import revocation_check_failed
+from momentum_libs.redis_client import RedisClient
 
 ALGORITHMS: tuple[str, ...] = ("EdDSA",)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "sid", "jti")
@@ -50,7 +50,9 @@ class AccessClaims:
 class SessionRevocations:
     """Revoked session ids in Redis, each kept as long as a token of it could live."""
 
-    def __init__(self, redis: Redis, keep_seconds: int, prefix: str = "momentum:revoked-session:"):
+    def __init__(
+        self, redis: RedisClient, keep_seconds: int, prefix: str = "momentum:revoked-session:"
+    ):
         self._redis = redis
         self._keep_seconds = keep_seconds
         self._prefix = prefix

@@ -19,10 +19,9 @@ from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.cli import run_tool, tool_settings
 from momentum_libs.dead_letters import DeadLetter, DeadLetters
 from momentum_libs.logging import configure_logging
-from momentum_libs.redis_client import redis_client
+from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.settings import ServiceSettings, StreamConsumerSettings
 from momentum_tracking.settings import TrackingSettings
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -62,7 +61,7 @@ def consuming_services() -> dict[str, StreamConsumerSettings]:
     return {settings.consumer_group: settings for settings in found}
 
 
-def with_redis(settings: ServiceSettings, work: Callable[[Redis], Awaitable[T]]) -> T:
+def with_redis(settings: ServiceSettings, work: Callable[[RedisClient], Awaitable[T]]) -> T:
     async def main() -> T:
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
         try:
@@ -109,7 +108,7 @@ def status(as_json: JsonOpt = False) -> None:
     services = consuming_services()
     first = next(iter(services.values()))
 
-    async def gather(redis: Redis) -> tuple[list[StreamStatus], dict[str, int]]:
+    async def gather(redis: RedisClient) -> tuple[list[StreamStatus], dict[str, int]]:
         streams = [first.events_stream, *(s.replay_stream for s in services.values())]
         found = [await stream_status(redis, stream) for stream in streams]
         dead = {g: await DeadLetters.of(s, redis).count() for g, s in services.items()}
@@ -201,7 +200,7 @@ def replay(
     settings = group_settings(group)
     ids = _chosen(entry_ids, replay_all)
 
-    async def work(redis: Redis) -> int:
+    async def work(redis: RedisClient) -> int:
         letters = DeadLetters.of(settings, redis)
         with progress_bar(f"replaying to {group}") as update:
             todo = ids if ids is not None else [d.id for d in await _all(letters)]
@@ -223,7 +222,7 @@ def drop(
     """Delete dead letters for good (an event no group should ever apply)."""
     settings = group_settings(group)
 
-    async def work(redis: Redis) -> None:
+    async def work(redis: RedisClient) -> None:
         letters = DeadLetters.of(settings, redis)
         for entry_id in entry_ids:
             await letters.drop(entry_id)

@@ -3,7 +3,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
+from momentum_libs.redis_client import RedisClient
 from redis.exceptions import ResponseError
 
 # Redis 6.2 reports no lag: it is counted, up to this many entries (past it: unknown).
@@ -41,7 +41,7 @@ class StreamStatus:
         return asdict(self)
 
 
-async def stream_status(redis: Redis, stream: str) -> StreamStatus:
+async def stream_status(redis: RedisClient, stream: str) -> StreamStatus:
     try:
         groups: Any = await redis.xinfo_groups(stream)
     except ResponseError:  # no such stream
@@ -66,7 +66,7 @@ async def stream_status(redis: Redis, stream: str) -> StreamStatus:
     return status
 
 
-async def _lag(redis: Redis, stream: str, group: Any, last_delivered: str) -> int | None:
+async def _lag(redis: RedisClient, stream: str, group: Any, last_delivered: str) -> int | None:
     reported = group.get("lag")  # Redis 7; None there too when it cannot tell
     if reported is not None:
         return int(reported)

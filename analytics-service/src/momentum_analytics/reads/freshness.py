@@ -22,7 +22,7 @@ from typing import Any
 
 from momentum_libs.events import Envelope, EventType
 from momentum_libs.problems import ProblemError
-from redis.asyncio import Redis
+from momentum_libs.redis_client import RedisClient
 from redis.exceptions import RedisError, ResponseError
 
 
@@ -43,7 +43,7 @@ def _field(info: dict[Any, Any], name: str) -> Any:
 
 
 class Freshness:
-    def __init__(self, redis: Redis, stream: str, group: str) -> None:
+    def __init__(self, redis: RedisClient, stream: str, group: str) -> None:
         self._redis = redis
         self._stream = stream
         self._group = group

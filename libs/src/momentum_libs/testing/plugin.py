@@ -11,12 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from momentum_libs.clock import FileClock
 from momentum_libs.devstack import Stack
+from momentum_libs.redis_client import sync_redis_client
 from momentum_libs.sharding import read_violations
-from momentum_libs.stores import ManagedProcess, resolve_redis, start_nx_mongo, start_redis
+from momentum_libs.stores import (
+    ManagedProcess,
+    resolve_redis,
+    start_nx_mongo,
+    start_redis,
+    start_redis_cluster,
+)
 
 
 def _docker_answers() -> bool:
@@ -64,6 +70,16 @@ def redis_url(store_workdir: Path) -> Iterator[str]:
     finally:
         if proc is not None:
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(store_workdir: Path) -> Iterator[str]:
+    """A real local Redis Cluster of 3 masters (``redis+cluster://``), for the session."""
+    cluster = start_redis_cluster(store_workdir / "redis-cluster")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -188,8 +204,9 @@ def stack_clock(stack: Stack) -> Iterator[FileClock]:
 
 def drop_namespace(redis_url: str, namespace: str) -> int:
     """Delete a test run's streams and keys: the machine's Redis is shared and long-lived."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis_client(redis_url)
     try:
+        # On a cluster, SCAN visits every master and DEL is split by slot.
         keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
         return int(client.delete(*keys)) if keys else 0
     finally:
