@@ -69,6 +69,10 @@ HTTP_DURATION = Histogram(
     buckets=_FAST_BUCKETS,
 )
 RELAY_PUBLISHED = Counter("momentum_relay_published_total", "Outbox events published")
+RELAY_ALREADY_PUBLISHED = Counter(
+    "momentum_relay_already_published_total",
+    "Outbox events found pending that a relay had published already (not published again)",
+)
 RELAY_FAILURES = Counter(
     "momentum_relay_failures_total",
     "Relay passes that failed, and outbox entries that were not valid events",
@@ -296,10 +300,12 @@ class OutboxMetrics(ScrapedGauges):
         RELAY_FAILURES.labels("invalid_entry").inc()
 
     @staticmethod
-    def passed(published: int, dead_lettered: int) -> None:
-        """After a pass's XADDs went through: events published, entries dead-lettered."""
+    def passed(published: int, dead_lettered: int, already_published: int = 0) -> None:
+        """After a pass's XADDs went through: events published, entries dead-lettered,
+        events skipped because they were in the stream already."""
         RELAY_PUBLISHED.inc(published)
         RELAY_DEAD_LETTERED.inc(dead_lettered)
+        RELAY_ALREADY_PUBLISHED.inc(already_published)
 
     async def gauges(self, into: Gauges) -> None:
         """Pending documents (by the indexed flag) and the age of the oldest pending event."""

@@ -157,6 +157,12 @@ class OutboxRelaySettings(ServiceSettings):
     relay_max_backoff_s: float = Field(
         5.0, gt=0, description="Outbox relay: longest wait between retries while Redis is down"
     )
+    relay_claim_ttl_s: float = Field(
+        600.0,
+        ge=60,
+        description="Outbox relay: how long an event's published mark stops a republish "
+        "(far above any retry; memory: about 150 B per event published in that time)",
+    )
     events_maxlen: int = Field(
         1_000_000, ge=1000, description="Approximate cap (MAXLEN ~) of the event stream"
     )
