@@ -82,6 +82,16 @@ RELAY_REASONS = ("redis_unavailable", "mongodb_unavailable", "unexpected", "inva
 RELAY_DEAD_LETTERED = Counter(
     "momentum_relay_dead_lettered_total", "Outbox entries moved to the outbox dead-letter stream"
 )
+STREAM_CAPPED = Counter(
+    "momentum_stream_capped_total",
+    "Trims of the event stream by its hard length cap (memory), not by retention",
+)
+STREAM_TRIMMED_UNREAD = Counter(
+    "momentum_stream_trimmed_unread_total",
+    "Windows of entries trimmed before the group read them, found by its consumer "
+    "(each then repaired where the group has a repair)",
+    ["group"],
+)
 CONSUMER_DELIVERIES = Counter(
     "momentum_consumer_deliveries_total",
     "Deliveries of events to a consumer group's handler, by outcome",
@@ -358,6 +368,7 @@ class ConsumerMetrics(ScrapedGauges):
         self._dead = CONSUMER_DELIVERIES.labels(group, "dead_lettered")
         self._handle = CONSUMER_HANDLE_DURATION.labels(group)
         self._delay = CONSUMER_EVENT_DELAY.labels(group)
+        self._trimmed = STREAM_TRIMMED_UNREAD.labels(group)
 
     def timing(self) -> Any:
         """``with metrics.timing(): await handler(...)``."""
@@ -374,6 +385,9 @@ class ConsumerMetrics(ScrapedGauges):
 
     def dead_lettered(self) -> None:
         self._dead.inc()
+
+    def trimmed_unread(self, windows: int) -> None:
+        self._trimmed.inc(windows)
 
     async def gauges(self, into: Gauges) -> None:
         groups: Any = await self._redis.xinfo_groups(self._stream)

@@ -40,6 +40,7 @@ from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelli
 from momentum_libs.events import DEAD_ERROR, STREAM_FIELD, Envelope
 from momentum_libs.metrics import OutboxMetrics
 from momentum_libs.outbox import OutboxDocument
+from momentum_libs.retention import StreamRetention
 from momentum_libs.settings import OutboxRelaySettings
 from momentum_libs.stream_keys import beside
 from momentum_libs.tracing import publishing
@@ -49,15 +50,15 @@ log = structlog.get_logger(__name__)
 MAJORITY = ReadConcern("majority")
 
 # KEYS[1]: the stream; KEYS[2..]: each event's claim key (the stream's slot).
-# ARGV[1]: the claims' TTL (ms); ARGV[2]: MAXLEN ~ of the stream; ARGV[3]: the entry's
-# field name; ARGV[3 + i]: the (i)th event. Returns 1 per event published, 0 per event
+# ARGV[1]: the claims' TTL (ms); ARGV[2]: the entry's field name; ARGV[1 + i]: the
+# (i)th event (KEYS[i]'s). Returns 1 per event published, 0 per event
 # already published. The claim is checked and set around the XADD in one script: never
 # a claim without its entry (a failing XADD sets none), never an entry twice.
 _PUBLISH_ONCE_SCRIPT = """
 local published = {}
 for i = 2, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 0 then
-        redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', ARGV[3], ARGV[2 + i])
+        redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[1 + i])
         redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
         published[i - 1] = 1
     else
@@ -86,7 +87,8 @@ class OutboxRelay:
     """Publishes pending outbox events of the given document classes to one stream.
 
     Run :meth:`run` as a background task; call :meth:`notify` after a write to publish
-    at once instead of at the next sweep.
+    at once instead of at the next sweep. ``retention``: the stream's trimming, done
+    after passes (one replica per interval: :mod:`momentum_libs.retention`).
     """
 
     def __init__(
@@ -95,7 +97,7 @@ class OutboxRelay:
         stream: str,
         models: Sequence[type[OutboxDocument]],
         *,
-        maxlen: int = 1_000_000,
+        retention: StreamRetention | None = None,
         sweep_interval_s: float = 1.0,
         batch_size: int = 500,
         max_backoff_s: float = 5.0,
@@ -105,7 +107,7 @@ class OutboxRelay:
         self._stream = stream
         self.dead_letter_stream = f"{stream}.dead.outbox"
         self._models = list(models)
-        self._maxlen = maxlen
+        self.retention = retention
         self._sweep_interval_s = sweep_interval_s
         self._batch_size = batch_size
         self._max_backoff_s = max_backoff_s
@@ -122,7 +124,13 @@ class OutboxRelay:
             redis,
             settings.events_stream,
             models,
-            maxlen=settings.events_maxlen,
+            retention=StreamRetention(
+                redis,
+                settings.events_stream,
+                retention_s=settings.events_retention_s,
+                hard_maxlen=settings.events_maxlen,
+                interval_s=settings.events_retention_interval_s,
+            ),
             sweep_interval_s=settings.relay_sweep_interval_s,
             batch_size=settings.relay_batch_size,
             max_backoff_s=settings.relay_max_backoff_s,
@@ -140,6 +148,8 @@ class OutboxRelay:
             try:
                 while await self.drain_once() >= self._batch_size:
                     pass  # more were waiting: keep going before sleeping
+                if self.retention is not None:
+                    await self.retention.maybe_trim()
                 backoff = FIRST_PAUSE_S
                 wait = self._sweep_interval_s
             except (RedisError, OSError) as exc:
@@ -201,7 +211,6 @@ class OutboxRelay:
         keys = [self._stream, *(self.claim_key(e.event_id) for e in events)]
         args: list[str | int] = [
             self._claim_ttl_ms,
-            self._maxlen,
             STREAM_FIELD,
             *(e.to_stream_fields()[STREAM_FIELD] for e in events),
         ]
