@@ -67,7 +67,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
 
             # Events trimmed before this group read them: every user is rebuilt from
             # tracking's data, page by page (which users the lost events were about is
-            # not known), while the consumer goes on.
+            # not known); the consumer reads on once it is done.
             async def repair(windows: list[str]) -> None:
                 report = await rebuild.run(settings, None)
                 log.warning("trimmed_events_repaired", windows=windows, **report.as_dict())
