@@ -258,3 +258,35 @@ async def test_on_redis_6_2_the_caps_windows_and_lost_pending_entries_are_found(
     assert await consumer.check_trimmed() == [f"{group} {pending[0]} {first_kept}"]
     await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
     assert before(written[0], first_kept) and pending[0] == written[0]
+
+
+async def test_one_replica_repairs_and_the_others_read_nothing_until_it_is_done(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 2, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)
+    done = asyncio.Event()
+    calls: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        calls.append(windows)
+        await done.wait()
+
+    replicas = [
+        StreamConsumer(redis, stream, group, name, lambda e: asyncio.sleep(0), repair=repair)
+        for name in ("a", "b")
+    ]
+    first = asyncio.create_task(replicas[0].check_trimmed())
+    await eventually(lambda: asyncio.sleep(0, result=len(calls) == 1))
+    second = asyncio.create_task(replicas[1].check_trimmed())
+    await asyncio.sleep(1.5)  # long enough for a second repair to start, were it let
+    assert not second.done() and len(calls) == 1
+    done.set()
+    assert await first == await second  # the same window, repaired once
+    assert len(calls) == 1
+    assert not await redis.hkeys(trimmed_unread_key(stream))
+    assert not await redis.exists(f"{{{stream}}}.repairing.{group}")

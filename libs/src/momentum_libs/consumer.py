@@ -55,10 +55,12 @@ entries-read exceeds the length; Redis 6.2 has no entries-read: the other two ap
 Each window is logged loudly, counted (``momentum_stream_trimmed_unread_total``) and
 handed to the service's ``repair`` (analytics rebuilds its users from tracking's data),
 and forgotten once repaired; kept (so repaired again at the next check, or after a
-restart) if the repair fails or the process stops. The consumer reads nothing more while
-it repairs: run beside the live consumer, analytics' rebuild lost a race now and then
-(the streak of a user whose month the consumer wrote meanwhile came out short; found by
-tests/test_trim_repair_e2e.py, about one run in three), so the remaining events are
+restart) if the repair fails or the process stops. One replica of the group repairs at
+a time (a lease beside the stream, renewed while it runs); the consumer, and every other
+replica of its group, reads nothing more while it repairs: run beside the live
+consumer, analytics' rebuild lost a race now and then (the streak of a user whose month
+the consumer wrote meanwhile came out short; found by tests/test_trim_repair_e2e.py,
+about one run in three), so the remaining events are
 applied after the rebuild, in stream order.
 
 The Redis client's ``socket_timeout`` must exceed ``block_ms``.
@@ -91,6 +93,7 @@ from momentum_libs.events import (
 from momentum_libs.metrics import ConsumerMetrics
 from momentum_libs.retention import before, entry_key, text, trimmed_unread_key
 from momentum_libs.settings import StreamConsumerSettings
+from momentum_libs.stream_keys import beside
 from momentum_libs.tracing import consuming
 
 log = structlog.get_logger(__name__)
@@ -104,6 +107,17 @@ returns once it has."""
 
 
 _MAX_BACKOFF_S = 5.0
+
+# A repair's lease lives this long unless renewed (every third of it, while it runs).
+_REPAIR_LEASE_MS = 30_000
+
+# Release a lease only if this consumer still holds it (it may have lapsed and been taken).
+_RELEASE_IF_MINE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 # Remove a consumer from the group only if nothing is pending on it, in one step: an
 # entry delivered to it in between would otherwise become unclaimable.
@@ -177,6 +191,7 @@ class StreamConsumer:
         self._forget_idle_ms = forget_idle_ms
         self._next_forget_at = 0.0
         self._forget_if_idle = redis.register_script(_FORGET_IF_IDLE_SCRIPT)
+        self._release = redis.register_script(_RELEASE_IF_MINE_SCRIPT)
         self._repair = repair
         self._trim_check_ms = trim_check_ms
         self._next_trim_check_at = 0.0
@@ -354,6 +369,35 @@ class StreamConsumer:
         await self._redis.hset(self._trimmed_unread, f"{self.group} {first_lost} {first_kept}", 1)
 
     async def _repair_windows(self, windows: list[str]) -> None:
+        """Repair under the group's lease: one replica repairs, the others read nothing
+        until it is done (reading on would race its rebuild)."""
+        lease = beside(self.stream, f".repairing.{self.group}")
+        if not await self._redis.set(lease, self.consumer_name, nx=True, px=_REPAIR_LEASE_MS):
+            await self._await_other_repair(lease, windows)
+            return
+        holding = asyncio.create_task(self._hold(lease))
+        try:
+            await self._repair_now(windows)
+        finally:
+            holding.cancel()
+            await self._release(keys=[lease], args=[self.consumer_name])
+
+    async def _hold(self, lease: str) -> None:
+        """Keep the lease while the repair runs (a rebuild may take hours)."""
+        while True:
+            await asyncio.sleep(_REPAIR_LEASE_MS / 3000)
+            await self._redis.pexpire(lease, _REPAIR_LEASE_MS)
+
+    async def _await_other_repair(self, lease: str, windows: list[str]) -> None:
+        """Wait while another replica holds the lease and these windows are recorded;
+        then check again at once (its repair may have failed: this one takes over)."""
+        while await self._redis.exists(lease):
+            if not set(windows) & set(await self._recorded_windows()):
+                break
+            await asyncio.sleep(1)  # polled: the other replica is another process
+        self._next_trim_check_at = 0.0
+
+    async def _repair_now(self, windows: list[str]) -> None:
         self.metrics.trimmed_unread(len(windows))
         log.error(  # loudly: events the group had not read are gone from the stream
             "events_trimmed_unread",
