@@ -1,10 +1,20 @@
 """Fixtures of the libs tests: a Redis client per test on the shared Redis, helpers."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from momentum_libs.testing import waiting
 from redis.asyncio import Redis
+
+
+async def drop_keys(client: Redis, namespace: str) -> None:
+    """Delete a test's keys: ``namespace…``, and ``{namespace…}…`` (the keys kept beside
+    a stream, its name as their hash tag)."""
+    patterns = (f"{namespace}*", f"{{{namespace}*")
+    keys: list[Any] = [k for p in patterns async for k in client.scan_iter(match=p)]
+    if keys:
+        await client.delete(*keys)
 
 
 @pytest.fixture
@@ -13,9 +23,7 @@ async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
     try:
         yield client
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
-        if keys:
-            await client.delete(*keys)
+        await drop_keys(client, namespace)
         await client.aclose()
 
 

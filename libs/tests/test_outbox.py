@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from .conftest import drop_keys
+
 Eventually = Callable[..., Awaitable[None]]
 
 
@@ -260,9 +262,16 @@ async def test_redis_down_writes_succeed_then_everything_is_published_exactly_on
 
 
 class HookedRedis(Redis):
-    """A real Redis client that runs a hook right after the relay's publish pipeline."""
+    """A real Redis client that runs a hook right after the relay's publish script (or
+    its dead letters' pipeline), before its clear."""
 
     after_publish: Callable[[], Awaitable[None]] | None = None
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        result = await super().evalsha(sha, numkeys, *keys_and_args)
+        if self.after_publish is not None:
+            await self.after_publish()
+        return result
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
@@ -300,9 +309,7 @@ async def hooked(redis_url: str, namespace: str) -> AsyncIterator[HookedRedis]:
     try:
         yield client
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}*")]
-        if keys:
-            await client.delete(*keys)
+        await drop_keys(client, namespace)
         await client.aclose()
 
 

@@ -25,6 +25,7 @@ from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.router import router as reads_router
 from momentum_analytics.reads.service import ReadService
+from momentum_analytics.rebuild import cli as rebuild
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_analytics.state import AnalyticsState
 
@@ -64,10 +65,17 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 await projections.handle_batch(envelopes)
                 await freshness.record(envelopes)
 
+            # Events trimmed before this group read them: every user is rebuilt from
+            # tracking's data, page by page (which users the lost events were about is
+            # not known); the consumer reads on once it is done.
+            async def repair(windows: list[str]) -> None:
+                report = await rebuild.run(settings, None)
+                log.warning("trimmed_events_repaired", windows=windows, **report.as_dict())
+
             consumer: StreamConsumer | None = None
             if settings.consumer_enabled:
                 consumer = StreamConsumer.from_settings(
-                    settings, consumer_redis, handle, handle_batch
+                    settings, consumer_redis, handle, handle_batch, repair=repair
                 )
                 background.start(consumer.run(), name="analytics-consumer")
                 replay = replay_consumer(settings, consumer_redis, handle, handle_batch)

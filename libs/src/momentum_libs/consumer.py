@@ -45,6 +45,24 @@ The group is created at id ``0``, not ``$``: a consumer that starts after events
 written still sees them. :meth:`StreamConsumer.run` loops forever and survives Redis
 outages (a restarted, empty Redis included: the group is created again).
 
+Entries trimmed before the group read them (the stream's hard cap, an operator's
+XTRIM) are found, not silently skipped (:meth:`StreamConsumer.check_trimmed`, every
+``trim_check_ms`` and at start): the windows the relay's retention recorded
+(:mod:`momentum_libs.retention`), pending entries older than the stream's first entry
+(also those XAUTOCLAIM returns as deleted), and on Redis 7 a group positioned before the
+first entry whose entries-read says entries came in between (XINFO's entries-added minus
+entries-read exceeds the length; Redis 6.2 has no entries-read: the other two apply).
+Each window is logged loudly, counted (``momentum_stream_trimmed_unread_total``) and
+handed to the service's ``repair`` (analytics rebuilds its users from tracking's data),
+and forgotten once repaired; kept (so repaired again at the next check, or after a
+restart) if the repair fails or the process stops. One replica of the group repairs at
+a time (a lease beside the stream, renewed while it runs); the consumer, and every other
+replica of its group, reads nothing more while it repairs: run beside the live
+consumer, analytics' rebuild lost a race now and then (the streak of a user whose month
+the consumer wrote meanwhile came out short; found by tests/test_trim_repair_e2e.py,
+about one run in three), so the remaining events are
+applied after the rebuild, in stream order.
+
 The Redis client's ``socket_timeout`` must exceed ``block_ms``.
 """
 
@@ -73,7 +91,9 @@ from momentum_libs.events import (
 )
 from momentum_libs.metrics import ConsumerMetrics
 from momentum_libs.redis_client import RedisClient
+from momentum_libs.retention import before, entry_key, text, trimmed_unread_key
 from momentum_libs.settings import StreamConsumerSettings
+from momentum_libs.stream_keys import beside
 from momentum_libs.tracing import consuming
 
 log = structlog.get_logger(__name__)
@@ -81,9 +101,23 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 """Events of one user in stream order; must do what the handler would do on each in turn."""
+Repair = Callable[[list[str]], Awaitable[None]]
+"""Makes good what the group lost in the trimmed windows (``"<group> <from> <to>"``);
+returns once it has."""
 
 
 _MAX_BACKOFF_S = 5.0
+
+# A repair's lease lives this long unless renewed (every third of it, while it runs).
+_REPAIR_LEASE_MS = 30_000
+
+# Release a lease only if this consumer still holds it (it may have lapsed and been taken).
+_RELEASE_IF_MINE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 # Remove a consumer from the group only if nothing is pending on it, in one step: an
 # entry delivered to it in between would otherwise become unclaimable.
@@ -109,10 +143,6 @@ def default_consumer_name(prefix: str) -> str:
     return f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 class StreamConsumer:
     """One consumer of a consumer group; see the module docstring for the guarantees."""
 
@@ -133,6 +163,8 @@ class StreamConsumer:
         concurrency: int = 8,
         store_unreachable: Callable[[BaseException], bool] = mongodb_unreachable,
         forget_idle_ms: int = 3_600_000,
+        repair: Repair | None = None,
+        trim_check_ms: int = 10_000,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -159,6 +191,11 @@ class StreamConsumer:
         self._forget_idle_ms = forget_idle_ms
         self._next_forget_at = 0.0
         self._forget_if_idle = redis.register_script(_FORGET_IF_IDLE_SCRIPT)
+        self._release = redis.register_script(_RELEASE_IF_MINE_SCRIPT)
+        self._repair = repair
+        self._trim_check_ms = trim_check_ms
+        self._next_trim_check_at = 0.0
+        self._trimmed_unread = trimmed_unread_key(stream)
         self.metrics = ConsumerMetrics(redis, stream, group, self.dead_letter_stream)
 
     @classmethod
@@ -169,6 +206,7 @@ class StreamConsumer:
         handler: Handler,
         batch_handler: BatchHandler | None = None,
         stream: str | None = None,
+        repair: Repair | None = None,
     ) -> "StreamConsumer":
         """This process's consumer, as the service's settings describe it; ``stream``: read
         another stream than the events (the group's replay stream) with the same group."""
@@ -185,6 +223,7 @@ class StreamConsumer:
             dead_letter_stream=settings.dead_letters,
             batch_handler=batch_handler,
             concurrency=settings.consumer_concurrency,
+            repair=repair,
         )
 
     async def ensure_group(self) -> None:
@@ -206,6 +245,9 @@ class StreamConsumer:
         if now >= self._next_forget_at:
             self._next_forget_at = now + self._forget_idle_ms / 1000
             await self.forget_dead_consumers()
+        if now >= self._next_trim_check_at:
+            self._next_trim_check_at = now + self._trim_check_ms / 1000
+            await self.check_trimmed()
         reclaimed = await self._reclaim()
         for entry_id, fields, deliveries in reclaimed:
             handled += await self._handle(entry_id, fields, deliveries)
@@ -268,11 +310,11 @@ class StreamConsumer:
         """Remove the group's other consumers idle for ``forget_idle_ms`` with nothing pending."""
         consumers: Any = await self._redis.xinfo_consumers(self.stream, self.group)
         idle = [
-            _text(c["name"])
+            text(c["name"])
             for c in consumers
             if int(c["pending"]) == 0
             and int(c["idle"]) >= self._forget_idle_ms
-            and _text(c["name"]) != self.consumer_name
+            and text(c["name"]) != self.consumer_name
         ]
         forgotten = [name for name in idle if await self._forget(name)]
         if forgotten:
@@ -282,6 +324,98 @@ class StreamConsumer:
     async def _forget(self, name: str) -> bool:
         removed = await self._forget_if_idle(keys=[self.stream], args=[self.group, name])
         return bool(removed)
+
+    async def check_trimmed(self) -> list[str]:
+        """Find the windows trimmed before this group read them, record them and repair
+        them (before reading on); returns the windows recorded for the group."""
+        windows = await self._recorded_windows()
+        if await self._detect_trimmed({window.split(" ")[2] for window in windows}):
+            windows = await self._recorded_windows()
+        if windows:
+            await self._repair_windows(windows)
+        return windows
+
+    async def _recorded_windows(self) -> list[str]:
+        fields = await self._redis.hkeys(self._trimmed_unread)
+        return sorted(w for w in map(text, fields) if w.split(" ")[0] == self.group)
+
+    async def _detect_trimmed(self, known_ends: set[str]) -> bool:
+        """Record what XINFO and XPENDING show was trimmed unread (see the module doc),
+        unless a window ending at the same first entry is recorded; True: recorded one."""
+        first: Any = await self._redis.xrange(self.stream, count=1)
+        first_id = text(first[0][0]) if first else "+"
+        if first_id in known_ends:
+            return False  # the loss up to this first entry is recorded already
+        pending: Any = await self._redis.xpending(self.stream, self.group)
+        oldest = text(pending["min"]) if pending["pending"] else None
+        if oldest is not None and (first_id == "+" or before(oldest, first_id)):
+            await self._record_trimmed(oldest, first_id)
+            return True
+        groups: Any = await self._redis.xinfo_groups(self.stream)
+        mine = next((g for g in groups if text(g["name"]) == self.group), None)
+        if mine is None or mine.get("entries-read") is None:
+            return False  # not created yet, or Redis 6.2 (or a group whose count Redis lost)
+        last = text(mine["last-delivered-id"])
+        if first_id != "+" and not before(last, first_id):
+            return False  # what it has not read is all still there
+        info: Any = await self._redis.xinfo_stream(self.stream)
+        lost = int(info["entries-added"]) - int(mine["entries-read"]) - int(info["length"])
+        if lost <= 0:
+            return False
+        await self._record_trimmed(f"({last}", first_id)
+        return True
+
+    async def _record_trimmed(self, first_lost: str, first_kept: str) -> None:
+        await self._redis.hset(self._trimmed_unread, f"{self.group} {first_lost} {first_kept}", 1)
+
+    async def _repair_windows(self, windows: list[str]) -> None:
+        """Repair under the group's lease: one replica repairs, the others read nothing
+        until it is done (reading on would race its rebuild)."""
+        lease = beside(self.stream, f".repairing.{self.group}")
+        if not await self._redis.set(lease, self.consumer_name, nx=True, px=_REPAIR_LEASE_MS):
+            await self._await_other_repair(lease, windows)
+            return
+        holding = asyncio.create_task(self._hold(lease))
+        try:
+            await self._repair_now(windows)
+        finally:
+            holding.cancel()
+            await self._release(keys=[lease], args=[self.consumer_name])
+
+    async def _hold(self, lease: str) -> None:
+        """Keep the lease while the repair runs (a rebuild may take hours)."""
+        while True:
+            await asyncio.sleep(_REPAIR_LEASE_MS / 3000)
+            await self._redis.pexpire(lease, _REPAIR_LEASE_MS)
+
+    async def _await_other_repair(self, lease: str, windows: list[str]) -> None:
+        """Wait while another replica holds the lease and these windows are recorded;
+        then check again at once (its repair may have failed: this one takes over)."""
+        while await self._redis.exists(lease):
+            if not set(windows) & set(await self._recorded_windows()):
+                break
+            await asyncio.sleep(1)  # polled: the other replica is another process
+        self._next_trim_check_at = 0.0
+
+    async def _repair_now(self, windows: list[str]) -> None:
+        self.metrics.trimmed_unread(len(windows))
+        log.error(  # loudly: events the group had not read are gone from the stream
+            "events_trimmed_unread",
+            stream=self.stream,
+            group=self.group,
+            windows=windows,
+            repair="starting" if self._repair else "none for this group: not repaired",
+        )
+        try:
+            if self._repair is not None:
+                await self._repair(windows)
+            await self._redis.hdel(self._trimmed_unread, *windows)
+        except Exception:
+            log.exception("events_trimmed_unread_repair_failed", group=self.group)
+            self._next_trim_check_at = 0.0  # still recorded: the next cycle tries again
+            return
+        if self._repair is not None:
+            log.warning("events_trimmed_unread_repaired", group=self.group, windows=windows)
 
     async def _reclaim(self) -> list[tuple[Any, Any, int]]:
         """Claim entries idle long enough, with how many times each has been delivered."""
@@ -299,7 +433,11 @@ class StreamConsumer:
             return []
         gone = [entry_id for entry_id, fields in claimed if fields is None]
         if gone:
-            # Trimmed from the stream while pending (Redis 6.2 still returns them).
+            # Trimmed from the stream while pending (Redis 6.2 still returns them):
+            # recorded for repair first, so acking them loses nothing.
+            ids = sorted((text(e) for e in gone), key=entry_key)
+            await self._record_trimmed(ids[0], ids[-1])
+            self._next_trim_check_at = 0.0
             await self._redis.xack(self.stream, self.group, *gone)
         present = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
         if not present:
@@ -400,7 +538,7 @@ class StreamConsumer:
                 "event_handler_failed",
                 stream=self.stream,
                 group=self.group,
-                entry_id=_text(entry_id),
+                entry_id=text(entry_id),
                 deliveries=deliveries,
                 error=error,
                 exc_info=True,
@@ -431,7 +569,7 @@ class StreamConsumer:
             "event_handler_store_unreachable",
             stream=self.stream,
             group=self.group,
-            entries=[_text(e) for e in entry_ids],
+            entries=[text(e) for e in entry_ids],
             error=error,
             retry_in_ms=self._claim_idle_ms,
         )
@@ -443,7 +581,7 @@ class StreamConsumer:
         dead.update(
             {
                 DEAD_ERROR: error[:2000],
-                DEAD_ENTRY_ID: _text(entry_id),
+                DEAD_ENTRY_ID: text(entry_id),
                 DEAD_STREAM: self.stream,
                 DEAD_GROUP: self.group,
                 DEAD_CONSUMER: self.consumer_name,
@@ -460,7 +598,7 @@ class StreamConsumer:
             "event_dead_lettered",
             stream=self.stream,
             group=self.group,
-            entry_id=_text(entry_id),
+            entry_id=text(entry_id),
             deliveries=deliveries,
             dead_letter_stream=self.dead_letter_stream,
             error=error,

@@ -159,6 +159,8 @@ class Stack:
         for spec in SERVICES:
             if spec.database:
                 env[f"{spec.env_prefix}MONGODB_DB"] = self.database(spec.name)
+        # analytics' rebuild (and its repair of trimmed events) reads tracking's database.
+        env["MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB"] = self.database("tracking")
         if self.namespace:
             # Login-failure and rate windows too: stacks sharing a Redis (tests, make up) all
             # come from 127.0.0.1 and must not add up toward one address limit.
@@ -216,7 +218,6 @@ class Stack:
         env = self.env_for("analytics")
         wanted = {"MONGODB_URL", "REDIS_URL", "MOMENTUM_EVENTS_STREAM", "MOMENTUM_DATA_DIR"}
         found = {k: v for k, v in env.items() if k in wanted or k.endswith("_MONGODB_DB")}
-        found["MOMENTUM_ANALYTICS_TRACKING_MONGODB_DB"] = self.database("tracking")
         for spec in SERVICES:
             found[f"MOMENTUM_{spec.name.upper()}_URL"] = self.url(spec.name)
             found[f"MOMENTUM_{spec.name.upper()}_METRICS_URL"] = self.metrics_url(spec.name)

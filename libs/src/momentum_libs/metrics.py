@@ -71,6 +71,10 @@ HTTP_DURATION = Histogram(
     buckets=_FAST_BUCKETS,
 )
 RELAY_PUBLISHED = Counter("momentum_relay_published_total", "Outbox events published")
+RELAY_ALREADY_PUBLISHED = Counter(
+    "momentum_relay_already_published_total",
+    "Outbox events found pending that a relay had published already (not published again)",
+)
 RELAY_FAILURES = Counter(
     "momentum_relay_failures_total",
     "Relay passes that failed, and outbox entries that were not valid events",
@@ -79,6 +83,16 @@ RELAY_FAILURES = Counter(
 RELAY_REASONS = ("redis_unavailable", "mongodb_unavailable", "unexpected", "invalid_entry")
 RELAY_DEAD_LETTERED = Counter(
     "momentum_relay_dead_lettered_total", "Outbox entries moved to the outbox dead-letter stream"
+)
+STREAM_CAPPED = Counter(
+    "momentum_stream_capped_total",
+    "Trims of the event stream by its hard length cap (memory), not by retention",
+)
+STREAM_TRIMMED_UNREAD = Counter(
+    "momentum_stream_trimmed_unread_total",
+    "Windows of entries trimmed before the group read them, found by its consumer "
+    "(each then repaired where the group has a repair)",
+    ["group"],
 )
 CONSUMER_DELIVERIES = Counter(
     "momentum_consumer_deliveries_total",
@@ -349,10 +363,12 @@ class OutboxMetrics(ScrapedGauges):
         RELAY_FAILURES.labels("invalid_entry").inc()
 
     @staticmethod
-    def passed(published: int, dead_lettered: int) -> None:
-        """After a pass's XADDs went through: events published, entries dead-lettered."""
+    def passed(published: int, dead_lettered: int, already_published: int = 0) -> None:
+        """After a pass's XADDs went through: events published, entries dead-lettered,
+        events skipped because they were in the stream already."""
         RELAY_PUBLISHED.inc(published)
         RELAY_DEAD_LETTERED.inc(dead_lettered)
+        RELAY_ALREADY_PUBLISHED.inc(already_published)
 
     async def gauges(self, into: Gauges) -> None:
         """Pending documents (by the indexed flag) and the age of the oldest pending event."""
@@ -407,6 +423,7 @@ class ConsumerMetrics(ScrapedGauges):
         self._dead = CONSUMER_DELIVERIES.labels(group, "dead_lettered")
         self._handle = CONSUMER_HANDLE_DURATION.labels(group)
         self._delay = CONSUMER_EVENT_DELAY.labels(group)
+        self._trimmed = STREAM_TRIMMED_UNREAD.labels(group)
 
     def timing(self) -> Any:
         """``with metrics.timing(): await handler(...)``."""
@@ -423,6 +440,9 @@ class ConsumerMetrics(ScrapedGauges):
 
     def dead_lettered(self) -> None:
         self._dead.inc()
+
+    def trimmed_unread(self, windows: int) -> None:
+        self._trimmed.inc(windows)
 
     async def gauges(self, into: Gauges) -> None:
         groups: Any = await self._redis.xinfo_groups(self._stream)

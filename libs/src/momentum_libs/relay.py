@@ -4,12 +4,22 @@ See :mod:`momentum_libs.outbox` for how a change and its event are written toget
 The relay finds pending documents by their indexed ``outbox_pending`` flag, XADDs their
 events to the stream and clears them off the documents with a guarded write (bumping
 ``version``, so a writer racing it retries with the cleared array instead of re-adding
-what is published). A crash between XADD and the clear may publish an event twice:
-consumers are idempotent by ``event_id``.
+what is published).
+
+Each event is published once, however many replicas run a relay: every relay sweeps
+everyone's pending documents (a crashed replica's leftovers included), and the XADD is
+made idempotent inside Redis. One Lua script per pass XADDs each event only if its
+claim key (``<stream>.published.<event_id>``, in the stream's slot) is absent, and sets
+that key with a TTL (``claim_ttl_s``) far longer than any retry, all in one step: two
+relays that read the same pending event, or one whose clear failed after the XADD,
+publish it once. Only an event still pending after its claim expired (a MongoDB outage
+longer than the TTL between XADD and clear) can be published twice: consumers remain
+idempotent by ``event_id``.
 
 An outbox entry that is not a valid envelope (written by hand, or by a bug) would block
 every pass that finds its document: the relay moves it to ``<stream>.dead.outbox`` with
-the validation error instead, and clears it like a published one. A tombstone's
+the validation error instead (apart from the valid events' script, so it can neither
+fail nor repeat them), and clears it like a published one. A tombstone's
 document is removed once its last event is out.
 """
 
@@ -26,16 +36,37 @@ from pymongo.read_concern import ReadConcern
 from redis.exceptions import RedisError
 
 from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
-from momentum_libs.events import DEAD_ERROR, Envelope
+from momentum_libs.events import DEAD_ERROR, STREAM_FIELD, Envelope
 from momentum_libs.metrics import OutboxMetrics
 from momentum_libs.outbox import OutboxDocument
 from momentum_libs.redis_client import RedisClient
+from momentum_libs.retention import StreamRetention
 from momentum_libs.settings import OutboxRelaySettings
+from momentum_libs.stream_keys import beside
 from momentum_libs.tracing import publishing
 
 log = structlog.get_logger(__name__)
 
 MAJORITY = ReadConcern("majority")
+
+# KEYS[1]: the stream; KEYS[2..]: each event's claim key (the stream's slot).
+# ARGV[1]: the claims' TTL (ms); ARGV[2]: the entry's field name; ARGV[1 + i]: the
+# (i)th event (KEYS[i]'s). Returns 1 per event published, 0 per event
+# already published. The claim is checked and set around the XADD in one script: never
+# a claim without its entry (a failing XADD sets none), never an entry twice.
+_PUBLISH_ONCE_SCRIPT = """
+local published = {}
+for i = 2, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+        redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[1 + i])
+        redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+        published[i - 1] = 1
+    else
+        published[i - 1] = 0
+    end
+end
+return published
+"""
 
 
 def _guard(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +87,8 @@ class OutboxRelay:
     """Publishes pending outbox events of the given document classes to one stream.
 
     Run :meth:`run` as a background task; call :meth:`notify` after a write to publish
-    at once instead of at the next sweep.
+    at once instead of at the next sweep. ``retention``: the stream's trimming, done
+    after passes (one replica per interval: :mod:`momentum_libs.retention`).
     """
 
     def __init__(
@@ -65,19 +97,22 @@ class OutboxRelay:
         stream: str,
         models: Sequence[type[OutboxDocument]],
         *,
-        maxlen: int = 1_000_000,
+        retention: StreamRetention | None = None,
         sweep_interval_s: float = 1.0,
         batch_size: int = 500,
         max_backoff_s: float = 5.0,
+        claim_ttl_s: float = 600.0,
     ) -> None:
         self._redis = redis
         self._stream = stream
         self.dead_letter_stream = f"{stream}.dead.outbox"
         self._models = list(models)
-        self._maxlen = maxlen
+        self.retention = retention
         self._sweep_interval_s = sweep_interval_s
         self._batch_size = batch_size
         self._max_backoff_s = max_backoff_s
+        self._claim_ttl_ms = int(claim_ttl_s * 1000)
+        self._publish_once = redis.register_script(_PUBLISH_ONCE_SCRIPT)
         self._wakeup = asyncio.Event()
         self.metrics = OutboxMetrics(self._models)
 
@@ -92,10 +127,17 @@ class OutboxRelay:
             redis,
             settings.events_stream,
             models,
-            maxlen=settings.events_maxlen,
+            retention=StreamRetention(
+                redis,
+                settings.events_stream,
+                retention_s=settings.events_retention_s,
+                hard_maxlen=settings.events_maxlen,
+                interval_s=settings.events_retention_interval_s,
+            ),
             sweep_interval_s=settings.relay_sweep_interval_s,
             batch_size=settings.relay_batch_size,
             max_backoff_s=settings.relay_max_backoff_s,
+            claim_ttl_s=settings.relay_claim_ttl_s,
         )
 
     def notify(self) -> None:
@@ -109,6 +151,8 @@ class OutboxRelay:
             try:
                 while await self.drain_once() >= self._batch_size:
                     pass  # more were waiting: keep going before sleeping
+                if self.retention is not None:
+                    await self.retention.maybe_trim()
                 backoff = FIRST_PAUSE_S
                 wait = self._sweep_interval_s
             except (RedisError, OSError) as exc:
@@ -142,24 +186,44 @@ class OutboxRelay:
         ).to_list()
         if not docs:
             return 0
-        events = [event for doc in docs for event in doc.get("outbox", [])]
-        dead = 0
-        with publishing(self._stream, events):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for doc in docs:
-                    for event in doc.get("outbox", []):
-                        if not self._publish(pipe, doc, event):
-                            dead += 1
-                results = await pipe.execute()
-        self.metrics.passed(len(results) - dead, dead)
+        entries = [(doc, entry) for doc in docs for entry in doc.get("outbox", [])]
+        valid: list[Envelope] = []
+        invalid: list[dict[str, str]] = []
+        for doc, entry in entries:
+            checked = self._checked(doc, entry)
+            if isinstance(checked, Envelope):
+                valid.append(checked)
+            else:
+                invalid.append(checked)
+        with publishing(self._stream, [entry for _, entry in entries]):
+            fresh = await self._publish(valid)
+            await self._dead_letter_all(invalid)
+        self.metrics.passed(fresh, len(invalid), len(valid) - fresh)
         if not await self._clear_all(collection, docs):
             await self._clear_raced(collection, docs)
-        return len(results)
+        return len(entries)
 
-    def _publish(self, pipe: Any, doc: Mapping[str, Any], event: Any) -> bool:
-        """Queue the event's XADD; False: not a valid event, queued for the dead letters."""
+    def claim_key(self, event_id: str) -> str:
+        """The key saying ``event_id`` is in the stream (for ``claim_ttl_s``)."""
+        return beside(self._stream, f".published.{event_id}")
+
+    async def _publish(self, events: list[Envelope]) -> int:
+        """XADD each event not published yet, in one script; returns how many were new."""
+        if not events:
+            return 0
+        keys = [self._stream, *(self.claim_key(e.event_id) for e in events)]
+        args: list[str | int] = [
+            self._claim_ttl_ms,
+            STREAM_FIELD,
+            *(e.to_stream_fields()[STREAM_FIELD] for e in events),
+        ]
+        flags: Any = await self._publish_once(keys=keys, args=args)
+        return sum(int(flag) for flag in flags)
+
+    def _checked(self, doc: Mapping[str, Any], entry: Any) -> Envelope | dict[str, str]:
+        """The entry as an event, or (logged) the dead letter of one that is not valid."""
         try:
-            fields = Envelope.model_validate(event).to_stream_fields()
+            return Envelope.model_validate(entry)
         except ValidationError as exc:
             self.metrics.invalid_entry()
             first = exc.errors(include_input=False)[0]
@@ -170,15 +234,19 @@ class OutboxRelay:
                 first_error=f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
                 dead_letter_stream=self.dead_letter_stream,
             )
-            dead = {
+            return {
                 DEAD_ERROR: f"not a valid event: {exc}"[:2000],
                 "document": str(doc["_id"]),
-                "entry": json.dumps(event, default=str),
+                "entry": json.dumps(entry, default=str),
             }
-            pipe.xadd(self.dead_letter_stream, dead)
-            return False
-        pipe.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
-        return True
+
+    async def _dead_letter_all(self, dead: list[dict[str, str]]) -> None:
+        if not dead:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for fields in dead:
+                pipe.xadd(self.dead_letter_stream, fields)  # type: ignore[arg-type]
+            await pipe.execute()
 
     @staticmethod
     async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:

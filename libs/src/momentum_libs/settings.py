@@ -175,8 +175,26 @@ class OutboxRelaySettings(ServiceSettings):
     relay_max_backoff_s: float = Field(
         5.0, gt=0, description="Outbox relay: longest wait between retries while Redis is down"
     )
+    relay_claim_ttl_s: float = Field(
+        600.0,
+        ge=60,
+        description="Outbox relay: how long an event's published mark stops a republish "
+        "(far above any retry; memory: about 150 B per event published in that time)",
+    )
+    events_retention_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="Event stream: entries older than this are trimmed (XTRIM MINID), "
+        "never one a consumer group has not acknowledged",
+    )
     events_maxlen: int = Field(
-        1_000_000, ge=1000, description="Approximate cap (MAXLEN ~) of the event stream"
+        1_000_000,
+        ge=10,
+        description="Event stream: hard cap (MAXLEN ~), memory's safety valve; trims even "
+        "unread entries, logged, and their groups repair (docs/operations.md)",
+    )
+    events_retention_interval_s: float = Field(
+        10.0, gt=0, description="Event stream: seconds between trims (one replica trims)"
     )
 
 

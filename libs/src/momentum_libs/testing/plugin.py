@@ -207,7 +207,9 @@ def drop_namespace(redis_url: str, namespace: str) -> int:
     client = sync_redis_client(redis_url)
     try:
         # On a cluster, SCAN visits every master and DEL is split by slot.
-        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        # "{namespace}…": keys beside a stream carry its name as their hash tag.
+        patterns = (f"{namespace}*", f"{{{namespace}*")
+        keys = [key for p in patterns for key in client.scan_iter(match=p, count=1000)]
         return int(client.delete(*keys)) if keys else 0
     finally:
         client.close()

