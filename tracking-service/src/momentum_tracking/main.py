@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import structlog
@@ -104,9 +105,10 @@ async def _build(
     await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
 
     relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
-    goal_repository = GoalRepository(relay.notify)
-    target_repository = TargetRepository(relay.notify)
-    log_repository = LogRepository(relay.notify)
+    retention = timedelta(days=settings.tombstone_retention_days)
+    goal_repository = GoalRepository(relay.notify, retention)
+    target_repository = TargetRepository(relay.notify, retention)
+    log_repository = LogRepository(relay.notify, retention)
     break_repository = BreakRepository(relay.notify)
     key_repository = IdempotencyRepository()
     goals = GoalService(goal_repository)

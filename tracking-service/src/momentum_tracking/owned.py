@@ -4,25 +4,52 @@ Every read carries the owner's ``user_id`` (another user's document is "not foun
 never "forbidden") and skips tombstones; every write goes through the libs outbox base.
 """
 
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 
+from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
-from momentum_libs.ids import parse_object_id
+from momentum_libs.events import Envelope
 from momentum_libs.outbox import Build, Notify, OutboxDocument, OutboxRepository
 
 from momentum_tracking.common import not_found
+from momentum_tracking.ids import parse_id
 
 D = TypeVar("D", bound=OutboxDocument)
+
+TOMBSTONE_RETENTION = timedelta(days=90)
+"""The default of ``MOMENTUM_TRACKING_TOMBSTONE_RETENTION_DAYS``."""
 
 ERASE_BATCH = 200
 """Documents read per query while erasing (each is then tombstoned on its own)."""
 
 
 class OwnedRepository(OutboxRepository[D]):
-    def __init__(self, model: type[D], notify: Notify, what: str) -> None:
+    def __init__(
+        self,
+        model: type[D],
+        notify: Notify,
+        what: str,
+        retention: timedelta = TOMBSTONE_RETENTION,
+    ) -> None:
         super().__init__(model, notify)
         self.what = what
         """What a client calls it, for its 404: "Goal", "Daily log"."""
+        self.retention = retention
+        """How long a kept tombstone stays (the model's ``keep_tombstones``)."""
+
+    async def write(
+        self, doc: D, fields: Mapping[str, Any], event: Envelope | None, *, delete: bool = False
+    ) -> D | None:
+        if delete and self.model.keep_tombstones:
+            fields = {**fields, "purge_at": utcnow() + self.retention}
+        return await super().write(doc, fields, event, delete=delete)
+
+    async def is_tombstone(self, user_id: str, doc_id: Any) -> bool:
+        """Whether ``doc_id`` names a deleted document of the user still remembered."""
+        query = {"_id": doc_id, "user_id": user_id, "deleted": True}
+        return await self.model.find_one(query) is not None
 
     async def get(self, user_id: str, doc_id: Any) -> D | None:
         query = {"_id": doc_id, "user_id": user_id, "deleted": False}
@@ -30,7 +57,7 @@ class OwnedRepository(OutboxRepository[D]):
 
     async def get_or_404(self, user_id: str, doc_id: str) -> D:
         """The user's document of the id a client sent; 404 for a missing or a bad one."""
-        oid = parse_object_id(doc_id)
+        oid = parse_id(doc_id)
         doc = None if oid is None else await self.get(user_id, oid)
         if doc is None:
             raise not_found(self.what)
@@ -47,7 +74,7 @@ class OwnedRepository(OutboxRepository[D]):
     ) -> D:
         """:meth:`change` of the user's document ``doc_id``; 404 when there is none, 412
         when it no longer has the client's ``if_match``."""
-        oid = parse_object_id(doc_id)
+        oid = parse_id(doc_id)
         written = None
         if oid is not None:
 

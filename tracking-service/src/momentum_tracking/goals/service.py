@@ -10,7 +10,6 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff
@@ -21,6 +20,7 @@ from momentum_tracking.common import cut_page, decode_cursor, iso_date
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
+from momentum_tracking.ids import parse_id
 
 CURSOR_KIND = "goals"
 
@@ -59,7 +59,7 @@ class GoalService:
         return str((await self.get(user_id, goal_id)).id)
 
     async def is_live(self, user_id: str, goal_id: str) -> bool:
-        oid = parse_object_id(goal_id)
+        oid = parse_id(goal_id)
         return oid is not None and await self._goals.get(user_id, oid) is not None
 
     async def create(self, user_id: str, data: GoalCreate) -> Goal:

@@ -9,7 +9,6 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
@@ -17,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from momentum_tracking.common import dated_page, iso_date, not_found
 from momentum_tracking.days.service import DayService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.ids import parse_id
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
 from momentum_tracking.logs.schemas import LogCreate, LogRead, LogUpdate
@@ -82,7 +82,7 @@ class LogService:
         self, user_id: str, data: LogCreate, *, log_id: ObjectId | None = None
     ) -> DailyLog:
         await self._check_not_after_tomorrow(user_id, data.date)
-        goal_id = parse_object_id(data.goal_id)
+        goal_id = parse_id(data.goal_id)
         if goal_id is None:
             raise not_found("Goal")
         t = utcnow()

@@ -7,13 +7,13 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, TargetPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import dated_page, iso_date, not_found
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.ids import parse_id
 from momentum_tracking.targets.models import WeeklyTarget, dead_slot, live_slot
 from momentum_tracking.targets.repository import TargetRepository
 from momentum_tracking.targets.schemas import TargetCreate, TargetUpdate
@@ -50,7 +50,7 @@ class TargetService:
         return await self._targets.get_or_404(user_id, target_id)
 
     async def create(self, user_id: str, data: TargetCreate) -> WeeklyTarget:
-        oid = parse_object_id(data.goal_id)
+        oid = parse_id(data.goal_id)
         if oid is None:
             raise not_found("Goal")
         goal_id = str(oid)
