@@ -20,7 +20,7 @@ from momentum_tracking.common import cut_page, decode_cursor, iso_date
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
-from momentum_tracking.ids import parse_id
+from momentum_tracking.ids import DocumentId, parse_id
 
 CURSOR_KIND = "goals"
 
@@ -62,9 +62,11 @@ class GoalService:
         oid = parse_id(goal_id)
         return oid is not None and await self._goals.get(user_id, oid) is not None
 
-    async def create(self, user_id: str, data: GoalCreate) -> Goal:
+    async def create(
+        self, user_id: str, data: GoalCreate, *, goal_id: DocumentId | None = None
+    ) -> Goal:
         """A user's goal is created active when they have no active goal (their first one)."""
-        goal_id = ObjectId()
+        goal_id = goal_id or ObjectId()
         t = utcnow()
         for active in (True, False):
             goal = Goal(
@@ -86,6 +88,21 @@ class GoalService:
                     raise
                 # another goal is active: this one starts inactive
         raise AssertionError("unreachable")
+
+    async def put(
+        self, user_id: str, goal_id: str, data: GoalCreate, if_match: IfMatch | None = None
+    ) -> tuple[Goal, bool]:
+        """``PUT /goals/{id}``: POST's create under the client's id, or PATCH's write of
+        every field (True: created)."""
+
+        async def create(new_id: str) -> Goal:
+            return await self.create(user_id, data, goal_id=new_id)
+
+        async def replace(goal: Goal) -> Goal:
+            every_field = GoalUpdate.model_validate(data.model_dump())
+            return await self.update(user_id, str(goal.id), every_field, if_match)
+
+        return await self._goals.put(user_id, goal_id, create, replace, if_match)
 
     async def list_page(
         self, user_id: str, is_active: bool | None, cursor: str | None, limit: int
