@@ -17,6 +17,7 @@ PREFIXES: Final[dict[str, str]] = {
     "weekly-targets": TRACKING,
     "daily-logs": TRACKING,
     "breaks": TRACKING,
+    "changes": TRACKING,
     "analytics": ANALYTICS,
 }
 

@@ -7,6 +7,7 @@ from momentum_libs.deps import CurrentUser
 from momentum_libs.state import service_state
 
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.erasure.service import ErasureService
 from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.service import LogService
@@ -34,6 +35,10 @@ async def _breaks(request: Request) -> BreakService:
     return _state(request).breaks
 
 
+async def _changes(request: Request) -> ChangeService:
+    return _state(request).changes
+
+
 async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
@@ -42,6 +47,7 @@ Goals = Annotated[GoalService, Depends(_goals)]
 Targets = Annotated[TargetService, Depends(_targets)]
 Logs = Annotated[LogService, Depends(_logs)]
 Breaks = Annotated[BreakService, Depends(_breaks)]
+Changes = Annotated[ChangeService, Depends(_changes)]
 Erasure = Annotated[ErasureService, Depends(_erasure)]
 
-__all__ = ["Breaks", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]
+__all__ = ["Breaks", "Changes", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]

@@ -22,6 +22,10 @@ from momentum_tracking.breaks.models import Break
 from momentum_tracking.breaks.repository import BreakRepository
 from momentum_tracking.breaks.router import router as breaks_router
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.changes.models import ChangeEntry, ChangeHead
+from momentum_tracking.changes.repository import ChangeRepository
+from momentum_tracking.changes.router import router as changes_router
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.models import UserDays
 from momentum_tracking.days.repository import DaysRepository
 from momentum_tracking.days.service import DayService
@@ -44,7 +48,7 @@ from momentum_tracking.targets.service import TargetService
 log = structlog.get_logger(__name__)
 
 OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
-DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays)
+DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead)
 
 
 def create_app(
@@ -79,6 +83,7 @@ def create_app(
     app.include_router(targets_router)
     app.include_router(logs_router)
     app.include_router(breaks_router)
+    app.include_router(changes_router)
     app.include_router(health_router)
     return app
 
@@ -116,7 +121,17 @@ async def _build(
     erasure = ErasureService(
         goal_repository, target_repository, log_repository, break_repository, key_repository, days
     )
-    user_events = UserEventsHandler(erasure, days)
+    changes = ChangeService(
+        ChangeRepository(),
+        {
+            "goal": goal_repository,
+            "weekly_target": target_repository,
+            "daily_log": log_repository,
+            "break": break_repository,
+        },
+        retention,
+    )
+    user_events = UserEventsHandler(erasure, days, changes)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -132,4 +147,5 @@ async def _build(
         breaks=BreakService(break_repository, goals, days),
         days=days,
         erasure=erasure,
+        changes=changes,
     )

@@ -157,6 +157,15 @@ class OwnedRepository(OutboxRepository[D]):
 
         await self.change(load, build, delete=True, first=doc, if_match=if_match)
 
+    async def all_of_user(self, user_id: str) -> list[D]:
+        """Every live document of the user (a sync's first, full read)."""
+        return await self.model.find({"user_id": user_id, "deleted": False}).to_list()
+
+    async def by_ids(self, user_id: str, doc_ids: list[DocumentId]) -> list[D]:
+        """The user's documents of these ids, tombstones included (the change feed tells
+        a deleted one from a live one)."""
+        return await self.model.find({"_id": {"$in": doc_ids}, "user_id": user_id}).to_list()
+
     async def some_of_user(self, user_id: str, limit: int, **match: str | None) -> list[D]:
         """Up to ``limit`` live documents of the user matching ``match`` (None: any), for
         erasing them batch by batch."""
