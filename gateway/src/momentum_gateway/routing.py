@@ -18,6 +18,7 @@ PREFIXES: Final[dict[str, str]] = {
     "daily-logs": TRACKING,
     "breaks": TRACKING,
     "changes": TRACKING,
+    "batch": TRACKING,
     "analytics": ANALYTICS,
 }
 

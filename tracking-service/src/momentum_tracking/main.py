@@ -18,6 +18,8 @@ from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
 from momentum_libs.tokens import KeyLookup
 
+from momentum_tracking.batch.router import router as batch_router
+from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.models import Break
 from momentum_tracking.breaks.repository import BreakRepository
 from momentum_tracking.breaks.router import router as breaks_router
@@ -84,6 +86,7 @@ def create_app(
     app.include_router(logs_router)
     app.include_router(breaks_router)
     app.include_router(changes_router)
+    app.include_router(batch_router)
     app.include_router(health_router)
     return app
 
@@ -132,6 +135,8 @@ async def _build(
         retention,
     )
     user_events = UserEventsHandler(erasure, days, changes)
+    targets = TargetService(target_repository, goals)
+    logs = LogService(log_repository, key_repository, goals, days, settings)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -142,10 +147,11 @@ async def _build(
         consumer=StreamConsumer.from_settings(settings, consumer_redis, user_events),
         replay_consumer=replay_consumer(settings, consumer_redis, user_events),
         goals=goals,
-        targets=TargetService(target_repository, goals),
-        logs=LogService(log_repository, key_repository, goals, days, settings),
+        targets=targets,
+        logs=logs,
         breaks=BreakService(break_repository, goals, days),
         days=days,
         erasure=erasure,
         changes=changes,
+        batch=BatchService(goals, targets, logs, erasure),
     )

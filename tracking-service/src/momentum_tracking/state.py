@@ -6,6 +6,7 @@ from momentum_libs.consumer import StreamConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState
 
+from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.service import DayService
@@ -29,3 +30,4 @@ class TrackingState(ServiceState):
     days: DayService
     erasure: ErasureService
     changes: ChangeService
+    batch: BatchService
