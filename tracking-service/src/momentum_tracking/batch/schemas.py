@@ -57,4 +57,26 @@ class BatchResult(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {"index": 0, "status": 201,
+                         "etag": '"0b6f3c1e-8a4d-4c55-9d7e-2f1a6b3c4d5e.1"',
+                         "body": {"id": "0b6f3c1e-8a4d-4c55-9d7e-2f1a6b3c4d5e",
+                                  "goal_id": "665f1c2e8b1e4a3d9c0a1b3d", "date": "2026-03-02",
+                                  "minutes": 45, "note": None,
+                                  "created_at": "2026-03-02T09:30:00Z",
+                                  "updated_at": "2026-03-02T09:30:00Z"}},
+                        {"index": 1, "status": 404,
+                         "problem": {"type": "https://momentum.example/problems/not-found",
+                                     "title": "Not Found", "status": 404,
+                                     "detail": "Weekly target not found."}},
+                    ]
+                }
+            ]
+        }
+    )  # fmt: skip
+
     results: list[BatchResult]
