@@ -50,3 +50,4 @@ class ChangeHead(Document):
 
     class Settings:
         name = "sync_heads"
+        indexes = [IndexModel([("user_id", 1)], name="user")]  # the shard key's index
