@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from beanie import PydanticObjectId
@@ -51,12 +51,23 @@ class Memo(OutboxDocument):
         indexes = [OUTBOX_INDEX]
 
 
+class KeptNote(OutboxDocument):
+    """A class whose tombstones stay once published (tracking's goals, targets, logs)."""
+
+    owner: str
+    keep_tombstones: ClassVar[bool] = True
+
+    class Settings:
+        name = "kept_notes"
+        indexes = [OUTBOX_INDEX]
+
+
 @contextlib.asynccontextmanager
 async def outbox_database(
     client: AsyncMongoClient[Any], namespace: str
 ) -> AsyncIterator[AsyncMongoClient[Any]]:
     database = f"{namespace}outbox"
-    await init_documents(client, database, [Note, Memo])
+    await init_documents(client, database, [Note, Memo, KeptNote])
     try:
         yield client
     finally:
@@ -175,6 +186,22 @@ async def test_create_update_delete_publish_in_order_and_the_tombstone_goes(
     assert await raw(note.id) is None  # tombstone removed once its last event is out
     assert await relay.drain_once() == 0
     assert len(await published(redis, stream)) == 4
+
+
+async def test_a_kept_tombstone_stays_cleared_once_published(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [KeptNote])
+    repository = OutboxRepository(KeptNote)
+    note = await repository.insert(KeptNote(owner="u1"), event("u1", "create"))
+    assert await repository.write(note, {}, event("u1", "delete"), delete=True) is not None
+    assert await relay.drain_once() == 2
+    kept = await KeptNote.get_pymongo_collection().find_one({"_id": note.id})
+    assert kept is not None
+    assert (kept["deleted"], kept["outbox"], kept["outbox_pending"]) == (True, [], False)
+    assert await relay.drain_once() == 0  # published once: nothing left to find
+    assert len(await published(redis, stream)) == 2
 
 
 async def test_a_stale_write_matches_nothing_and_a_deleted_document_takes_no_write(

@@ -50,8 +50,11 @@ async def test_log_lifecycle_events_carry_versions_and_old_new(
     assert created.version == 1
     assert all(e.user_id == user_id for e in events)
     assert len({e.event_id for e in events}) == 4
-    # Once its last event is out, the tombstone goes.
-    assert await DailyLog.get_pymongo_collection().count_documents({"user_id": user_id}) == 0
+    # Once its last event is out, the tombstone stays, published, until its purge_at
+    # (the tombstone retention): a PUT of its id must not bring it back.
+    kept = await DailyLog.get_pymongo_collection().find({"user_id": user_id}).to_list()
+    assert [(d["deleted"], d["outbox_pending"], d["outbox"]) for d in kept] == [(True, False, [])]
+    assert kept[0]["purge_at"] is not None
 
 
 async def test_goal_and_target_events(

@@ -59,6 +59,8 @@ TAG_DESCRIPTIONS = {
     "an `Idempotency-Key`.",
     "breaks": "Days declared protected, for one goal or every goal: today or later, never "
     "the past.",
+    "sync": "Offline clients: the change feed since a token, and batches of writes under "
+    "ids the client chose.",
     "analytics": "Dashboard, weekly summary, streaks and heatmap, computed from the daily "
     "logs' events: a change shows here moments after it is made.",
     "health": "Liveness of the gateway and of what is behind it.",

@@ -17,6 +17,8 @@ PREFIXES: Final[dict[str, str]] = {
     "weekly-targets": TRACKING,
     "daily-logs": TRACKING,
     "breaks": TRACKING,
+    "changes": TRACKING,
+    "batch": TRACKING,
     "analytics": ANALYTICS,
 }
 

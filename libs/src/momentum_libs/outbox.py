@@ -34,7 +34,7 @@ policy (:mod:`momentum_libs.retry`).
 """
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from beanie import Document
 from bson import ObjectId
@@ -66,6 +66,9 @@ class OutboxDocument(Document):
     outbox: list[Envelope] = []
     outbox_pending: bool = False
     deleted: bool = False
+    keep_tombstones: ClassVar[bool] = False
+    """True: the relay keeps a tombstone once its events are out (the model expires it
+    itself, e.g. with a TTL index), instead of removing it."""
 
     def shard_key(self) -> dict[str, Any]:
         """The shard-key fields beside ``_id`` a write to this document names (none: the

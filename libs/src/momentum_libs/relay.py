@@ -199,7 +199,7 @@ class OutboxRelay:
             fresh = await self._publish(valid)
             await self._dead_letter_all(invalid)
         self.metrics.passed(fresh, len(invalid), len(valid) - fresh)
-        if not await self._clear_all(collection, docs):
+        if not await self._clear_all(collection, docs, keep_tombstones=model.keep_tombstones):
             await self._clear_raced(collection, docs)
         return len(entries)
 
@@ -249,14 +249,16 @@ class OutboxRelay:
             await pipe.execute()
 
     @staticmethod
-    async def _clear_all(collection: Any, docs: list[Mapping[str, Any]]) -> bool:
+    async def _clear_all(
+        collection: Any, docs: list[Mapping[str, Any]], *, keep_tombstones: bool = False
+    ) -> bool:
         """Clear every document's outbox in one round trip; False if a write raced any.
 
-        A tombstone changes no more: once published, it goes."""
+        A tombstone changes no more: once published, it goes (unless its model keeps them)."""
         ops: list[Any] = []
         for doc in docs:
             guard = _guard(doc)
-            if doc.get("deleted"):
+            if doc.get("deleted") and not keep_tombstones:
                 ops.append(DeleteOne(guard))
             else:
                 clear = {"$set": {"outbox": [], "outbox_pending": False}, "$inc": {"version": 1}}

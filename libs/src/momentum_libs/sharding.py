@@ -24,6 +24,8 @@ SHARD_KEYS: dict[str, str] = {
     "weekly_targets": "user_id",
     "daily_logs": "user_id",
     "idempotency_keys": "user_id",
+    "sync_changes": "user_id",
+    "sync_heads": "user_id",  # _id is the user's id too; every filter names user_id
     # auth-service (``users`` stays unsharded: see deploy/README.md)
     "sessions": "user_id",
     "refresh_tokens": "_id",  # a refresh presents the token alone: its hash is the key

@@ -10,7 +10,9 @@ write to it, the outbox relay's clears included. The event a write emits carries
 version that write gave the document, so a document's ``version`` is never below that of
 any event it emitted: a projection built from a document may be replaced by a later event
 only if that event's version is higher. ``deleted`` marks a tombstone, whose delete
-event is not yet published; the relay removes the document after. Both mean "gone".
+event may not be published yet; the relay removes the document after, or (goals, targets,
+logs) keeps it until its ``purge_at``. Both mean "gone". ``_id`` is an ObjectId, or a
+client-chosen UUID string (``PUT``): ``id`` is its string either way.
 """
 
 from collections.abc import Mapping

@@ -9,11 +9,11 @@ from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
 from beanie import Document
-from bson import ObjectId
 from fastapi import Query
-from momentum_libs.ids import parse_object_id
 from momentum_libs.problems import ProblemError, validation_problem
 from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from momentum_tracking.ids import DocumentId, parse_id
 
 T = TypeVar("T")
 D = TypeVar("D", bound=Document)
@@ -35,12 +35,12 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(kind: str, key: str, oid: ObjectId) -> str:
+def encode_cursor(kind: str, key: str, oid: DocumentId) -> str:
     raw = json.dumps([kind, key, str(oid)], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str) -> tuple[str, ObjectId]:
+def decode_cursor(kind: str, cursor: str) -> tuple[str, DocumentId]:
     """The (sort key, id) a cursor of ``kind`` holds; 422 for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -54,7 +54,7 @@ def decode_cursor(kind: str, cursor: str) -> tuple[str, ObjectId]:
         and isinstance(value[1], str)
         and isinstance(value[2], str)
     ):
-        oid = parse_object_id(value[2])
+        oid = parse_id(value[2])
         if oid is not None:
             return value[1], oid
     raise validation_problem(["query", "cursor"], "Not a cursor of this list.")
@@ -77,7 +77,7 @@ def check_range(first: date | None, last: date | None) -> None:
 
 
 DatedFetch = Callable[
-    [str, str | None, str | None, str | None, tuple[str, ObjectId] | None, int],
+    [str, str | None, str | None, str | None, tuple[str, DocumentId] | None, int],
     Awaitable[list[D]],
 ]
 """A repository's ``list_page(user_id, goal_id, from, to, after, limit)``."""
@@ -108,9 +108,17 @@ async def dated_page(
     return cut_page(items, limit, kind, key)
 
 
-def keyset_after(field: str, key: Any, oid: ObjectId) -> dict[str, Any]:
-    """Filter for the items after (key, id) in (field desc, _id desc) order."""
-    return {"$or": [{field: {"$lt": key}}, {field: key, "_id": {"$lt": oid}}]}
+def keyset_after(field: str, key: Any, oid: DocumentId) -> dict[str, Any]:
+    """Filter for the items after (key, id) in (field desc, _id desc) order.
+
+    ``_id`` is an ObjectId or a client's UUID string, and a comparison matches one BSON
+    type only. MongoDB orders ObjectIds above strings, so (descending) a key's ObjectIds
+    come first and its strings after. nx-27017 orders them the other way round: there a
+    page boundary inside one key's mix of both kinds may repeat or skip items."""
+    ties: list[dict[str, Any]] = [{field: key, "_id": {"$lt": oid}}]
+    if not isinstance(oid, str):
+        ties.append({field: key, "_id": {"$type": "string"}})
+    return {"$or": [{field: {"$lt": key}}, *ties]}
 
 
 def dated_query(
@@ -119,7 +127,7 @@ def dated_query(
     goal_id: str | None,
     first: str | None,
     last: str | None,
-    after: tuple[str, ObjectId] | None,
+    after: tuple[str, DocumentId] | None,
 ) -> dict[str, Any]:
     """The filter of a page of a user's dated list: by goal, ``field`` in [first, last]."""
     query: dict[str, Any] = {"user_id": user_id, "deleted": False}

@@ -6,7 +6,9 @@ from fastapi import Depends, Request
 from momentum_libs.deps import CurrentUser
 from momentum_libs.state import service_state
 
+from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.erasure.service import ErasureService
 from momentum_tracking.goals.service import GoalService
 from momentum_tracking.logs.service import LogService
@@ -34,6 +36,14 @@ async def _breaks(request: Request) -> BreakService:
     return _state(request).breaks
 
 
+async def _changes(request: Request) -> ChangeService:
+    return _state(request).changes
+
+
+async def _batch(request: Request) -> BatchService:
+    return _state(request).batch
+
+
 async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
@@ -42,6 +52,8 @@ Goals = Annotated[GoalService, Depends(_goals)]
 Targets = Annotated[TargetService, Depends(_targets)]
 Logs = Annotated[LogService, Depends(_logs)]
 Breaks = Annotated[BreakService, Depends(_breaks)]
+Batch = Annotated[BatchService, Depends(_batch)]
+Changes = Annotated[ChangeService, Depends(_changes)]
 Erasure = Annotated[ErasureService, Depends(_erasure)]
 
-__all__ = ["Breaks", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]
+__all__ = ["Batch", "Breaks", "Changes", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]

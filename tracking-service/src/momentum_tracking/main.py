@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import structlog
@@ -17,10 +18,16 @@ from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
 from momentum_libs.tokens import KeyLookup
 
+from momentum_tracking.batch.router import router as batch_router
+from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.models import Break
 from momentum_tracking.breaks.repository import BreakRepository
 from momentum_tracking.breaks.router import router as breaks_router
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.changes.models import ChangeEntry, ChangeHead
+from momentum_tracking.changes.repository import ChangeRepository
+from momentum_tracking.changes.router import router as changes_router
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.models import UserDays
 from momentum_tracking.days.repository import DaysRepository
 from momentum_tracking.days.service import DayService
@@ -43,7 +50,7 @@ from momentum_tracking.targets.service import TargetService
 log = structlog.get_logger(__name__)
 
 OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
-DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays)
+DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead)
 
 
 def create_app(
@@ -78,6 +85,8 @@ def create_app(
     app.include_router(targets_router)
     app.include_router(logs_router)
     app.include_router(breaks_router)
+    app.include_router(changes_router)
+    app.include_router(batch_router)
     app.include_router(health_router)
     return app
 
@@ -104,9 +113,10 @@ async def _build(
     await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
 
     relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
-    goal_repository = GoalRepository(relay.notify)
-    target_repository = TargetRepository(relay.notify)
-    log_repository = LogRepository(relay.notify)
+    retention = timedelta(days=settings.tombstone_retention_days)
+    goal_repository = GoalRepository(relay.notify, retention)
+    target_repository = TargetRepository(relay.notify, retention)
+    log_repository = LogRepository(relay.notify, retention)
     break_repository = BreakRepository(relay.notify)
     key_repository = IdempotencyRepository()
     goals = GoalService(goal_repository)
@@ -114,7 +124,19 @@ async def _build(
     erasure = ErasureService(
         goal_repository, target_repository, log_repository, break_repository, key_repository, days
     )
-    user_events = UserEventsHandler(erasure, days)
+    changes = ChangeService(
+        ChangeRepository(),
+        {
+            "goal": goal_repository,
+            "weekly_target": target_repository,
+            "daily_log": log_repository,
+            "break": break_repository,
+        },
+        retention,
+    )
+    user_events = UserEventsHandler(erasure, days, changes)
+    targets = TargetService(target_repository, goals)
+    logs = LogService(log_repository, key_repository, goals, days, settings)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -125,9 +147,11 @@ async def _build(
         consumer=StreamConsumer.from_settings(settings, consumer_redis, user_events),
         replay_consumer=replay_consumer(settings, consumer_redis, user_events),
         goals=goals,
-        targets=TargetService(target_repository, goals),
-        logs=LogService(log_repository, key_repository, goals, days, settings),
+        targets=targets,
+        logs=logs,
         breaks=BreakService(break_repository, goals, days),
         days=days,
         erasure=erasure,
+        changes=changes,
+        batch=BatchService(goals, targets, logs, erasure),
     )

@@ -26,6 +26,12 @@ class TrackingSettings(VerifyingServiceSettings, OutboxRelaySettings, StreamCons
         description="After this many seconds an unfinished request's Idempotency-Key may be "
         "taken over by a retry (its log id is reused, so nothing is stored twice)",
     )
+    tombstone_retention_days: int = Field(
+        90,
+        ge=1,
+        description="How long a deleted goal, target or log is remembered (days): a PUT of "
+        "its id is 410 meanwhile, and a /changes token older than this is expired (410)",
+    )
     consumer_group: str = Field("tracking", description="Consumer group reading user events")
     consumer_name_prefix: str = Field(
         "tracking", description="Prefix of this process's unique consumer name"

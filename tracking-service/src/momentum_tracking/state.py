@@ -6,7 +6,9 @@ from momentum_libs.consumer import StreamConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState
 
+from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService
 from momentum_tracking.goals.service import GoalService
@@ -27,3 +29,5 @@ class TrackingState(ServiceState):
     breaks: BreakService
     days: DayService
     erasure: ErasureService
+    changes: ChangeService
+    batch: BatchService

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from bson import ObjectId
 from momentum_libs.outbox import Notify
 
 from momentum_tracking.breaks.models import Break
 from momentum_tracking.common import keyset_after
+from momentum_tracking.ids import DocumentId
 from momentum_tracking.owned import OwnedRepository
 
 
@@ -19,7 +19,7 @@ class BreakRepository(OwnedRepository[Break]):
         user_id: str,
         first: str | None,
         last: str | None,
-        after: tuple[str, ObjectId] | None,
+        after: tuple[str, DocumentId] | None,
         limit: int,
     ) -> list[Break]:
         """The user's breaks with a day in [first, last], latest start first."""

@@ -19,7 +19,6 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import BreakPayload, Envelope, EventType
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 
@@ -29,6 +28,7 @@ from momentum_tracking.breaks.schemas import BreakCreate, BreakUpdate, check_spa
 from momentum_tracking.common import check_range, cut_page, decode_cursor, iso_date, not_found
 from momentum_tracking.days.service import DayService, Today
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.ids import parse_id
 
 CURSOR_KIND = "breaks"
 
@@ -81,7 +81,7 @@ class BreakService:
         _check_start(data.start_date, await self._days.today(user_id))
         goal_id = None
         if data.goal_id is not None:
-            oid = parse_object_id(data.goal_id)
+            oid = parse_id(data.goal_id)
             if oid is None:
                 raise not_found("Goal")
             goal_id = str(oid)

@@ -11,6 +11,7 @@ from momentum_libs.events import Envelope, EventType, UserPayload
 
 from momentum_tracking.breaks import service as breaks
 from momentum_tracking.breaks.repository import BreakRepository
+from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.service import DayService
 from momentum_tracking.goals import service as goals
 from momentum_tracking.goals.repository import GoalRepository
@@ -72,17 +73,22 @@ class ErasureService:
 
 class UserEventsHandler:
     """The StreamConsumer handler of this service: keeps each user's day settings from
-    ``user.registered``/``user.updated``, erases on ``user.deleted``, skips the rest."""
+    ``user.registered``/``user.updated``, erases on ``user.deleted`` (change journal
+    too), and journals tracking's own goal, target, log and break events for /changes."""
 
-    def __init__(self, erasure: ErasureService, days: DayService) -> None:
+    def __init__(self, erasure: ErasureService, days: DayService, changes: ChangeService) -> None:
         self._erasure = erasure
         self._days = days
+        self._changes = changes
 
     async def __call__(self, event: Envelope) -> None:
         if event.type is EventType.USER_DELETED:
             event.typed_payload()  # an unknown version raises: dead-lettered, not guessed at
             await self._erasure.erase_user(event.user_id)
+            await self._changes.forget(event.user_id)
         elif event.type in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
             payload = event.typed_payload()
             assert isinstance(payload, UserPayload)
             await self._days.user_changed(event.user_id, payload, event.occurred_at)
+        else:
+            await self._changes.record(event)

@@ -2,12 +2,14 @@
 
 from datetime import datetime
 
-from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
+from momentum_libs.outbox import OUTBOX_INDEX
 from momentum_libs.tracking_store import GOALS
 from pymongo import IndexModel
 
+from momentum_tracking.ids import PURGE_INDEX, TrackedDocument
 
-class Goal(OwnedDocument):
+
+class Goal(TrackedDocument):
     title: str
     description: str | None = None
     target_date: str | None = None  # "YYYY-MM-DD"
@@ -25,6 +27,7 @@ class Goal(OwnedDocument):
         name = GOALS
         indexes = [
             OUTBOX_INDEX,
+            PURGE_INDEX,
             IndexModel([("user_id", 1), ("created_at", -1)], name="user_created"),
             # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
             # from single-field indexes only (a compound prefix would do on MongoDB).

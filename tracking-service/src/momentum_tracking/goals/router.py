@@ -56,6 +56,29 @@ async def get_goal(goal_id: str, user: CurrentUser, goals: Goals, response: Resp
     return GoalRead.from_document(goal)
 
 
+@router.put(
+    "/{goal_id}",
+    operation_id="putGoal",
+    summary="Create a goal under the client's UUID, or replace it (idempotent)",
+    responses={
+        201: {"model": GoalRead, "description": "Created under the client's id"},
+        **problem_responses(401, 404, 409, 410, 422, 503),
+    },
+)
+async def put_goal(
+    goal_id: str,
+    body: GoalCreate,
+    user: CurrentUser,
+    goals: Goals,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> GoalRead:
+    doc, created = await goals.put(user.user_id, goal_id, body, if_match)
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = entity_tag(doc)
+    return GoalRead.from_document(doc)
+
+
 @router.patch(
     "/{goal_id}",
     operation_id="updateGoal",

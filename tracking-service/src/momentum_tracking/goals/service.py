@@ -10,7 +10,6 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, GoalDeletedPayload, GoalPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff
@@ -21,6 +20,7 @@ from momentum_tracking.common import cut_page, decode_cursor, iso_date
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
+from momentum_tracking.ids import DocumentId, parse_id
 
 CURSOR_KIND = "goals"
 
@@ -59,12 +59,14 @@ class GoalService:
         return str((await self.get(user_id, goal_id)).id)
 
     async def is_live(self, user_id: str, goal_id: str) -> bool:
-        oid = parse_object_id(goal_id)
+        oid = parse_id(goal_id)
         return oid is not None and await self._goals.get(user_id, oid) is not None
 
-    async def create(self, user_id: str, data: GoalCreate) -> Goal:
+    async def create(
+        self, user_id: str, data: GoalCreate, *, goal_id: DocumentId | None = None
+    ) -> Goal:
         """A user's goal is created active when they have no active goal (their first one)."""
-        goal_id = ObjectId()
+        goal_id = goal_id or ObjectId()
         t = utcnow()
         for active in (True, False):
             goal = Goal(
@@ -86,6 +88,21 @@ class GoalService:
                     raise
                 # another goal is active: this one starts inactive
         raise AssertionError("unreachable")
+
+    async def put(
+        self, user_id: str, goal_id: str, data: GoalCreate, if_match: IfMatch | None = None
+    ) -> tuple[Goal, bool]:
+        """``PUT /goals/{id}``: POST's create under the client's id, or PATCH's write of
+        every field (True: created)."""
+
+        async def create(new_id: str) -> Goal:
+            return await self.create(user_id, data, goal_id=new_id)
+
+        async def replace(goal: Goal) -> Goal:
+            every_field = GoalUpdate.model_validate(data.model_dump())
+            return await self.update(user_id, str(goal.id), every_field, if_match)
+
+        return await self._goals.put(user_id, goal_id, create, replace, if_match)
 
     async def list_page(
         self, user_id: str, is_active: bool | None, cursor: str | None, limit: int

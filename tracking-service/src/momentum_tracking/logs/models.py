@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from beanie import Document
-from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
+from momentum_libs.outbox import OUTBOX_INDEX
 from momentum_libs.tracking_store import LOGS
 from pydantic import Field
 from pymongo import IndexModel
 
+from momentum_tracking.ids import PURGE_INDEX, TrackedDocument
 
-class DailyLog(OwnedDocument):
+
+class DailyLog(TrackedDocument):
     goal_id: str
     date: str  # "YYYY-MM-DD", the user's local calendar date
     minutes: int
@@ -26,6 +28,7 @@ class DailyLog(OwnedDocument):
         name = LOGS
         indexes = [
             OUTBOX_INDEX,
+            PURGE_INDEX,
             IndexModel([("user_id", 1), ("date", -1)], name="user_date"),
             # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
             # from single-field indexes only (a compound prefix would do on MongoDB).

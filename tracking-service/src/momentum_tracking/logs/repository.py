@@ -1,20 +1,20 @@
 """All database access for daily logs and their idempotency keys."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from bson import ObjectId
 from momentum_libs.outbox import Notify
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import dated_query
+from momentum_tracking.ids import DocumentId
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
-from momentum_tracking.owned import OwnedRepository
+from momentum_tracking.owned import TOMBSTONE_RETENTION, OwnedRepository
 
 
 class LogRepository(OwnedRepository[DailyLog]):
-    def __init__(self, notify: Notify) -> None:
-        super().__init__(DailyLog, notify, "Daily log")
+    def __init__(self, notify: Notify, retention: timedelta = TOMBSTONE_RETENTION) -> None:
+        super().__init__(DailyLog, notify, "Daily log", retention)
 
     async def list_page(
         self,
@@ -22,7 +22,7 @@ class LogRepository(OwnedRepository[DailyLog]):
         goal_id: str | None,
         date_from: str | None,
         date_to: str | None,
-        after: tuple[str, ObjectId] | None,
+        after: tuple[str, DocumentId] | None,
         limit: int,
     ) -> list[DailyLog]:
         query = dated_query("date", user_id, goal_id, date_from, date_to, after)

@@ -88,6 +88,29 @@ async def get_log(log_id: str, user: CurrentUser, logs: Logs, response: Response
     return LogRead.from_document(log)
 
 
+@router.put(
+    "/{log_id}",
+    operation_id="putDailyLog",
+    summary="Create a daily log under the client's UUID, or replace it (idempotent)",
+    responses={
+        201: {"model": LogRead, "description": "Created under the client's id"},
+        **problem_responses(401, 404, 409, 410, 422, 503),
+    },
+)
+async def put_log(
+    log_id: str,
+    body: LogCreate,
+    user: CurrentUser,
+    logs: Logs,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> LogRead:
+    doc, created = await logs.put(user.user_id, log_id, body, if_match)
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = entity_tag(doc)
+    return LogRead.from_document(doc)
+
+
 @router.patch(
     "/{log_id}",
     operation_id="updateDailyLog",

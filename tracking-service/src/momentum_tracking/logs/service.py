@@ -9,7 +9,6 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, LogPayload, LogState, LogUpdatedPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError, validation_problem
 from pymongo.errors import DuplicateKeyError
@@ -17,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from momentum_tracking.common import dated_page, iso_date, not_found
 from momentum_tracking.days.service import DayService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.ids import DocumentId, parse_id
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
 from momentum_tracking.logs.schemas import LogCreate, LogRead, LogUpdate
@@ -79,10 +79,10 @@ class LogService:
             )
 
     async def create(
-        self, user_id: str, data: LogCreate, *, log_id: ObjectId | None = None
+        self, user_id: str, data: LogCreate, *, log_id: DocumentId | None = None
     ) -> DailyLog:
         await self._check_not_after_tomorrow(user_id, data.date)
-        goal_id = parse_object_id(data.goal_id)
+        goal_id = parse_id(data.goal_id)
         if goal_id is None:
             raise not_found("Goal")
         t = utcnow()
@@ -181,6 +181,22 @@ class LogService:
         response = LogRead.from_document(log)
         await self._keys.complete_key(user_id, record_id, response.model_dump(mode="json"))
         return response, log
+
+    async def put(
+        self, user_id: str, log_id: str, data: LogCreate, if_match: IfMatch | None = None
+    ) -> tuple[DailyLog, bool]:
+        """``PUT /daily-logs/{id}``: POST's create under the client's id, or PATCH's write
+        of every field (True: created)."""
+
+        async def create(new_id: str) -> DailyLog:
+            await self._goals.require_owned(user_id, data.goal_id)  # a 404 burns no id
+            return await self.create(user_id, data, log_id=new_id)
+
+        async def replace(log: DailyLog) -> DailyLog:
+            every_field = LogUpdate.model_validate(data.model_dump())
+            return await self.update(user_id, str(log.id), every_field, if_match)
+
+        return await self._logs.put(user_id, log_id, create, replace, if_match)
 
     async def list_page(
         self,

@@ -2,9 +2,11 @@
 
 from datetime import datetime
 
-from momentum_libs.outbox import OUTBOX_INDEX, OwnedDocument
+from momentum_libs.outbox import OUTBOX_INDEX
 from momentum_libs.tracking_store import TARGETS
 from pymongo import IndexModel
+
+from momentum_tracking.ids import PURGE_INDEX, TrackedDocument
 
 
 def live_slot(goal_id: str, week_start: str) -> str:
@@ -15,7 +17,7 @@ def dead_slot(target_id: str) -> str:
     return f"deleted:{target_id}"
 
 
-class WeeklyTarget(OwnedDocument):
+class WeeklyTarget(TrackedDocument):
     goal_id: str
     week_start: str  # "YYYY-MM-DD", a Monday
     target_minutes: int
@@ -31,6 +33,7 @@ class WeeklyTarget(OwnedDocument):
         name = TARGETS
         indexes = [
             OUTBOX_INDEX,
+            PURGE_INDEX,
             IndexModel([("user_id", 1), ("week_start", -1)], name="user_week"),
             # All of a user's documents, for analytics' rebuild: nx-27017 serves a query
             # from single-field indexes only (a compound prefix would do on MongoDB).

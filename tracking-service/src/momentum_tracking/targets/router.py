@@ -67,6 +67,29 @@ async def get_target(
     return TargetRead.from_document(target)
 
 
+@router.put(
+    "/{target_id}",
+    operation_id="putWeeklyTarget",
+    summary="Create a weekly target under the client's UUID, or replace its minutes and note",
+    responses={
+        201: {"model": TargetRead, "description": "Created under the client's id"},
+        **problem_responses(401, 404, 409, 410, 422, 503),
+    },
+)
+async def put_target(
+    target_id: str,
+    body: TargetCreate,
+    user: CurrentUser,
+    targets: Targets,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> TargetRead:
+    doc, created = await targets.put(user.user_id, target_id, body, if_match)
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = entity_tag(doc)
+    return TargetRead.from_document(doc)
+
+
 @router.patch(
     "/{target_id}",
     operation_id="updateWeeklyTarget",

@@ -7,13 +7,13 @@ from bson import ObjectId
 from momentum_libs.clock import utcnow
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, TargetPayload
-from momentum_libs.ids import parse_object_id
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.common import dated_page, iso_date, not_found
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.ids import DocumentId, parse_id
 from momentum_tracking.targets.models import WeeklyTarget, dead_slot, live_slot
 from momentum_tracking.targets.repository import TargetRepository
 from momentum_tracking.targets.schemas import TargetCreate, TargetUpdate
@@ -49,15 +49,17 @@ class TargetService:
     async def get(self, user_id: str, target_id: str) -> WeeklyTarget:
         return await self._targets.get_or_404(user_id, target_id)
 
-    async def create(self, user_id: str, data: TargetCreate) -> WeeklyTarget:
-        oid = parse_object_id(data.goal_id)
+    async def create(
+        self, user_id: str, data: TargetCreate, *, target_id: DocumentId | None = None
+    ) -> WeeklyTarget:
+        oid = parse_id(data.goal_id)
         if oid is None:
             raise not_found("Goal")
         goal_id = str(oid)
         t = utcnow()
         week = iso_date(data.week_start)
         target = WeeklyTarget(
-            id=ObjectId(),
+            id=target_id or ObjectId(),
             user_id=user_id,
             goal_id=goal_id,
             week_start=week,
@@ -81,6 +83,32 @@ class TargetService:
             raise not_found("Goal")
         self._targets.publish()
         return target
+
+    async def put(
+        self, user_id: str, target_id: str, data: TargetCreate, if_match: IfMatch | None = None
+    ) -> tuple[WeeklyTarget, bool]:
+        """``PUT /weekly-targets/{id}``: POST's create under the client's id, or a
+        replacement of its minutes and note (True: created). Its goal and week never
+        change (the one-per-week slot is theirs): another pair is a 409."""
+
+        async def create(new_id: str) -> WeeklyTarget:
+            await self._goals.require_owned(user_id, data.goal_id)  # a 404 burns no id
+            return await self.create(user_id, data, target_id=new_id)
+
+        async def replace(target: WeeklyTarget) -> WeeklyTarget:
+            if (str(parse_id(data.goal_id)), iso_date(data.week_start)) != (
+                target.goal_id,
+                target.week_start,
+            ):
+                raise ProblemError(
+                    409,
+                    "A weekly target's goal_id and week_start never change; delete it and "
+                    "create another.",
+                )
+            rest = TargetUpdate(target_minutes=data.target_minutes, note=data.note)
+            return await self.update(user_id, str(target.id), rest, if_match)
+
+        return await self._targets.put(user_id, target_id, create, replace, if_match)
 
     async def list_page(
         self,
