@@ -330,11 +330,11 @@ async def test_today_is_the_users_today_in_kiritimati_and_pago_pago(service: Ser
         heat = (await service.get("/analytics/heatmap", t.user_id)).json()
         assert heat["to"] == local_today.isoformat(), zone
         assert heat["days"][-1] == {
-                "date": local_today.isoformat(),
-                "minutes": 25,
-                "level": 4,
-                "state": "active",
-            }
+            "date": local_today.isoformat(),
+            "minutes": 25,
+            "level": 4,
+            "state": "active",
+        }
     # Kiritimati (UTC+14) is always a day ahead of Pago Pago (UTC-11).
     k = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
     p = now.astimezone(ZoneInfo("Pacific/Pago_Pago")).date()
