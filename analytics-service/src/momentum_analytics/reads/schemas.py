@@ -154,6 +154,17 @@ class StreakRun(_Out):
 
 
 class StreakRuns(_Fresh):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"start": "2026-02-01", "end": "2026-02-09", "length": 8}],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
     items: list[StreakRun]
     next_cursor: None = Field(
         None, description="Always null: every run kept fits one page (limit at most 50)"
