@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
 from momentum_analytics.projections.rules import BreakFact, DaySettings, Fold
-from momentum_analytics.projections.streaks import StreakState
 
 
 class Stored(BaseModel):
@@ -77,7 +76,6 @@ class UserProjection(Stored):
     timezone_at: datetime | None = None
     goals: dict[str, GoalState] = {}
     active_goal: ActiveGoal | None = None
-    streak: StreakState = Field(default_factory=StreakState)
     month_totals: dict[str, int] = {}
     # Every day on or after ``recent_from`` with minutes is in ``recent_days`` (None: no
     # such window, read the months), so the current week is read with the user alone.

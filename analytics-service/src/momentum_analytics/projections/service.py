@@ -9,9 +9,9 @@ Every event is applied as one optimistic attempt, retried on conflict:
    nothing): live on its date's month, deleted in the month it moved away from;
 3. recompute the touched days from the logs of those days and write each changed month
    whole, guarded by its own version (its days are a pure function of its logs);
-4. update the month totals, the recent days and the streak runs (in place when the
-   touched days are recent, else from every month); commit the user's projection
-   guarded by its version.
+4. update the month totals, the recent days and the streak folds (moved on over the
+   days leaving the recent window, or from every month when an older day changed:
+   projections/rules.py); commit the user's projection guarded by its version.
 
 Why this converges whatever the delivery order, once every event has been applied:
 each month keeps, per log, the state the highest version touching that month gave it;
@@ -56,7 +56,7 @@ from momentum_libs.events import (
 )
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 
-from momentum_analytics.projections import rules, streaks
+from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     ActiveGoal,
     DayTotal,
@@ -143,10 +143,6 @@ def place(months: Mapping[str, MonthDays], log_id: str, entry: LogEntry) -> tupl
         return False, held.date
     month.logs[log_id] = entry
     return True, None if held is None else held.date
-
-
-def active_days(months: Iterable[MonthDays]) -> list[date]:
-    return [date.fromisoformat(d) for m in months for d, day in m.days.items() if day.t > 0]
 
 
 def recent_window(
@@ -531,7 +527,6 @@ class ProjectionService:
         new = user.model_copy(
             update={
                 "month_totals": month_totals(user.month_totals, months.values()),
-                "streak": await self._streak(user, months, touched),
                 **recent,
             }
         )
@@ -548,34 +543,25 @@ class ProjectionService:
         window: Mapping[str, DayTotal],
     ) -> dict[str, object]:
         """The folds up to the new window's start: moved on over the days that left the
-        window (``window``: every day with minutes from the old start on), or, when a day
-        before the old start changed (or no folds are kept yet), from every month."""
+        window (``window``: every day with minutes from the old start on), or from every
+        month when a day before the old start changed, no folds are kept yet, or a scope
+        has none (a goal whose logs came before its goal.created may have older days)."""
         at = after.recent_from
         if at is None:
             return {"folds": {}, "folds_at": None}
         kept = before.folds_at
-        if kept is not None and kept == before.recent_from and (dirty is None or dirty >= kept):
+        known = set(scopes(after)) <= before.folds.keys()
+        if (
+            known
+            and kept is not None
+            and kept == before.recent_from
+            and (dirty is None or dirty >= kept)
+        ):
             return {"folds": folds_from(after, window, kept, at, before.folds), "folds_at": at}
         every = await self.repo.months_of_user(after.id)
         every.update(months)
         days = {d: total for month in every.values() for d, total in month.days.items()}
         return {"folds": folds_from(after, days, date.min, at, {}), "folds_at": at}
-
-    async def _streak(
-        self, user: UserProjection, months: dict[str, MonthDays], touched: set[str]
-    ) -> streaks.StreakState:
-        """The runs after the touched days changed: in place, or from every month if too old."""
-        next_streak: streaks.StreakState | None = user.streak
-        for day in sorted(touched):
-            assert next_streak is not None
-            active = day in months[month_of(day)].days
-            next_streak = streaks.with_day(next_streak, date.fromisoformat(day), active)
-            if next_streak is None:
-                every = await self.repo.months_of_user(user.id)
-                every.update(months)
-                return streaks.from_active_days(active_days(every.values()))
-        assert next_streak is not None
-        return next_streak
 
 
 def take_off_elsewhere(

@@ -29,7 +29,7 @@ import structlog
 from momentum_libs.clock import Clock
 from momentum_libs.tracking_store import StoredBreak, StoredGoal, StoredLog, StoredTarget
 
-from momentum_analytics.projections import rules, streaks
+from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     GoalState,
     LogEntry,
@@ -41,7 +41,6 @@ from momentum_analytics.projections.models import (
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import (
-    active_days,
     folds_from,
     month_totals,
     pick_active_goal,
@@ -255,7 +254,6 @@ class Rebuilder:
                 "active_goal": pick_active_goal(goals),
                 "folds": folds_from(base, days, date.min, recent_from, {}),
                 "folds_at": recent_from,
-                "streak": streaks.from_active_days(active_days(months.values())),
                 "month_totals": month_totals({}, months.values()),
                 "recent_from": recent_from,
                 "recent_days": recent_days,
