@@ -75,6 +75,12 @@ class Api:
         body = {"goal_id": goal_id, "date": day.isoformat(), "minutes": minutes}
         _check(await self.client.post("/daily-logs", json=body, headers=user.headers), 201)
 
+    async def streak(self, user: User) -> dict[str, Any]:
+        result: dict[str, Any] = _check(
+            await self.client.get("/analytics/streak", headers=user.headers), 200
+        )
+        return result
+
     async def dashboard(self, user: User) -> dict[str, Any]:
         result: dict[str, Any] = _check(
             await self.client.get("/analytics/dashboard", headers=user.headers), 200

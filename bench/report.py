@@ -38,6 +38,7 @@ TARGETS = (
         "x",
     ),
     Target("dashboard p50 3 years ≤ 1.1 x 1 day", "dashboard_flatness", "ratio", "<=", 1.1, "x"),
+    Target("streak p50 3 years ≤ 1.1 x 1 day", "streak_flatness", "ratio", "<=", 1.1, "x"),
     Target("event lag p99 ≤ 50 ms at idle", "event_lag", "p99_ms", "<=", 50.0, "ms"),
     Target(
         "another user's GET /auth/me p99 < 100 ms under bursts of 60 logins",
@@ -214,6 +215,16 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
             f"Seeding through the API ran at {_fmt(d['seed_logs_per_s'], 0)} logs/s; analytics "
             f"had applied them all {_fmt(d['analytics_catch_up_s'])} s after the last 201.",
         ]
+    s = results.get("streak_flatness")
+    if s:
+        lines += [
+            "",
+            "## Analytics flatness — GET /analytics/streak (same users, interleaved)",
+            "",
+            f"One day: p50 {_fmt(s['p50_ms_1_day'])} ms (p99 {_fmt(s['p99_ms_1_day'])}); "
+            f"three years: p50 {_fmt(s['p50_ms_3_years'])} ms (p99 {_fmt(s['p99_ms_3_years'])}). "
+            f"Ratio **{_fmt(s['ratio'])}** over {s['samples_each']} requests each.",
+        ]
     e = results.get("event_lag")
     if e and not e.get("skipped"):
         idle, load = e["idle"], e["under_load"]
@@ -325,6 +336,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
     "write": ("rps", "p50_ms", "p99_ms"),
     "dashboard_flatness": ("p50_ms_1_day", "p50_ms_3_years", "ratio"),
+    "streak_flatness": ("p50_ms_1_day", "p50_ms_3_years", "ratio"),
     "event_lag": ("p50_ms", "p99_ms", "p99_ms_under_load"),
     "login_flood": ("victim_p99_ms",),
     "rebuild": ("logs", "seconds", "logs_per_s"),

@@ -51,6 +51,20 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def flatness(one_day: list[float], three_years: list[float]) -> dict[str, Any]:
+    """p50 and p99 of a read for the one-day and the three-year user, and their ratio."""
+    one = LatencySummary.of(one_day, 0, sum(one_day))
+    three = LatencySummary.of(three_years, 0, sum(three_years))
+    return {
+        "p50_ms_1_day": round(one.p50_ms, 3),
+        "p50_ms_3_years": round(three.p50_ms, 3),
+        "ratio": round(three.p50_ms / one.p50_ms, 3),
+        "p99_ms_1_day": round(one.p99_ms, 3),
+        "p99_ms_3_years": round(three.p99_ms, 3),
+        "samples_each": len(one_day),
+    }
+
+
 class Bench:
     def __init__(
         self, stack: Stack, sizes: Sizes, profiler: profiling.Profiler, phases: set[str]
@@ -447,16 +461,21 @@ class Bench:
         await self.wait_reflected(api, one_day, total_1d, sizes.drain_timeout_s)
         await asyncio.sleep(sizes.settle_s)
 
-        samples: dict[str, list[float]] = {"1d": [], "3y": []}
+        samples: dict[str, list[float]] = {"1d": [], "3y": [], "streak 1d": [], "streak 3y": []}
         for _ in range(sizes.warmup_samples):
-            await api.dashboard(one_day)
-            await api.dashboard(three_years)
+            for user in (one_day, three_years):
+                await api.dashboard(user)
+                await api.streak(user)
         for _ in range(sizes.dashboard_samples):
             # Interleaved, so any drift in the machine's load hits both users alike.
             for key, user in (("1d", one_day), ("3y", three_years)):
                 started = time.perf_counter()
                 await api.dashboard(user)
                 samples[key].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                await api.streak(user)
+                samples[f"streak {key}"].append(time.perf_counter() - started)
+        self.results["streak_flatness"] = flatness(samples["streak 1d"], samples["streak 3y"])
         one = LatencySummary.of(samples["1d"], 0, sum(samples["1d"]))
         three = LatencySummary.of(samples["3y"], 0, sum(samples["3y"]))
         self.results["dashboard_flatness"] = {

@@ -336,7 +336,8 @@ class CrashingRepository(ProjectionRepository):
 
 async def projection_matches(repo: Any, tracker: FakeTracking) -> None:
     """Assert the stored projection of ``tracker``'s user equals a recomputation from scratch."""
-    from momentum_analytics.projections import streaks
+    from momentum_analytics.projections.models import DayTotal
+    from momentum_analytics.projections.service import folds_from
 
     user = await repo.get_user(tracker.user_id)
     expected = tracker.day_minutes()
@@ -361,17 +362,16 @@ async def projection_matches(repo: Any, tracker: FakeTracking) -> None:
     first = user.recent_from.isoformat()
     in_window = {d: day for doc in months for d, day in doc.days.items() if d >= first}
     assert user.recent_days == in_window
-    # "Today" is never far before the latest log (tracking refuses dates > today + 1 in UTC).
-    latest = max(expected, default=date(2026, 1, 1))
-    probes = {latest + timedelta(days=k) for k in range(-3, 4)} | {date(2030, 1, 1)}
-    probes |= {
-        d + timedelta(days=k) for d in expected for k in (0, 1) if d >= latest - timedelta(3)
+    # The streak folds kept (moved on event by event) are those of tracking's days folded
+    # from scratch up to the same day (the rules themselves: test_streak_rules.py).
+    assert user.folds_at == user.recent_from
+    truth = {
+        d.isoformat(): DayTotal(
+            t=m, g={gid: ms for gid in tracker.goals if (ms := tracker.day_minutes(gid).get(d))}
+        )
+        for d, m in expected.items()
     }
-    for today in sorted(probes):
-        current, longest, last = streak_of(expected, today)
-        assert streaks.current(user.streak, today) == current, today
-        assert streaks.longest(user.streak) == longest
-        assert streaks.last_active(user.streak) == last
+    assert user.folds == folds_from(user, truth, date.min, user.recent_from, {})
     live_goals = {gid: g for gid, g in tracker.goals.items() if not g.deleted and g.is_active}
     if live_goals:
         assert user.active_goal is not None and user.active_goal.id in live_goals

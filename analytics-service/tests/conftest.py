@@ -35,6 +35,8 @@ _HYPOTHESIS = {
 settings.register_profile("ci", max_examples=60, **_HYPOTHESIS)  # keeps the suite short
 settings.register_profile("thorough", max_examples=1000, **_HYPOTHESIS)
 settings.load_profile("ci")
+# The pure streak engine's property (test_streak_rules.py) runs no store: many more examples.
+settings.register_profile("pure", parent=settings.get_profile("ci"), max_examples=600)
 
 
 @pytest.fixture

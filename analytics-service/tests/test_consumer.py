@@ -4,8 +4,6 @@ from datetime import date
 
 from analytics_support import FakeTracking, publish
 from conftest import Service
-from momentum_analytics.projections import streaks
-from momentum_analytics.projections.streaks import StreakState, from_active_days, with_day
 from momentum_libs.events import Envelope, EventType, LogPayload
 
 
@@ -29,20 +27,3 @@ async def test_garbage_and_unknown_versions_are_dead_lettered(service: Service) 
     assert all(b"dead_letter_error" in fields for _, fields in dead)
     assert (await service.get("/analytics/dashboard", t.user_id)).json()["total_minutes"] == 30
     assert await service.repo.get_user("u-bad") is None
-
-
-def test_incremental_runs_agree_with_a_full_recompute() -> None:
-    days = [date(2026, 1, d) for d in (1, 2, 3, 5, 6, 9)]
-    state = StreakState()
-    for d in days:
-        nxt = with_day(state, d, True)
-        assert nxt is not None
-        state = nxt
-    assert state == from_active_days(days)
-    split = with_day(state, date(2026, 1, 2), False)
-    assert split is not None
-    assert split == from_active_days([d for d in days if d != date(2026, 1, 2)])
-    assert streaks.current(split, date(2026, 1, 7)) == 2
-    assert streaks.current(split, date(2026, 1, 10)) == 1
-    assert streaks.current(split, date(2026, 1, 11)) == 0
-    assert streaks.longest(split) == 2

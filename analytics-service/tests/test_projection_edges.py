@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
-from momentum_analytics.projections import streaks
+from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     DayTotal,
     GoalState,
@@ -58,45 +58,25 @@ class RacedRepository(ProjectionRepository):
 async def test_the_longest_run_survives_runs_cut_back_twice(
     projections: ProjectionService,
 ) -> None:
-    """A 10-day run, then 9 single days, fed in date order: the 10-day run leaves the
-    exactly kept runs on the first cut and must still be the longest after the second."""
+    """A 10-day run, then more single days than the runs kept, fed in date order: the
+    10-day run leaves the most recent runs kept and must still be the longest."""
     t = FakeTracking()
     goal = t.create_goal()
     first = date(2026, 3, 1)
     for n in range(10):
         t.create_log(goal, first + n * DAY, 30)
     await apply(projections, t.take())
-    for k in range(streaks.MAX_RUNS + 1):
-        t.create_log(goal, first + (11 + 2 * k) * DAY, 30)
+    # Day 10 is frozen (the freeze of day 7), day 11 ends the run.
+    for k in range(rules.RUNS_KEPT + 1):
+        t.create_log(goal, first + (12 + 2 * k) * DAY, 30)
         await apply(projections, t.take())
-    user = await projections.repo.get_user(t.user_id)
-    assert user is not None
-    assert streaks.longest(user.streak) == 10
+    reads = ReadService(projections.repo)
+    assert (await reads.streak(t.user_id)).longest_streak == 10
+    recent = await reads.streaks(t.user_id, None, "recent", rules.RUNS_KEPT)
+    assert len(recent.items) == rules.RUNS_KEPT and recent.items[-1].length == 1
+    longest = await reads.streaks(t.user_id, None, "longest", 1)
+    assert [(r.start, r.length) for r in longest.items] == [(first, 10)]
     await projection_matches(projections.repo, t)
-
-
-def test_a_kept_run_cut_in_two_is_no_longer_the_longest() -> None:
-    """Only the runs dropped off the exact ones are summarised: a kept run that shrinks
-    later takes its old length with it."""
-    first = date(2026, 3, 1)
-    singles = [first + 2 * n * DAY for n in range(streaks.MAX_RUNS)]
-    five = [first + (20 + n) * DAY for n in range(5)]
-    state = streaks.from_active_days([*singles, *five])
-    assert state.longest_before == 1 and streaks.longest(state) == 5
-    after = streaks.with_day(state, five[2], active=False)
-    assert after is not None and streaks.longest(after) == 2
-
-
-@pytest.mark.parametrize("offset", [0, 2], ids=["first day", "last day"])
-def test_taking_the_end_day_off_a_run_leaves_no_empty_run(offset: int) -> None:
-    first = date(2026, 3, 1)
-    state = streaks.from_active_days([first, first + DAY, first + 2 * DAY])
-    after = streaks.with_day(state, first + offset * DAY, active=False)
-    assert after is not None
-    kept = (first + DAY, first + 2 * DAY) if offset == 0 else (first, first + DAY)
-    assert [(r.start, r.end) for r in after.runs] == [kept]
-    alone = streaks.with_day(streaks.from_active_days([first]), first, active=False)
-    assert alone is not None and alone.runs == []
 
 
 async def test_a_deleted_weekly_target_no_longer_counts(projections: ProjectionService) -> None:
@@ -186,7 +166,8 @@ async def test_a_crash_before_the_commit_then_a_late_move_leaves_no_stale_streak
         await service.handle(v3)
     await apply(service, [v3, v2])  # the redelivery, then the late move
     user = await repo.get_user(t.user_id)
-    assert user is not None and streaks.longest(user.streak) == 1
+    assert user is not None
+    assert (await ReadService(repo).streak(t.user_id)).longest_streak == 1
     await projection_matches(repo, t)
 
 

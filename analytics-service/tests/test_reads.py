@@ -40,6 +40,11 @@ async def test_a_user_with_nothing_gets_zeros_and_nulls(service: Service) -> Non
         "current_streak": 0,
         "longest_streak": 0,
         "last_activity_date": None,
+        "goal_id": None,
+        "today": {"date": today.isoformat(), "status": "pending"},
+        "at_risk": False,
+        "expires_at": None,
+        "freezes": {"available": 0, "max": 2, "next_in_days": 7},
         "as_of": None,
         "pending": False,
     }
@@ -119,6 +124,11 @@ async def test_streak_ending_yesterday_counts_and_deleting_a_day_breaks_it(
         "current_streak": 4,
         "longest_streak": 4,
         "last_activity_date": (today - timedelta(days=1)).isoformat(),
+        "goal_id": None,
+        "today": {"date": today.isoformat(), "status": "pending"},
+        "at_risk": True,  # no freeze held: the streak ends with today unless it is logged
+        "expires_at": (today + timedelta(days=1)).isoformat() + "T00:00:00Z",
+        "freezes": {"available": 0, "max": 2, "next_in_days": 3},
     }
     t.create_log(goal, today, 5)
     await service.send(t)
@@ -319,7 +329,12 @@ async def test_today_is_the_users_today_in_kiritimati_and_pago_pago(service: Ser
         assert dash["weekly_target_minutes"] == 100, zone
         heat = (await service.get("/analytics/heatmap", t.user_id)).json()
         assert heat["to"] == local_today.isoformat(), zone
-        assert heat["days"][-1] == {"date": local_today.isoformat(), "minutes": 25, "level": 4}
+        assert heat["days"][-1] == {
+            "date": local_today.isoformat(),
+            "minutes": 25,
+            "level": 4,
+            "state": "active",
+        }
     # Kiritimati (UTC+14) is always a day ahead of Pago Pago (UTC-11).
     k = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
     p = now.astimezone(ZoneInfo("Pacific/Pago_Pago")).date()

@@ -9,7 +9,6 @@ from typing import Any
 
 from analytics_support import FakeTracking, projection_matches
 from conftest import Service
-from momentum_analytics.projections import streaks
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild.cli import run
@@ -24,15 +23,15 @@ async def snapshot(repo: ProjectionRepository, user_id: str) -> dict[str, Any]:
     months = {
         key: doc.model_dump()["days"] for key, doc in (await repo.months_of_user(user_id)).items()
     }
-    probes = [date(2026, 11, 20) + timedelta(days=k) for k in range(10)]
+    reads = ReadService(repo)
     return {
         "months": {key: days for key, days in months.items() if days},
         "month_totals": user.month_totals,
         "recent_days": user.recent_days,
         "active_goal": user.active_goal,
-        "longest": streaks.longest(user.streak),
-        "last": streaks.last_active(user.streak),
-        "current": [streaks.current(user.streak, d) for d in probes],
+        "folds": (user.folds, user.folds_at),
+        "streak": await reads.streak(user_id),
+        "heatmap": await reads.heatmap(user_id, None, None),
         "deleted_goals": user.deleted_goals,
     }
 

@@ -53,7 +53,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
         try:
             repo = ProjectionRepository(mongo[settings.mongodb_db])
             await repo.ensure_indexes()
-            projections = ProjectionService(repo)
+            projections = ProjectionService(repo, settings.clock)
             freshness = Freshness(redis, settings.events_stream, settings.consumer_group)
 
             # Recorded after the projections took the events: as_of never runs ahead.
@@ -94,7 +94,7 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                     redis=redis,
                     token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
                     background=background,
-                    reads=ReadService(repo),
+                    reads=ReadService(repo, settings.clock),
                     freshness=freshness,
                     projections=projections,
                     consumer=consumer,

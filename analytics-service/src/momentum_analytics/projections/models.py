@@ -28,7 +28,7 @@ from momentum_libs.timestamps import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
-from momentum_analytics.projections.streaks import StreakState
+from momentum_analytics.projections.rules import BreakFact, DaySettings, Fold
 
 
 class Stored(BaseModel):
@@ -76,12 +76,19 @@ class UserProjection(Stored):
     timezone_at: datetime | None = None
     goals: dict[str, GoalState] = {}
     active_goal: ActiveGoal | None = None
-    streak: StreakState = Field(default_factory=StreakState)
     month_totals: dict[str, int] = {}
     # Every day on or after ``recent_from`` with minutes is in ``recent_days`` (None: no
     # such window, read the months), so the current week is read with the user alone.
     recent_from: date | None = None
     recent_days: dict[str, DayTotal] = {}
+    # Issue 15's rules (projections/rules.py): the settings history, the breaks, and per
+    # scope (rules.ALL_GOALS, or a goal id) the fold of every day before ``folds_at``.
+    # ``folds_at`` equals ``recent_from`` when the folds are current: a read folds only
+    # the recent days on top (None or different: a read folds every month).
+    day_settings: list[DaySettings] = []
+    breaks: dict[str, BreakFact] = {}
+    folds: dict[str, Fold] = {}
+    folds_at: date | None = None
 
     @property
     def deleted_goals(self) -> set[str]:

@@ -9,9 +9,9 @@ Every event is applied as one optimistic attempt, retried on conflict:
    nothing): live on its date's month, deleted in the month it moved away from;
 3. recompute the touched days from the logs of those days and write each changed month
    whole, guarded by its own version (its days are a pure function of its logs);
-4. update the month totals, the recent days and the streak runs (in place when the
-   touched days are recent, else from every month); commit the user's projection
-   guarded by its version.
+4. update the month totals, the recent days and the streak folds (moved on over the
+   days leaving the recent window, or from every month when an older day changed:
+   projections/rules.py); commit the user's projection guarded by its version.
 
 Why this converges whatever the delivery order, once every event has been applied:
 each month keeps, per log, the state the highest version touching that month gave it;
@@ -42,7 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
+from momentum_libs.clock import Clock
 from momentum_libs.events import (
+    BreakPayload,
     Envelope,
     EventType,
     GoalDeletedPayload,
@@ -54,7 +56,7 @@ from momentum_libs.events import (
 )
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 
-from momentum_analytics.projections import streaks
+from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     ActiveGoal,
     DayTotal,
@@ -143,10 +145,6 @@ def place(months: Mapping[str, MonthDays], log_id: str, entry: LogEntry) -> tupl
     return True, None if held is None else held.date
 
 
-def active_days(months: Iterable[MonthDays]) -> list[date]:
-    return [date.fromisoformat(d) for m in months for d, day in m.days.items() if day.t > 0]
-
-
 def recent_window(
     days: Mapping[str, DayTotal], since: date | None, today: date
 ) -> tuple[date, dict[str, DayTotal]]:
@@ -158,8 +156,55 @@ def recent_window(
     return start, {d: total for d, total in days.items() if d >= first}
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
+def scope_minutes(days: Mapping[str, DayTotal], scope: str) -> dict[date, int]:
+    """Each day's minutes in a scope: all goals (rules.ALL_GOALS) or one goal."""
+    return {
+        date.fromisoformat(d): total.t if scope == rules.ALL_GOALS else total.g.get(scope, 0)
+        for d, total in days.items()
+    }
+
+
+def scopes(user: UserProjection) -> list[str]:
+    """The streaks a user has: all goals together, and each live goal's own."""
+    return [rules.ALL_GOALS, *(gid for gid, goal in user.goals.items() if not goal.deleted)]
+
+
+def folds_from(
+    user: UserProjection,
+    days: Mapping[str, DayTotal],
+    start: date,
+    until: date,
+    base: Mapping[str, rules.Fold],
+) -> dict[str, rules.Fold]:
+    """Every scope's fold of the days before ``until``, from ``base`` (the days before
+    ``start``) and ``days`` (every day of [start, until) with minutes)."""
+    return {
+        scope: rules.advance(
+            base.get(scope) or rules.Fold(),
+            rules.Calendar.of(user.day_settings, user.breaks, scope),
+            scope_minutes(days, scope),
+            start,
+            until,
+        )
+        for scope in scopes(user)
+    }
+
+
+def settings_change(payload: UserPayload, at: datetime, registered: bool) -> rules.DaySettings:
+    """The settings a user.* event states. Without an effective date (events older than
+    the field): a registration's apply to every day, a change's from its local date."""
+    effective = payload.effective_date
+    if effective is None:
+        effective = date.min if registered else rules.local_date(at, payload.timezone)
+    return rules.DaySettings(
+        effective=effective,
+        at=at,
+        timezone=payload.timezone,
+        day_start=payload.day_start or "00:00",
+        rest_weekdays=list(payload.rest_weekdays or []),
+        daily_goal_minutes=payload.daily_goal_minutes or 1,
+        effective_from=payload.effective_from,
+    )
 
 
 @dataclass(frozen=True)
@@ -259,8 +304,10 @@ def log_change(payload: object, kind: EventType) -> LogChange | None:
 
 
 class ProjectionService:
-    def __init__(self, repo: ProjectionRepository) -> None:
+    def __init__(self, repo: ProjectionRepository, clock: Clock | None = None) -> None:
         self.repo = repo
+        self.clock = clock or Clock()
+        """Where the window of recent days ends: the users' "today" (tests move it)."""
 
     async def handle(self, envelope: Envelope) -> None:
         """The consumer's handler; raises UnknownEventError for a version it does not know."""
@@ -295,7 +342,20 @@ class ProjectionService:
         kind = envelope.type
         if kind in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
             assert isinstance(payload, UserPayload)
-            await self._retry(lambda: self._timezone(uid, payload.timezone, envelope.occurred_at))
+            change = settings_change(
+                payload, envelope.occurred_at, kind is EventType.USER_REGISTERED
+            )
+            await self._retry(lambda: self._settings(uid, change))
+        elif kind in (EventType.BREAK_CREATED, EventType.BREAK_UPDATED, EventType.BREAK_DELETED):
+            assert isinstance(payload, BreakPayload)
+            fact = rules.BreakFact(
+                goal_id=payload.goal_id,
+                start=payload.start_date,
+                end=payload.end_date,
+                version=payload.version,
+                deleted=kind is EventType.BREAK_DELETED,
+            )
+            await self._retry(lambda: self._break(uid, payload.break_id, fact))
         elif kind is EventType.USER_DELETED:
             await self._retry(lambda: self._user_deleted(uid))
         elif kind in (EventType.GOAL_CREATED, EventType.GOAL_UPDATED, EventType.GOAL_ACTIVATED):
@@ -323,12 +383,31 @@ class ProjectionService:
         return await self.repo.get_user(uid) or UserProjection(id=uid, recent_from=date.min)
 
     # -- users -----------------------------------------------------------------------
-    async def _timezone(self, uid: str, timezone: str, at: datetime) -> bool:
+    async def _settings(self, uid: str, change: rules.DaySettings) -> bool:
+        """A user.* event: its settings join the history (from their effective date)."""
         user = await self._user(uid)
-        if user.deleted or (user.timezone_at is not None and at <= user.timezone_at):
+        if user.deleted:
             return True
-        new = user.model_copy(update={"timezone": timezone, "timezone_at": at})
-        return await self.repo.commit_user(new, user.version)
+        history = rules.with_settings(user.day_settings, change)
+        update: dict[str, object] = {} if history is None else {"day_settings": history}
+        if user.timezone_at is None or change.at > user.timezone_at:
+            update |= {"timezone": change.timezone, "timezone_at": change.at}
+        if not update:
+            return True
+        new = user.model_copy(update=update)
+        dirty = None if history is None else change.effective
+        return await self._recompute_and_commit(user.version, new, {}, set(), set(), dirty)
+
+    async def _break(self, uid: str, break_id: str, fact: rules.BreakFact) -> bool:
+        """A break.* event, newer than the break's state held (a deleted one stays as a
+        tombstone, so a late older event cannot bring it back)."""
+        user = await self._user(uid)
+        held = user.breaks.get(break_id)
+        if user.deleted or (held is not None and held.version >= fact.version):
+            return True
+        new = user.model_copy(update={"breaks": {**user.breaks, break_id: fact}})
+        dirty = fact.start if held is None else min(fact.start, held.start)
+        return await self._recompute_and_commit(user.version, new, {}, set(), set(), dirty)
 
     async def _user_deleted(self, uid: str) -> bool:
         user = await self._user(uid)
@@ -434,37 +513,55 @@ class ProjectionService:
         months: dict[str, MonthDays],
         touched: set[str],
         changed: set[str],
+        dirty: date | None = None,
     ) -> bool:
-        """Recount ``touched`` days (all in ``months``), write the changed months, commit."""
+        """Recount ``touched`` days (all in ``months``), write the changed months, commit.
+
+        ``dirty``: the first day whose rules (settings, breaks) changed, if any."""
         for key, month in months.items():
             if recount_days(month, {d for d in touched if month_of(d) == key}, user.deleted_goals):
                 changed.add(key)
         if not await self.repo.put_months(months[key] for key in sorted(changed)):
             return False
+        recent, window = recent_update(user, months, touched, self.clock.now().date())
         new = user.model_copy(
             update={
                 "month_totals": month_totals(user.month_totals, months.values()),
-                "streak": await self._streak(user, months, touched),
-                **recent_update(user, months, touched),
+                **recent,
             }
         )
-        return await self.repo.commit_user(new, expected_version)
+        firsts = [date.fromisoformat(d) for d in touched] + ([dirty] if dirty else [])
+        folds = await self._folds(user, new, months, min(firsts, default=None), window)
+        return await self.repo.commit_user(new.model_copy(update=folds), expected_version)
 
-    async def _streak(
-        self, user: UserProjection, months: dict[str, MonthDays], touched: set[str]
-    ) -> streaks.StreakState:
-        """The runs after the touched days changed: in place, or from every month if too old."""
-        next_streak: streaks.StreakState | None = user.streak
-        for day in sorted(touched):
-            assert next_streak is not None
-            active = day in months[month_of(day)].days
-            next_streak = streaks.with_day(next_streak, date.fromisoformat(day), active)
-            if next_streak is None:
-                every = await self.repo.months_of_user(user.id)
-                every.update(months)
-                return streaks.from_active_days(active_days(every.values()))
-        assert next_streak is not None
-        return next_streak
+    async def _folds(
+        self,
+        before: UserProjection,
+        after: UserProjection,
+        months: dict[str, MonthDays],
+        dirty: date | None,
+        window: Mapping[str, DayTotal],
+    ) -> dict[str, object]:
+        """The folds up to the new window's start: moved on over the days that left the
+        window (``window``: every day with minutes from the old start on), or from every
+        month when a day before the old start changed, no folds are kept yet, or a scope
+        has none (a goal whose logs came before its goal.created may have older days)."""
+        at = after.recent_from
+        if at is None:
+            return {"folds": {}, "folds_at": None}
+        kept = before.folds_at
+        known = set(scopes(after)) <= before.folds.keys()
+        if (
+            known
+            and kept is not None
+            and kept == before.recent_from
+            and (dirty is None or dirty >= kept)
+        ):
+            return {"folds": folds_from(after, window, kept, at, before.folds), "folds_at": at}
+        every = await self.repo.months_of_user(after.id)
+        every.update(months)
+        days = {d: total for month in every.values() for d, total in month.days.items()}
+        return {"folds": folds_from(after, days, date.min, at, {}), "folds_at": at}
 
 
 def take_off_elsewhere(
@@ -501,11 +598,12 @@ def month_totals(totals: Mapping[str, int], months: Iterable[MonthDays]) -> dict
 
 
 def recent_update(
-    user: UserProjection, months: Mapping[str, MonthDays], touched: set[str]
-) -> dict[str, object]:
-    """The user's window of recent days after the touched days changed."""
+    user: UserProjection, months: Mapping[str, MonthDays], touched: set[str], today: date
+) -> tuple[dict[str, object], dict[str, DayTotal]]:
+    """The user's window of recent days after the touched days changed (on ``today``,
+    UTC), and every day with minutes from the window's old start on."""
     if user.recent_from is None:  # stored before the window existed: reads use the months
-        return {}
+        return {}, {}
     first = user.recent_from.isoformat()
     days = dict(user.recent_days)
     for day in touched:
@@ -515,5 +613,5 @@ def recent_update(
                 days.pop(day, None)
             else:
                 days[day] = total
-    start, kept = recent_window(days, user.recent_from, utc_today())
-    return {"recent_from": start, "recent_days": kept}
+    start, kept = recent_window(days, user.recent_from, today)
+    return {"recent_from": start, "recent_days": kept}, days

@@ -1,19 +1,26 @@
 """``/analytics``: thin routes over :class:`ReadService`."""
 
 from datetime import date
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from momentum_libs.deps import CurrentUser
 from momentum_libs.problems import problem_responses
 
 from momentum_analytics.deps import Fresh, Reads
+from momentum_analytics.projections.rules import RUNS_KEPT
 from momentum_analytics.reads.freshness import Staleness
-from momentum_analytics.reads.schemas import Dashboard, Heatmap, Streak, WeeklySummary
+from momentum_analytics.reads.schemas import (
+    Dashboard,
+    Heatmap,
+    Streak,
+    StreakRuns,
+    WeeklySummary,
+)
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
-R = TypeVar("R", Dashboard, WeeklySummary, Streak, Heatmap)
+R = TypeVar("R", Dashboard, WeeklySummary, Streak, StreakRuns, Heatmap)
 
 
 def stamped(report: R, staleness: Staleness) -> R:
@@ -51,12 +58,41 @@ async def weekly_summary(
 @router.get(
     "/streak",
     operation_id="getStreak",
-    summary="Current and longest streak of active days",
-    responses=problem_responses(401, 503),
+    summary="Current and longest streak, today's status, freezes (all goals, or one goal)",
+    responses=problem_responses(401, 404, 503),
 )
-async def streak(user: CurrentUser, service: Reads, freshness: Fresh) -> Streak:
+async def streak(
+    user: CurrentUser,
+    service: Reads,
+    freshness: Fresh,
+    goal_id: Annotated[
+        str | None, Query(description="That goal's own streak (default: all goals together)")
+    ] = None,
+) -> Streak:
     staleness = await freshness.of(user.user_id)
-    return stamped(await service.streak(user.user_id), staleness)
+    return stamped(await service.streak(user.user_id, goal_id), staleness)
+
+
+@router.get(
+    "/streaks",
+    operation_id="listStreaks",
+    summary="The streak runs, the longest or the latest first",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def streaks(
+    user: CurrentUser,
+    service: Reads,
+    freshness: Fresh,
+    goal_id: Annotated[
+        str | None, Query(description="That goal's runs (default: all goals together)")
+    ] = None,
+    order: Annotated[
+        Literal["longest", "recent"], Query(description="longest: by length; recent: by end")
+    ] = "recent",
+    limit: Annotated[int, Query(ge=1, le=RUNS_KEPT, description="Runs listed")] = 10,
+) -> StreakRuns:
+    staleness = await freshness.of(user.user_id)
+    return stamped(await service.streaks(user.user_id, goal_id, order, limit), staleness)
 
 
 @router.get(

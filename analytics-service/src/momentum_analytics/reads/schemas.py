@@ -1,6 +1,7 @@
 """Response bodies of the analytics endpoints, exactly as docs/api.md defines them."""
 
 import datetime as dt
+from typing import Literal
 
 from momentum_libs.timestamps import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,11 +98,36 @@ class WeeklySummary(_Fresh):
     days: list[DayMinutes]
 
 
+class StreakToday(_Out):
+    date: dt.date = Field(description="The user's local today (their timezone and day start)")
+    status: Literal["done", "pending", "rest", "break"] = Field(
+        description="done: active; rest: a rest weekday; break: on a break; pending: "
+        "not active yet (it is never frozen before it ends)"
+    )
+
+
+class Freezes(_Out):
+    available: int = Field(description="Freezes held: each covers one past missed day")
+    max: int = Field(description="The most that can be held")
+    next_in_days: int | None = Field(
+        description="Active days until the next one is earned (null: max held)"
+    )
+
+
 class Streak(_Fresh):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"current_streak": 3, "longest_streak": 12, "last_activity_date": "2026-03-03"}
+                {
+                    "current_streak": 3,
+                    "longest_streak": 12,
+                    "last_activity_date": "2026-03-03",
+                    "goal_id": None,
+                    "today": {"date": "2026-03-04", "status": "pending"},
+                    "at_risk": True,
+                    "expires_at": "2026-03-04T23:00:00Z",
+                    "freezes": {"available": 0, "max": 2, "next_in_days": 4},
+                }
             ]
         }
     )
@@ -109,12 +135,53 @@ class Streak(_Fresh):
     current_streak: int
     longest_streak: int
     last_activity_date: dt.date | None
+    goal_id: str | None = Field(None, description="The goal whose streak this is (null: all)")
+    today: StreakToday
+    at_risk: bool = Field(
+        description="The streak is > 0 and ends when today ends unless today becomes active"
+    )
+    expires_at: Timestamp | None = Field(
+        description="When the streak ends if nothing more is logged (rest days, breaks and "
+        "held freezes ahead counted); null when the streak is 0 or nothing ahead ends it"
+    )
+    freezes: Freezes
+
+
+class StreakRun(_Out):
+    start: dt.date = Field(description="Its first active day")
+    end: dt.date = Field(description="Its last active day")
+    length: int = Field(description="Its active days (rest, break and frozen days not counted)")
+
+
+class StreakRuns(_Fresh):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"start": "2026-02-01", "end": "2026-02-09", "length": 8}],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
+    items: list[StreakRun]
+    next_cursor: None = Field(
+        None, description="Always null: every run kept fits one page (limit at most 50)"
+    )
+
+
+HeatmapState = Literal["active", "rest", "break", "frozen", "missed", "pending", "future", "none"]
 
 
 class HeatmapDay(_Out):
     date: dt.date
     minutes: int
     level: int
+    state: HeatmapState = Field(
+        description="active, rest, break, frozen, missed, pending (today, not active yet), "
+        "future, or none (before the first active day)"
+    )
 
 
 class Heatmap(_Fresh):
@@ -126,9 +193,9 @@ class Heatmap(_Fresh):
                     "to": "2026-03-04",
                     "max_minutes": 45,
                     "days": [
-                        {"date": "2026-03-02", "minutes": 45, "level": 4},
-                        {"date": "2026-03-03", "minutes": 20, "level": 2},
-                        {"date": "2026-03-04", "minutes": 0, "level": 0},
+                        {"date": "2026-03-02", "minutes": 45, "level": 4, "state": "active"},
+                        {"date": "2026-03-03", "minutes": 20, "level": 2, "state": "active"},
+                        {"date": "2026-03-04", "minutes": 0, "level": 0, "state": "pending"},
                     ],
                 }
             ]

@@ -1,34 +1,33 @@
 """The four reads. Each costs a few lookups by ``_id`` whatever the user's history."""
 
 import math
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfoNotFoundError
 
+from momentum_libs.clock import Clock
 from momentum_libs.problems import ProblemError, validation_problem
 
-from momentum_analytics.projections import streaks
-from momentum_analytics.projections.models import UserProjection
+from momentum_analytics.projections import rules
+from momentum_analytics.projections.models import DayTotal, UserProjection
 from momentum_analytics.projections.repository import ProjectionRepository
+from momentum_analytics.projections.service import scope_minutes
 from momentum_analytics.reads.schemas import (
     ActiveGoalOut,
     Dashboard,
     DayMinutes,
+    Freezes,
     Heatmap,
     HeatmapDay,
     Streak,
+    StreakRun,
+    StreakRuns,
+    StreakToday,
     WeeklySummary,
 )
 
 MAX_HEATMAP_DAYS = 1098
 DEFAULT_HEATMAP_DAYS = 365
-
-
-def today_in(timezone: str, now: datetime | None = None) -> date:
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return (now or datetime.now(zone)).astimezone(zone).date()
 
 
 def week_of(day: date) -> date:
@@ -49,9 +48,55 @@ def progress(logged: int, target: int | None) -> float | None:
     return None if not target else round(100 * logged / target, 1)
 
 
+class Settled:
+    """A scope's streak as of today: the fold of the days before it, and what folded it."""
+
+    def __init__(
+        self, fold: rules.Fold, calendar: rules.Calendar, minutes: dict[date, int], today: date
+    ) -> None:
+        self.fold, self.calendar, self.minutes, self.today = fold, calendar, minutes, today
+
+    def view(self) -> rules.StreakView:
+        return rules.view(self.fold, self.calendar, self.minutes, self.today)
+
+
 class ReadService:
-    def __init__(self, repo: ProjectionRepository) -> None:
+    def __init__(self, repo: ProjectionRepository, clock: Clock | None = None) -> None:
         self.repo = repo
+        self.clock = clock or Clock()
+
+    def _today(self, user: UserProjection) -> date:
+        """The user's local today on the service's clock, by their day settings."""
+        try:
+            return rules.user_today(user.day_settings, self.clock.now(), user.timezone).date
+        except (ZoneInfoNotFoundError, ValueError):  # a zone this host's tzdata lacks
+            return rules.user_today([], self.clock.now()).date
+
+    def _scope(self, user: UserProjection, goal_id: str | None) -> str:
+        if goal_id is None:
+            return rules.ALL_GOALS
+        known = user.goals.get(goal_id)
+        if known is None or known.deleted:
+            raise ProblemError(404, "Goal not found.")
+        return goal_id
+
+    async def _settled(self, user: UserProjection, scope: str, today: date) -> Settled:
+        """The scope's fold up to today: the kept fold and the recent days on top of it
+        (flat in history); when the fold is not kept for a today that late (a projection
+        older than it, a clock moved back), from every month."""
+        at = user.folds_at
+        base: rules.Fold | None
+        days: dict[str, DayTotal]
+        if at is not None and at == user.recent_from and at <= today:
+            base, start, days = user.folds.get(scope), at, user.recent_days
+        else:
+            every = await self.repo.months_of_user(user.id)
+            base, start = None, date.min
+            days = {d: total for m in every.values() for d, total in m.days.items()}
+        calendar = rules.Calendar.of(user.day_settings, user.breaks, scope)
+        minutes = scope_minutes(days, scope)
+        fold = rules.advance(base or rules.Fold(), calendar, minutes, start, today)
+        return Settled(fold, calendar, minutes, today)
 
     async def _user(self, user_id: str) -> UserProjection:
         user = await self.repo.get_user(user_id)
@@ -90,7 +135,8 @@ class ReadService:
 
     async def dashboard(self, user_id: str) -> Dashboard:
         user = await self._user(user_id)
-        today = today_in(user.timezone)
+        today = self._today(user)
+        streak = (await self._settled(user, rules.ALL_GOALS, today)).view()
         start = week_of(today)
         end = start + timedelta(days=6)
         goal = user.active_goal
@@ -106,8 +152,8 @@ class ReadService:
             weekly_target_minutes=target,
             weekly_logged_minutes=logged,
             weekly_progress_percent=progress(logged, target),
-            current_streak=streaks.current(user.streak, today),
-            longest_streak=streaks.longest(user.streak),
+            current_streak=streak.current,
+            longest_streak=streak.longest,
             total_minutes=total,
             total_hours=round(total / 60, 2),
         )
@@ -118,7 +164,7 @@ class ReadService:
         if week_start is not None and week_start.weekday() != 0:
             raise validation_problem(["query", "week_start"], "week_start must be a Monday.")
         user = await self._user(user_id)
-        start = week_start or week_of(today_in(user.timezone))
+        start = week_start or week_of(self._today(user))
         if start > date.max - timedelta(days=6):
             raise validation_problem(["query", "week_start"], "That week ends after 9999-12-31.")
         end = start + timedelta(days=6)
@@ -142,20 +188,46 @@ class ReadService:
             days=[DayMinutes(date=d, minutes=m) for d, m in days],
         )
 
-    async def streak(self, user_id: str) -> Streak:
+    async def streak(self, user_id: str, goal_id: str | None = None) -> Streak:
         user = await self._user(user_id)
-        today = today_in(user.timezone)
+        scope = self._scope(user, goal_id)
+        streak = (await self._settled(user, scope, self._today(user))).view()
         return Streak(
-            current_streak=streaks.current(user.streak, today),
-            longest_streak=streaks.longest(user.streak),
-            last_activity_date=streaks.last_active(user.streak),
+            current_streak=streak.current,
+            longest_streak=streak.longest,
+            last_activity_date=streak.last_active,
+            goal_id=goal_id,
+            today=StreakToday(date=streak.today, status=streak.status),
+            at_risk=streak.at_risk,
+            expires_at=streak.expires_at,
+            freezes=Freezes(
+                available=streak.freezes, max=rules.MAX_FREEZES, next_in_days=streak.next_in_days
+            ),
+        )
+
+    async def streaks(
+        self, user_id: str, goal_id: str | None, order: Literal["longest", "recent"], limit: int
+    ) -> StreakRuns:
+        """The runs, the one going on included: the longest first, or the latest first."""
+        user = await self._user(user_id)
+        scope = self._scope(user, goal_id)
+        settled = await self._settled(user, scope, self._today(user))
+        streak = settled.view()
+        ended = {(r.start, r.end) for r in streak.runs}
+        runs = [*streak.runs, *(r for r in settled.fold.best if (r.start, r.end) not in ended)]
+        if order == "longest":
+            runs.sort(key=lambda r: (-r.length, -r.end.toordinal()))
+        else:
+            runs.sort(key=lambda r: r.end, reverse=True)
+        return StreakRuns(
+            items=[StreakRun(start=r.start, end=r.end, length=r.length) for r in runs[:limit]]
         )
 
     async def heatmap(self, user_id: str, first: date | None, last: date | None) -> Heatmap:
         user = await self._user(user_id)
         if last is None:
             if first is None:
-                last = today_in(user.timezone)
+                last = self._today(user)
             else:
                 last = first + timedelta(
                     days=min(DEFAULT_HEATMAP_DAYS - 1, (date.max - first).days)
@@ -169,13 +241,21 @@ class ReadService:
                 ["query", "to"], f"The range may span at most {MAX_HEATMAP_DAYS} days."
             )
         days = await self._minutes(user, first, last, None)
+        today = self._today(user)
+        settled = await self._settled(user, rules.ALL_GOALS, today)
+        minutes = {**settled.minutes, **dict(days)}
         busiest = max((m for _, m in days), default=0)
         return Heatmap(
             from_=first,
             to=last,
             max_minutes=busiest,
             days=[
-                HeatmapDay(date=d, minutes=m, level=0 if m == 0 else math.ceil(4 * m / busiest))
+                HeatmapDay(
+                    date=d,
+                    minutes=m,
+                    level=0 if m == 0 else math.ceil(4 * m / busiest),
+                    state=rules.day_state(settled.fold, settled.calendar, minutes, d, today),
+                )
                 for d, m in days
             ],
         )

@@ -56,6 +56,7 @@ async def run(
             repo,
             TrackingSource(tracking[settings.tracking_mongodb_db]),
             settings.rebuild_concurrency,
+            settings.clock,
         )
         if user_ids is None:
             return await rebuilder.rebuild_all(after, on_user_done)

@@ -22,12 +22,14 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import structlog
-from momentum_libs.tracking_store import StoredGoal, StoredLog, StoredTarget
+from momentum_libs.clock import Clock
+from momentum_libs.tracking_store import StoredBreak, StoredGoal, StoredLog, StoredTarget
 
-from momentum_analytics.projections import streaks
+from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     GoalState,
     LogEntry,
@@ -39,14 +41,13 @@ from momentum_analytics.projections.models import (
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import (
-    active_days,
+    folds_from,
     month_totals,
     pick_active_goal,
     place,
     recent_window,
     recount_days,
     retry_on_conflict,
-    utc_today,
 )
 from momentum_analytics.rebuild.source import TrackingSource
 
@@ -175,13 +176,39 @@ def merge_targets(
     return newer, gone
 
 
+def merge_breaks(
+    ours: dict[str, rules.BreakFact], tracked: list[StoredBreak]
+) -> dict[str, rules.BreakFact]:
+    """Our breaks brought up to tracking's (a newer one of ours wins); one tracking no
+    longer has was deleted there."""
+    breaks = {bid: fact.model_copy(update={"deleted": True}) for bid, fact in ours.items()}
+    for stored in tracked:
+        current = ours.get(stored.id)
+        if current is not None and current.version >= stored.version:
+            breaks[stored.id] = current
+            continue
+        breaks[stored.id] = rules.BreakFact(
+            goal_id=stored.goal_id,
+            start=date.fromisoformat(stored.start_date),
+            end=date.fromisoformat(stored.end_date),
+            version=stored.version,
+            deleted=stored.deleted,
+        )
+    return breaks
+
+
 class Rebuilder:
     def __init__(
-        self, repo: ProjectionRepository, source: TrackingSource, concurrency: int = 4
+        self,
+        repo: ProjectionRepository,
+        source: TrackingSource,
+        concurrency: int = 4,
+        clock: Clock | None = None,
     ) -> None:
         self.repo = repo
         self.source = source
         self.concurrency = concurrency
+        self.clock = clock or Clock()
 
     async def rebuild_user(self, user_id: str) -> int:
         """Rebuild one user; returns how many of tracking's logs were read."""
@@ -205,7 +232,7 @@ class Rebuilder:
         months, our_targets = await asyncio.gather(
             self.repo.months_of_user(user_id), self.repo.targets_of_user(user_id)
         )
-        logs, goal_docs, target_docs = await self.source.of_user(user_id)
+        logs, goal_docs, target_docs, break_docs = await self.source.of_user(user_id)
         changed = merge_logs(user_id, months, logs)
         newer, gone = merge_targets(user_id, {t.id: t for t in our_targets}, target_docs)
         await self.repo.write_targets(newer)
@@ -216,12 +243,17 @@ class Rebuilder:
         if not await self.repo.put_months(months[key] for key in sorted(changed)):
             return None  # the consumer changed a month meanwhile: start over
         days = {d: total for month in months.values() for d, total in month.days.items()}
-        recent_from, recent_days = recent_window(days, None, utc_today())
+        recent_from, recent_days = recent_window(days, None, self.clock.now().date())
+        # The settings history is kept from the events, as the timezone always was: tracking
+        # holds only users' current day settings, auth's events the history.
+        base = base.model_copy(
+            update={"goals": goals, "breaks": merge_breaks(base.breaks, break_docs)}
+        )
         new = base.model_copy(
             update={
-                "goals": goals,
                 "active_goal": pick_active_goal(goals),
-                "streak": streaks.from_active_days(active_days(months.values())),
+                "folds": folds_from(base, days, date.min, recent_from, {}),
+                "folds_at": recent_from,
                 "month_totals": month_totals({}, months.values()),
                 "recent_from": recent_from,
                 "recent_days": recent_days,

@@ -8,9 +8,11 @@ import asyncio
 from typing import Any
 
 from momentum_libs.tracking_store import (
+    BREAKS,
     GOALS,
     LOGS,
     TARGETS,
+    StoredBreak,
     StoredGoal,
     StoredLog,
     StoredTarget,
@@ -27,6 +29,7 @@ Doc = dict[str, Any]
 LOG_FIELDS = None
 GOAL_FIELDS = dict.fromkeys(contract_fields(StoredGoal), 1)
 TARGET_FIELDS = dict.fromkeys(contract_fields(StoredTarget), 1)
+BREAK_FIELDS = dict.fromkeys(contract_fields(StoredBreak), 1)
 BATCH = 10_000
 
 
@@ -37,6 +40,7 @@ class TrackingSource:
         self.logs: AsyncCollection[Doc] = db[LOGS]
         self.goals: AsyncCollection[Doc] = db[GOALS]
         self.targets: AsyncCollection[Doc] = db[TARGETS]
+        self.breaks: AsyncCollection[Doc] = db[BREAKS]
 
     async def user_ids_after(self, after: str | None, limit: int) -> tuple[list[str], str | None]:
         """The ids of users with goals after ``after``, in order, read from at most
@@ -61,14 +65,16 @@ class TrackingSource:
 
     async def of_user(
         self, user_id: str
-    ) -> tuple[list[StoredLog], list[StoredGoal], list[StoredTarget]]:
-        logs, goals, targets = await asyncio.gather(
+    ) -> tuple[list[StoredLog], list[StoredGoal], list[StoredTarget], list[StoredBreak]]:
+        logs, goals, targets, breaks = await asyncio.gather(
             self._all(self.logs, user_id, LOG_FIELDS),
             self._all(self.goals, user_id, GOAL_FIELDS),
             self._all(self.targets, user_id, TARGET_FIELDS),
+            self._all(self.breaks, user_id, BREAK_FIELDS),
         )
         return (
             [StoredLog.from_document(doc) for doc in logs],
             [StoredGoal.from_document(doc) for doc in goals],
             [StoredTarget.from_document(doc) for doc in targets],
+            [StoredBreak.from_document(doc) for doc in breaks],
         )

@@ -1,0 +1,295 @@
+"""The streak rules of issue 15, as a fold over a user's days: pure functions, no I/O.
+
+A day of one scope (all goals, or one goal) is, by the settings in effect on its date:
+
+- *active*: its minutes reach ``daily_goal_minutes`` (on a rest weekday or a break too);
+- *break*: not active, on a break of that scope (a goal's streak: that goal's breaks and
+  the all-goal ones; the all-goal streak: the all-goal ones only);
+- *rest*: not active, on one of the rest weekdays;
+- *missed*: anything else.
+
+Folding the days in order: an active day extends the run and every 7th active day of a
+run earns a freeze (at most 2 held); break and rest days change nothing; a missed past
+day consumes a held freeze (it is *frozen*) or, with none held, ends the run (and its
+freezes). Today is never folded as missed: it is pending until it ends. A run's length
+counts its active days; it starts and ends on active days.
+
+The fold is what makes the reads flat: the projection keeps the fold of every day before
+a checkpoint (``Fold``, a few runs and dates), and a read folds only the days from the
+checkpoint to today, which the user's projection holds (``recent_days``).
+"""
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from momentum_libs.localday import DayFloor, LocalDay, day_bounds, parse_day_start, today, zone
+from pydantic import BaseModel, ConfigDict
+
+ONE_DAY = timedelta(days=1)
+MAX_FREEZES = 2
+EARN_EVERY = 7
+"""Active days of a run that earn one freeze."""
+RUNS_KEPT = 50
+"""Ended runs kept, the most recent and the longest (what /analytics/streaks can list)."""
+LOOKAHEAD_DAYS = 800
+"""How far ``expires_at`` looks ahead (rest days on every weekday never expire)."""
+ALL_GOALS = "*"
+"""The scope key of the streak of all goals together."""
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Kind(StrEnum):
+    ACTIVE = "active"
+    BREAK = "break"
+    REST = "rest"
+    MISSED = "missed"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DaySettings(_Model):
+    """The user's day settings from ``effective`` (a local date) on, as a user.* event
+    said at ``at``; days before ``effective`` keep the settings they had."""
+
+    effective: date
+    at: datetime
+    timezone: str = "UTC"
+    day_start: str = "00:00"
+    rest_weekdays: list[str] = []
+    daily_goal_minutes: int = 1
+    effective_from: datetime | None = None
+
+
+class BreakFact(_Model):
+    goal_id: str | None
+    start: date
+    end: date
+    version: int
+    deleted: bool = False
+
+
+class Run(_Model):
+    start: date
+    end: date
+    length: int
+
+
+class Fold(_Model):
+    """The fold of a scope's days up to a checkpoint."""
+
+    run: Run | None = None
+    """The run going on (its last active day may be long ago: frozen and neutral days)."""
+    freezes: int = 0
+    first_active: date | None = None
+    last_active: date | None = None
+    recent: list[Run] = []
+    """The last :data:`RUNS_KEPT` ended runs, oldest first."""
+    best: list[Run] = []
+    """The :data:`RUNS_KEPT` longest ended runs, longest first."""
+    frozen: list[date] = []
+
+
+def with_settings(history: list[DaySettings], change: DaySettings) -> list[DaySettings] | None:
+    """The history with ``change`` in it, by effective date; None when a later event for
+    that date is held already (a duplicate or a late delivery)."""
+    kept = [s for s in history if s.effective != change.effective]
+    if len(kept) < len(history) and any(
+        s.effective == change.effective and s.at >= change.at for s in history
+    ):
+        return None
+    return sorted([*kept, change], key=lambda s: s.effective)
+
+
+def current_settings(history: list[DaySettings]) -> DaySettings | None:
+    return max(history, key=lambda s: s.at, default=None)
+
+
+def local_date(instant: datetime, timezone: str) -> date:
+    return instant.astimezone(zone(timezone)).date()
+
+
+def user_today(history: list[DaySettings], now: datetime, timezone: str = "UTC") -> LocalDay:
+    """The user's today at ``now`` by their latest settings (momentum_libs.localday);
+    with no settings known, midnight to midnight in ``timezone``."""
+    latest = current_settings(history) or DaySettings(effective=date.min, at=now, timezone=timezone)
+    floor = None
+    if latest.effective_from is not None:
+        floor = DayFloor(latest.effective, latest.effective_from)
+    return today(now, zone(latest.timezone), parse_day_start(latest.day_start), floor)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What decides a scope's days but its minutes: the settings history and its breaks."""
+
+    settings: list[DaySettings]
+    breaks: list[tuple[date, date]]
+
+    @classmethod
+    def of(
+        cls, settings: list[DaySettings], breaks: Mapping[str, BreakFact], scope: str
+    ) -> "Calendar":
+        spans = [
+            (b.start, b.end)
+            for b in breaks.values()
+            if not b.deleted and (b.goal_id is None or b.goal_id == scope)
+        ]
+        return cls(sorted(settings, key=lambda s: s.effective), spans)
+
+    def settings_on(self, day: date) -> DaySettings | None:
+        """The settings in effect on ``day``; before the first change, the first ones."""
+        if not self.settings:
+            return None
+        i = bisect_right([s.effective for s in self.settings], day)
+        return self.settings[max(i - 1, 0)]
+
+    def kind(self, day: date, minutes: int) -> Kind:
+        settings = self.settings_on(day)
+        if minutes >= (settings.daily_goal_minutes if settings else 1):
+            return Kind.ACTIVE
+        if any(start <= day <= end for start, end in self.breaks):
+            return Kind.BREAK
+        if settings is not None and WEEKDAYS[day.weekday()] in settings.rest_weekdays:
+            return Kind.REST
+        return Kind.MISSED
+
+    def day_end(self, day: date) -> datetime:
+        """The UTC instant ``day`` ends, in the timezone and day start of its settings."""
+        settings = self.settings_on(day)
+        if settings is None:
+            return day_bounds(day, zone("UTC"), parse_day_start("00:00")).ends_at
+        return day_bounds(day, zone(settings.timezone), parse_day_start(settings.day_start)).ends_at
+
+
+def _end_run(fold: Fold) -> None:
+    assert fold.run is not None
+    run = fold.run
+    fold.run, fold.freezes = None, 0
+    fold.recent = [*fold.recent, run][-RUNS_KEPT:]
+    fold.best = sorted([*fold.best, run], key=lambda r: (-r.length, r.start))[:RUNS_KEPT]
+
+
+def step(fold: Fold, day: date, kind: Kind) -> None:
+    """Fold one past (or, for an active today, present) day into ``fold``, in place."""
+    if kind is Kind.ACTIVE:
+        fold.first_active = fold.first_active or day
+        fold.last_active = day
+        start, length = (day, 0) if fold.run is None else (fold.run.start, fold.run.length)
+        fold.run = Run(start=start, end=day, length=length + 1)
+        if fold.run.length % EARN_EVERY == 0:
+            fold.freezes = min(MAX_FREEZES, fold.freezes + 1)
+    elif kind is Kind.MISSED and fold.run is not None:
+        if fold.freezes:
+            fold.freezes -= 1
+            fold.frozen = [*fold.frozen, day]
+        else:
+            _end_run(fold)
+
+
+def advance(
+    fold: Fold, calendar: Calendar, minutes: Mapping[date, int], start: date, until: date
+) -> Fold:
+    """``fold`` (of the days before ``start``) with the days [start, until) folded in.
+
+    With no run going on only a day with minutes can change anything: the walk jumps to
+    the next one, so a long idle history costs nothing."""
+    fold = fold.model_copy(deep=True)
+    logged = sorted(d for d, m in minutes.items() if start <= d < until and m > 0)
+    ahead = iter(logged)
+    day = start
+    while day < until:
+        if fold.run is None:
+            nxt = next((d for d in ahead if d >= day), None)
+            if nxt is None:
+                break
+            day = nxt
+        step(fold, day, calendar.kind(day, minutes.get(day, 0)))
+        day += ONE_DAY
+    return fold
+
+
+TodayStatus = Literal["done", "pending", "rest", "break"]
+
+
+@dataclass(frozen=True)
+class StreakView:
+    """What a streak read answers, from the fold of the days before today."""
+
+    today: date
+    status: TodayStatus
+    current: int
+    longest: int
+    last_active: date | None
+    at_risk: bool
+    expires_at: datetime | None
+    freezes: int
+    next_in_days: int | None
+    runs: list[Run]
+
+
+_STATUS: dict[Kind, TodayStatus] = {Kind.ACTIVE: "done", Kind.BREAK: "break", Kind.REST: "rest"}
+
+
+def _status(kind: Kind) -> TodayStatus:
+    return _STATUS.get(kind, "pending")
+
+
+def view(settled: Fold, calendar: Calendar, minutes: Mapping[date, int], day: date) -> StreakView:
+    """The streak on ``day`` (today), given the fold of every day before it."""
+    kind = calendar.kind(day, minutes.get(day, 0))
+    after = settled.model_copy(deep=True)
+    if kind is Kind.ACTIVE:
+        step(after, day, kind)
+    current = after.run.length if after.run else 0
+    runs = [*after.recent, *([after.run] if after.run else [])]
+    return StreakView(
+        today=day,
+        status=_status(kind),
+        current=current,
+        longest=max([current, *(r.length for r in after.best)]),
+        last_active=after.last_active,
+        at_risk=current > 0 and kind is Kind.MISSED and settled.freezes == 0,
+        expires_at=_expires_at(after, calendar, minutes, day, kind) if current else None,
+        freezes=after.freezes,
+        next_in_days=None if after.freezes >= MAX_FREEZES else EARN_EVERY - current % EARN_EVERY,
+        runs=runs,
+    )
+
+
+def _expires_at(
+    after: Fold, calendar: Calendar, minutes: Mapping[date, int], day: date, kind: Kind
+) -> datetime | None:
+    """The end of the first day, from today, that would end the run if nothing more were
+    logged (logs already made for later days count); None if none does in the lookahead."""
+    fold = after.model_copy(deep=True)
+    first = day if kind is Kind.MISSED else day + ONE_DAY
+    for n in range(LOOKAHEAD_DAYS):
+        d = first + timedelta(days=n)
+        step(fold, d, calendar.kind(d, minutes.get(d, 0)))
+        if fold.run is None:
+            return calendar.day_end(d)
+    return None
+
+
+def day_state(
+    settled: Fold, calendar: Calendar, minutes: Mapping[date, int], day: date, today_: date
+) -> str:
+    """A heatmap day's state, given the fold of every day before today."""
+    if day > today_:
+        return "future"
+    kind = calendar.kind(day, minutes.get(day, 0))
+    if kind is Kind.ACTIVE:
+        return "active"
+    if day == today_:
+        return "pending"
+    if settled.first_active is None or day < settled.first_active:
+        return "none"
+    if kind is not Kind.MISSED:
+        return kind.value
+    return "frozen" if day in settled.frozen else "missed"
