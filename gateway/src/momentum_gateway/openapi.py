@@ -59,6 +59,10 @@ TAG_DESCRIPTIONS = {
     "an `Idempotency-Key`.",
     "breaks": "Days declared protected, for one goal or every goal: today or later, never "
     "the past.",
+    "exports": "A copy of everything the user stored, built in the background; the file is "
+    "the user's alone and expires.",
+    "imports": "A Momentum export, a CSV of logs or Loop Habit Tracker's export, merged "
+    "into the user's data; the same file twice changes nothing.",
     "analytics": "Dashboard, weekly summary, streaks and heatmap, computed from the daily "
     "logs' events: a change shows here moments after it is made.",
     "health": "Liveness of the gateway and of what is behind it.",

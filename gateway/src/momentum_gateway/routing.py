@@ -17,6 +17,8 @@ PREFIXES: Final[dict[str, str]] = {
     "weekly-targets": TRACKING,
     "daily-logs": TRACKING,
     "breaks": TRACKING,
+    "exports": TRACKING,
+    "imports": TRACKING,
     "analytics": ANALYTICS,
 }
 

@@ -8,8 +8,11 @@ from momentum_libs.state import service_state
 
 from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.exports.service import ExportService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.service import LogService
+from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.state import TrackingState
 from momentum_tracking.targets.service import TargetService
 
@@ -38,10 +41,35 @@ async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
 
+async def _exports(request: Request) -> ExportService:
+    return _state(request).exports
+
+
+async def _imports(request: Request) -> ImportService:
+    return _state(request).imports
+
+
+async def _settings(request: Request) -> TrackingSettings:
+    return _state(request).settings
+
+
 Goals = Annotated[GoalService, Depends(_goals)]
 Targets = Annotated[TargetService, Depends(_targets)]
 Logs = Annotated[LogService, Depends(_logs)]
 Breaks = Annotated[BreakService, Depends(_breaks)]
 Erasure = Annotated[ErasureService, Depends(_erasure)]
+Exports = Annotated[ExportService, Depends(_exports)]
+Imports = Annotated[ImportService, Depends(_imports)]
+Settings = Annotated[TrackingSettings, Depends(_settings)]
 
-__all__ = ["Breaks", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]
+__all__ = [
+    "Breaks",
+    "CurrentUser",
+    "Erasure",
+    "Exports",
+    "Goals",
+    "Imports",
+    "Logs",
+    "Settings",
+    "Targets",
+]

@@ -69,6 +69,10 @@ class OwnedRepository(OutboxRepository[D]):
 
         await self.change(load, build, delete=True, first=doc, if_match=if_match)
 
+    async def all_of_user(self, user_id: str) -> list[D]:
+        """Every live document of the user (exports, imports: per-user data only)."""
+        return await self.model.find({"user_id": user_id, "deleted": False}).to_list()
+
     async def some_of_user(self, user_id: str, limit: int, **match: str | None) -> list[D]:
         """Up to ``limit`` live documents of the user matching ``match`` (None: any), for
         erasing them batch by batch."""

@@ -9,7 +9,9 @@ from momentum_libs.state import ServiceState
 from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.exports.service import ExportService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.service import LogService
 from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.targets.service import TargetService
@@ -27,3 +29,5 @@ class TrackingState(ServiceState):
     breaks: BreakService
     days: DayService
     erasure: ErasureService
+    exports: ExportService
+    imports: ImportService

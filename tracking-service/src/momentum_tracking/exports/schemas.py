@@ -1,0 +1,36 @@
+from momentum_libs.timestamps import Timestamp
+from pydantic import BaseModel, ConfigDict
+
+from momentum_tracking.exports.models import Export, ExportFormat, ExportStatus
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"format": "json"}]})
+
+    format: ExportFormat
+
+
+class ExportAccepted(BaseModel):
+    id: str
+    status: ExportStatus
+
+
+class ExportRead(BaseModel):
+    id: str
+    format: ExportFormat
+    status: ExportStatus
+    percent: int
+    download_url: str | None
+    expires_at: Timestamp
+
+    @classmethod
+    def from_document(cls, export: Export) -> "ExportRead":
+        ready = export.status == "ready"
+        return cls(
+            id=export.id,
+            format=export.format,
+            status=export.status,
+            percent=export.percent,
+            download_url=f"/exports/{export.id}/download" if ready else None,
+            expires_at=export.expires_at,
+        )
