@@ -14,7 +14,7 @@ from momentum_libs.devstack import Stack
 from momentum_libs.testing.waiting import eventually_blocking
 from pymongo import MongoClient
 
-from .conftest import Account, assert_problem, new_account
+from .conftest import Account, assert_problem, login, new_account, register
 
 T = TypeVar("T")
 
@@ -291,3 +291,117 @@ def zip_without_habits() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("Checkmarks.csv", "Date\n")
     return buffer.getvalue()
+
+
+# -- the round trip -------------------------------------------------------------------------
+def figures_of(response: httpx.Response) -> dict[str, Any]:
+    """An analytics answer without its freshness (when it was read, whether it lags)."""
+    assert response.status_code == 200, response.text
+    return {k: v for k, v in response.json().items() if k not in ("as_of", "pending")}
+
+
+def analytics_figures(gw: httpx.Client, account: Account, week: str) -> dict[str, Any]:
+    """What analytics shows the user, without the ids an account's records get."""
+    dashboard = figures_of(gw.get("/analytics/dashboard", headers=account.headers))
+    active = dashboard.pop("active_goal")
+    goals = gw.get("/goals", headers=account.headers).json()["items"]
+    run = next(g for g in goals if g["title"] == "Run")
+    weekly = figures_of(
+        gw.get(
+            "/analytics/weekly-summary",
+            params={"week_start": week, "goal_id": run["id"]},
+            headers=account.headers,
+        )
+    )
+    weekly.pop("goal_id")
+    heatmap = figures_of(
+        gw.get(
+            "/analytics/heatmap",
+            params={"from": days_ago(30), "to": days_ago(0)},
+            headers=account.headers,
+        )
+    )
+    return {
+        "active_goal": active and active["title"],
+        "dashboard": dashboard,
+        "streak": figures_of(gw.get("/analytics/streak", headers=account.headers)),
+        "weekly": weekly,
+        "heatmap": heatmap,
+    }
+
+
+def records(gw: httpx.Client, account: Account) -> dict[str, Any]:
+    """The user's goals, targets and logs, by what they hold (ids differ by account)."""
+    goals = gw.get("/goals", headers=account.headers).json()["items"]
+    title = {g["id"]: g["title"] for g in goals}
+    targets = gw.get("/weekly-targets", headers=account.headers).json()["items"]
+    logs = gw.get("/daily-logs", params={"limit": 200}, headers=account.headers).json()["items"]
+    return {
+        "goals": sorted(
+            (g["title"], g["description"], g["target_date"], g["is_active"]) for g in goals
+        ),
+        "targets": sorted(
+            (title[t["goal_id"]], t["week_start"], t["target_minutes"], t["note"]) for t in targets
+        ),
+        "logs": sorted(
+            (title[lg["goal_id"]], lg["date"], lg["minutes"], lg["note"] or "") for lg in logs
+        ),
+    }
+
+
+def settings_of(gw: httpx.Client, account: Account) -> tuple[str, str]:
+    me = gw.get("/users/me", headers=account.headers).json()
+    return me["timezone"], me["day_start"]
+
+
+def test_export_delete_register_import_restores_everything(gateway: httpx.Client) -> None:
+    account = new_account(gateway, timezone="Europe/Berlin")
+    patched = gateway.patch("/users/me", json={"day_start": "04:00"}, headers=account.headers)
+    assert patched.status_code == 200, patched.text
+    seeded = seed(gateway, account)
+    # The Read goal active, not the first one: the import must restore which is active.
+    read_id = seeded["goals"][1]["id"]
+    assert gateway.patch(f"/goals/{read_id}/activate", headers=account.headers).status_code == 200
+    before = records(gateway, account)
+    wait_for(
+        lambda: analytics_figures(gateway, account, seeded["week"]),
+        lambda f: f["dashboard"]["total_minutes"] == 80 and f["active_goal"] == "Read",
+    )
+    figures = analytics_figures(gateway, account, seeded["week"])
+    _, content = export(gateway, account, "json")
+    settings = settings_of(gateway, account)
+    # Tracking's copy of the day settings comes from auth's events: the export has them.
+    assert json.loads(content)["user"]["settings"] == {
+        "timezone": "Europe/Berlin",
+        "day_start": "04:00",
+    }
+
+    assert gateway.delete("/users/me", headers=account.headers).status_code == 204
+    user = register(gateway, email=account.email)
+    pair = login(gateway, str(user["email"]))
+    again = Account(
+        account.email, account.password, user, pair["access_token"], pair["refresh_token"]
+    )
+    assert records(gateway, again) == {"goals": [], "targets": [], "logs": []}
+
+    # A dry run reports the file's settings (auth keeps them: the client applies them).
+    dry = report_of(import_file(gateway, again, content, "application/json", dry_run="true"))
+    assert dry["created"] == counts(goals=2, weekly_targets=1, daily_logs=4)
+    restored = gateway.patch("/users/me", json=dry["settings"], headers=again.headers)
+    assert restored.status_code == 200, restored.text
+    report = report_of(import_file(gateway, again, content, "application/json"))
+    assert report["created"] == counts(goals=2, weekly_targets=1, daily_logs=4), report
+    assert report["problems"] == []
+
+    assert settings_of(gateway, again) == settings
+    assert records(gateway, again) == before
+    after = wait_for(
+        lambda: analytics_figures(gateway, again, seeded["week"]),
+        lambda f: f == figures,
+    )
+    assert after == figures
+    # And the same file again changes nothing.
+    twice = report_of(import_file(gateway, again, content, "application/json"))
+    assert twice["created"] == counts() and twice["updated"] == counts()
+    assert twice["skipped"] == counts(goals=2, weekly_targets=1, daily_logs=4)
+    assert records(gateway, again) == before
