@@ -37,7 +37,15 @@ async def get_export(export_id: str, user: CurrentUser, exports: Exports) -> Exp
     summary="The export's file (the user's alone); 404 until it is ready",
     response_class=Response,
     responses={
-        200: {"content": {"application/json": {}, "application/zip": {}}},
+        200: {
+            "description": "The file: JSON, or a zip of CSV files",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "examples": [{"format": "momentum-export"}]}
+                },
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
         **problem_responses(401, 404, 503),
     },
 )

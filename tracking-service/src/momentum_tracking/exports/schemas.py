@@ -11,11 +11,32 @@ class ExportCreate(BaseModel):
 
 
 class ExportAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "3f2b9c0e7d1a4e8b9c6d5a4b3c2d1e0f", "status": "pending"}]
+        }
+    )
+
     id: str
     status: ExportStatus
 
 
 class ExportRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f2b9c0e7d1a4e8b9c6d5a4b3c2d1e0f",
+                    "format": "json",
+                    "status": "ready",
+                    "percent": 100,
+                    "download_url": "/exports/3f2b9c0e7d1a4e8b9c6d5a4b3c2d1e0f/download",
+                    "expires_at": "2026-12-03T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     format: ExportFormat
     status: ExportStatus

@@ -19,9 +19,25 @@ _BODY = {
         "`date,minutes,goal,note` (`text/csv`), or Loop Habit Tracker's CSV export zip "
         "(`application/zip`).",
         "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "text/csv": {"schema": {"type": "string"}},
-            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "examples": [{"format": "momentum-export", "version": 1, "goals": []}],
+                }
+            },
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "examples": ["date,minutes,goal,note\n2026-11-20,30,Run,easy 5 km\n"],
+                }
+            },
+            "application/zip": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "examples": ["(Loop Habit Tracker's export zip)"],
+                }
+            },
         },
     }
 }

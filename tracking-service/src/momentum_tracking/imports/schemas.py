@@ -1,6 +1,6 @@
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class KindCounts(BaseModel):
@@ -15,6 +15,22 @@ class RowProblem(BaseModel):
 
 
 class ImportReport(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "format": "csv",
+                    "dry_run": False,
+                    "created": {"goals": 1, "weekly_targets": 0, "daily_logs": 12},
+                    "updated": {"goals": 0, "weekly_targets": 0, "daily_logs": 0},
+                    "skipped": {"goals": 0, "weekly_targets": 0, "daily_logs": 3},
+                    "problems": [{"row": "line 7", "detail": "minutes: Input should be > 0"}],
+                    "settings": None,
+                }
+            ]
+        }
+    )
+
     format: str
     dry_run: bool
     created: KindCounts
