@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from momentum_libs.problems import ProblemError
+from momentum_libs.problems import ProblemError, validation_problem
 
 from momentum_tracking.exports.content import EXPORT_FORMAT
 
@@ -47,7 +47,8 @@ def _number(text: str | None) -> int | str | None:
 
 
 def bad_file(detail: str) -> ProblemError:
-    return ProblemError(422, detail)
+    """A file that is not what its type says: a 422 shaped like every validation error."""
+    return validation_problem(["body"], detail)
 
 
 def _text(content: bytes, what: str) -> str:
