@@ -1,5 +1,6 @@
 """Cross-service tests: the whole stack (session fixture ``stack``), driven through the gateway."""
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from momentum_libs.devstack import Stack
+from momentum_libs.testing.plugin import STACK_REFRESH_GRACE_S
 
 PASSWORD = "correct horse battery"
 
@@ -28,6 +30,12 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def past_refresh_grace() -> None:
+    """Wait until a refresh token rotated just now is past the stack's grace: presented
+    again, it is theft (within the grace it answers the same pair)."""
+    time.sleep(STACK_REFRESH_GRACE_S + 0.2)
 
 
 def unique_email() -> str:

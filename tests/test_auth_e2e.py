@@ -2,6 +2,7 @@
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
@@ -9,7 +10,16 @@ import redis
 from momentum_libs.devstack import Stack
 from momentum_libs.events import Envelope, EventType
 
-from .conftest import PASSWORD, Account, assert_problem, login, new_account, register, unique_email
+from .conftest import (
+    PASSWORD,
+    Account,
+    assert_problem,
+    login,
+    new_account,
+    past_refresh_grace,
+    register,
+    unique_email,
+)
 
 
 def test_register_returns_the_user_without_secrets(gateway: httpx.Client) -> None:
@@ -143,7 +153,8 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_session(
         ).status_code
         == 200
     )
-    # The spent token again: theft. 401, and every token of that session dies.
+    # The spent token again, after the grace: theft. 401, and every token of that session dies.
+    past_refresh_grace()
     assert_problem(
         gateway.post("/auth/refresh", json={"refresh_token": account.refresh_token}), 401
     )
@@ -304,3 +315,27 @@ def test_openapi_describes_auth_and_user_routes(gateway: httpx.Client) -> None:
     assert "delete" in paths["/users/me"] and "patch" in paths["/users/me"]
     assert not any(p.startswith("/.well-known") or p.startswith("/internal") for p in paths)
     assert gateway.get("/docs").status_code == 200
+
+
+def test_a_refresh_retried_within_the_grace_answers_the_same_pair(
+    gateway: httpx.Client, account: Account
+) -> None:
+    """A phone that lost the response to its refresh presents the token again: the same
+    pair, the session alive; concurrent presentations all get that pair too."""
+    body = {"refresh_token": account.refresh_token}
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: gateway.post("/auth/refresh", json=body), range(3)))
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+    assert len({a.text for a in answers}) == 1
+    retried = gateway.post("/auth/refresh", json=body)
+    assert retried.status_code == 200, retried.text
+    pair = answers[0].json()
+    assert retried.json() == pair
+    me = gateway.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert me.status_code == 200, me.text
+    # After the grace, the same token is theft.
+    past_refresh_grace()
+    assert_problem(gateway.post("/auth/refresh", json=body), 401)
+    assert_problem(
+        gateway.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"}), 401
+    )

@@ -49,8 +49,14 @@ async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
 
 
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_session(
-    client: httpx.AsyncClient,
+    make_settings: SettingsFactory,
 ) -> None:
+    # No grace: the reuse right away is theft (test_refresh_grace.py: within a grace).
+    async with running(make_settings(refresh_reuse_grace_seconds=0)) as (_, client):
+        await _reuse_revokes_the_whole_session(client)
+
+
+async def _reuse_revokes_the_whole_session(client: httpx.AsyncClient) -> None:
     acc = await new_account(client)
     other = await login(client, acc.email)  # another session of the same user
     pair = (await refresh(client, acc.refresh_token)).json()
@@ -155,8 +161,13 @@ async def test_expired_wrong_audience_and_refresh_as_access_are_401(
 
 
 async def test_two_refreshes_racing_with_one_token_end_the_session(
-    client: httpx.AsyncClient,
+    make_settings: SettingsFactory,
 ) -> None:
+    async with running(make_settings(refresh_reuse_grace_seconds=0)) as (_, client):
+        await _racing_refreshes_end_the_session(client)
+
+
+async def _racing_refreshes_end_the_session(client: httpx.AsyncClient) -> None:
     acc = await new_account(client)
     first, second = await asyncio.gather(
         refresh(client, acc.refresh_token), refresh(client, acc.refresh_token)

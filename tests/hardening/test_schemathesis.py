@@ -71,8 +71,6 @@ def _run(base_url: str, token: str, workdir: Path, *filters: str) -> None:
         "--seed",
         str(SEED),
         "--no-shrink",
-        "--workers",
-        "2",
         "--request-timeout",
         "20",
         "--max-failures",

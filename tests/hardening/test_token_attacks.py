@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from momentum_libs.devstack import Stack
 
-from ..conftest import Account, assert_problem, login, new_account
+from ..conftest import Account, assert_problem, login, new_account, past_refresh_grace
 
 # One route of each service behind the gateway, all needing a token.
 PROTECTED = ("/users/me", "/goals", "/daily-logs", "/analytics/dashboard", "/analytics/streak")
@@ -246,6 +246,7 @@ def test_a_revoked_session_is_401_on_every_service(gateway: httpx.Client) -> Non
     # Theft detection (a spent refresh token replayed) revokes the session everywhere too.
     first = gateway.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
     assert first.status_code == 200, first.text
+    past_refresh_grace()
     replay = gateway.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
     assert_problem(replay, 401)
     assert_refused(gateway, first.json()["access_token"])

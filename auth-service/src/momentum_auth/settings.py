@@ -23,6 +23,14 @@ class AuthSettings(OutboxRelaySettings):
         description="Lifetime of a refresh token; each refresh issues a new one",
     )
 
+    refresh_reuse_grace_seconds: int = Field(
+        20,
+        ge=0,
+        le=300,
+        description="A rotated refresh token presented again within this many seconds "
+        "answers the same new pair (a client that lost the response); later it is theft",
+    )
+
     signing_key_file: Path | None = Field(
         None,
         description="PEM file of the Ed25519 signing key; required in production "

@@ -61,6 +61,10 @@ TAG_DESCRIPTIONS = {
     "the past.",
     "sync": "Offline clients: the change feed since a token, and batches of writes under "
     "ids the client chose.",
+    "exports": "A copy of everything the user stored, built in the background; the file is "
+    "the user's alone and expires.",
+    "imports": "A Momentum export, a CSV of logs or Loop Habit Tracker's export, merged "
+    "into the user's data; the same file twice changes nothing.",
     "analytics": "Dashboard, weekly summary, streaks and heatmap, computed from the daily "
     "logs' events: a change shows here moments after it is made.",
     "health": "Liveness of the gateway and of what is behind it.",

@@ -19,6 +19,8 @@ PREFIXES: Final[dict[str, str]] = {
     "breaks": TRACKING,
     "changes": TRACKING,
     "batch": TRACKING,
+    "exports": TRACKING,
+    "imports": TRACKING,
     "analytics": ANALYTICS,
 }
 

@@ -10,8 +10,11 @@ from momentum_tracking.batch.service import BatchService
 from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.exports.service import ExportService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.service import LogService
+from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.state import TrackingState
 from momentum_tracking.targets.service import TargetService
 
@@ -48,6 +51,18 @@ async def _erasure(request: Request) -> ErasureService:
     return _state(request).erasure
 
 
+async def _exports(request: Request) -> ExportService:
+    return _state(request).exports
+
+
+async def _imports(request: Request) -> ImportService:
+    return _state(request).imports
+
+
+async def _settings(request: Request) -> TrackingSettings:
+    return _state(request).settings
+
+
 Goals = Annotated[GoalService, Depends(_goals)]
 Targets = Annotated[TargetService, Depends(_targets)]
 Logs = Annotated[LogService, Depends(_logs)]
@@ -55,5 +70,20 @@ Breaks = Annotated[BreakService, Depends(_breaks)]
 Batch = Annotated[BatchService, Depends(_batch)]
 Changes = Annotated[ChangeService, Depends(_changes)]
 Erasure = Annotated[ErasureService, Depends(_erasure)]
+Exports = Annotated[ExportService, Depends(_exports)]
+Imports = Annotated[ImportService, Depends(_imports)]
+Settings = Annotated[TrackingSettings, Depends(_settings)]
 
-__all__ = ["Batch", "Breaks", "Changes", "CurrentUser", "Erasure", "Goals", "Logs", "Targets"]
+__all__ = [
+    "Batch",
+    "Breaks",
+    "Changes",
+    "CurrentUser",
+    "Erasure",
+    "Exports",
+    "Goals",
+    "Imports",
+    "Logs",
+    "Settings",
+    "Targets",
+]

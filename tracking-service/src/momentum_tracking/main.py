@@ -32,10 +32,16 @@ from momentum_tracking.days.models import UserDays
 from momentum_tracking.days.repository import DaysRepository
 from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService, UserEventsHandler
+from momentum_tracking.exports.models import Export
+from momentum_tracking.exports.repository import ExportRepository
+from momentum_tracking.exports.router import router as exports_router
+from momentum_tracking.exports.service import ExportService
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.router import router as goals_router
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.router import router as imports_router
+from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
 from momentum_tracking.logs.repository import IdempotencyRepository, LogRepository
 from momentum_tracking.logs.router import router as logs_router
@@ -50,7 +56,7 @@ from momentum_tracking.targets.service import TargetService
 log = structlog.get_logger(__name__)
 
 OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
-DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead)
+DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead, Export)
 
 
 def create_app(
@@ -87,6 +93,8 @@ def create_app(
     app.include_router(breaks_router)
     app.include_router(changes_router)
     app.include_router(batch_router)
+    app.include_router(exports_router)
+    app.include_router(imports_router)
     app.include_router(health_router)
     return app
 
@@ -119,10 +127,18 @@ async def _build(
     log_repository = LogRepository(relay.notify, retention)
     break_repository = BreakRepository(relay.notify)
     key_repository = IdempotencyRepository()
+    export_repository = ExportRepository()
     goals = GoalService(goal_repository)
-    days = DayService(DaysRepository(), settings.clock)
+    days_repository = DaysRepository()
+    days = DayService(days_repository, settings.clock)
     erasure = ErasureService(
-        goal_repository, target_repository, log_repository, break_repository, key_repository, days
+        goal_repository,
+        target_repository,
+        log_repository,
+        break_repository,
+        key_repository,
+        days,
+        export_repository,
     )
     changes = ChangeService(
         ChangeRepository(),
@@ -137,12 +153,13 @@ async def _build(
     user_events = UserEventsHandler(erasure, days, changes)
     targets = TargetService(target_repository, goals)
     logs = LogService(log_repository, key_repository, goals, days, settings)
+    background = BackgroundTasks()
     return TrackingState(
         settings=settings,
         mongo=mongo,
         redis=redis,
         token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
-        background=BackgroundTasks(),
+        background=background,
         relay=relay,
         consumer=StreamConsumer.from_settings(settings, consumer_redis, user_events),
         replay_consumer=replay_consumer(settings, consumer_redis, user_events),
@@ -154,4 +171,17 @@ async def _build(
         erasure=erasure,
         changes=changes,
         batch=BatchService(goals, targets, logs, erasure),
+        exports=ExportService(
+            export_repository,
+            goal_repository,
+            target_repository,
+            log_repository,
+            break_repository,
+            days_repository,
+            background,
+            settings.export_ttl_s,
+        ),
+        imports=ImportService(
+            goals, targets, logs, goal_repository, target_repository, log_repository
+        ),
     )

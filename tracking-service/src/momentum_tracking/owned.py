@@ -158,7 +158,7 @@ class OwnedRepository(OutboxRepository[D]):
         await self.change(load, build, delete=True, first=doc, if_match=if_match)
 
     async def all_of_user(self, user_id: str) -> list[D]:
-        """Every live document of the user (a sync's first, full read)."""
+        """Every live document of the user (a sync's first, full read; exports, imports)."""
         return await self.model.find({"user_id": user_id, "deleted": False}).to_list()
 
     async def by_ids(self, user_id: str, doc_ids: list[DocumentId]) -> list[D]:

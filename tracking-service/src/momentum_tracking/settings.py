@@ -32,6 +32,14 @@ class TrackingSettings(VerifyingServiceSettings, OutboxRelaySettings, StreamCons
         description="How long a deleted goal, target or log is remembered (days): a PUT of "
         "its id is 410 meanwhile, and a /changes token older than this is expired (410)",
     )
+    export_ttl_s: int = Field(
+        DAY_S, ge=60, description="How long an export's file can be downloaded (seconds)"
+    )
+    import_max_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest import file (and largest file a Loop zip may unpack); larger is 413",
+    )
     consumer_group: str = Field("tracking", description="Consumer group reading user events")
     consumer_name_prefix: str = Field(
         "tracking", description="Prefix of this process's unique consumer name"

@@ -11,7 +11,9 @@ from momentum_tracking.breaks.service import BreakService
 from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.service import DayService
 from momentum_tracking.erasure.service import ErasureService
+from momentum_tracking.exports.service import ExportService
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.service import LogService
 from momentum_tracking.settings import TrackingSettings
 from momentum_tracking.targets.service import TargetService
@@ -31,3 +33,5 @@ class TrackingState(ServiceState):
     erasure: ErasureService
     changes: ChangeService
     batch: BatchService
+    exports: ExportService
+    imports: ImportService

@@ -26,13 +26,19 @@ class Session(Document):
 class RefreshToken(Document):
     """A refresh token, stored only as the SHA-256 hex of the token (its ``_id``).
 
-    Spending it is one conditional write on ``spent: False``; a spent token presented
-    again means it was stolen, and its session is revoked."""
+    Spending it is one conditional write on ``spent: False`` that also stores the pair it
+    was rotated into (``successor``), encrypted with a key derived from the token itself:
+    only a holder of the old token can read it back, so nothing at rest gives a usable
+    token. Presented again within the grace (``spent_at_ms`` + the setting), it answers
+    that same pair; later, it was stolen, and its session is revoked."""
 
     id: str  # type: ignore[assignment]
     session_id: str
     user_id: str
     spent: bool = False
+    # Epoch milliseconds, not a datetime: nx-27017 stores a $set datetime as a string.
+    spent_at_ms: int | None = None
+    successor: bytes | None = None
     created_at: UtcDatetime
     expires_at: UtcDatetime
 

@@ -86,12 +86,17 @@ class TokenRepository:
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         return await RefreshToken.get(token_hash)
 
-    async def spend_refresh_token(self, token_hash: str) -> bool:
-        """Mark it spent; False if it already was (two presentations: one is a thief)."""
+    async def spend_refresh_token(self, token_hash: str, successor: bytes, now_ms: int) -> bool:
+        """Mark it spent, with the (encrypted) pair it rotated into, in one conditional
+        write; False if it already was spent (by a concurrent or an earlier refresh)."""
         result = await RefreshToken.get_pymongo_collection().update_one(
-            {"_id": token_hash, "spent": False}, {"$set": {"spent": True}}
+            {"_id": token_hash, "spent": False},
+            {"$set": {"spent": True, "spent_at_ms": now_ms, "successor": successor}},
         )
         return result.matched_count == 1
+
+    async def delete_refresh_token(self, token_hash: str) -> None:
+        await RefreshToken.get_pymongo_collection().delete_one({"_id": token_hash})
 
     async def erase_user(self, user_id: str) -> None:
         await RefreshToken.get_pymongo_collection().delete_many({"user_id": user_id})

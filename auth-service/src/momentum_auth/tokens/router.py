@@ -99,7 +99,10 @@ async def login(
     "/refresh",
     operation_id="refresh",
     summary="Rotate a refresh token: a new pair; the old token is spent",
-    description="A spent refresh token presented again revokes its whole session (401).",
+    description=(
+        "A spent refresh token presented again within the grace (20 s) answers the same "
+        "pair; after it, it revokes its whole session (401)."
+    ),
     responses=problem_responses(401, 422, 503),
 )
 async def refresh(body: RefreshRequest, tokens: Tokens, response: Response) -> TokenPair:

@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 from momentum_auth.keys.service import SigningKey
 from momentum_auth.passwords import Passwords
 from momentum_auth.settings import AuthSettings
-from momentum_auth.tokens.models import Session
+from momentum_auth.tokens.grace import seal, unseal
+from momentum_auth.tokens.models import RefreshToken, Session
 from momentum_auth.tokens.repository import TokenRepository
 from momentum_auth.tokens.schemas import TokenPair
 from momentum_auth.tokens.throttle import LoginThrottle
@@ -83,19 +84,42 @@ class TokenService:
     async def refresh(self, refresh_token: str) -> TokenPair:
         token_hash = hash_refresh_token(refresh_token)
         token = await self._tokens.get_refresh_token(token_hash)
-        if token is None:
+        if token is None or token.expires_at <= utcnow():
             raise unauthorized(REFRESH_INVALID)
         session = await self._tokens.get_session(token.user_id, token.session_id)
         if session is None or session.revoked:
             raise unauthorized(REFRESH_INVALID)
-        if token.spent or not await self._tokens.spend_refresh_token(token_hash):
-            # Presented twice: whoever holds it, the session is compromised. End it all.
-            log.warning("refresh_token_reuse", user_id=token.user_id, session_id=token.session_id)
-            await self._revoke(token.user_id, [token.session_id])
-            raise unauthorized(REFRESH_INVALID)
-        if token.expires_at <= utcnow():
-            raise unauthorized(REFRESH_INVALID)
-        return await self._issue(session)
+        if not token.spent:
+            pair = self._mint(session)
+            # The new token is stored before the old one is spent: a concurrent presentation
+            # that reads the sealed pair gets a refresh token that already works.
+            await self._store(pair, session)
+            if await self._tokens.spend_refresh_token(
+                token_hash, seal(refresh_token, pair), _now_ms()
+            ):
+                return pair
+            # A concurrent presentation spent it first: ours is never handed out.
+            await self._tokens.delete_refresh_token(hash_refresh_token(pair.refresh_token))
+            token = await self._tokens.get_refresh_token(token_hash)
+            if token is None:
+                raise unauthorized(REFRESH_INVALID)
+        return await self._replay(refresh_token, token)
+
+    async def _replay(self, refresh_token: str, token: RefreshToken) -> TokenPair:
+        """A spent token again: within the grace, the pair it was rotated into (the client
+        lost the response); after it, whoever holds it, the session is compromised."""
+        grace_ms = self._settings.refresh_reuse_grace_seconds * 1000
+        if (
+            token.successor is not None
+            and token.spent_at_ms is not None
+            and _now_ms() - token.spent_at_ms <= grace_ms
+        ):
+            pair = unseal(refresh_token, token.successor)
+            if pair is not None:
+                return pair
+        log.warning("refresh_token_reuse", user_id=token.user_id, session_id=token.session_id)
+        await self._revoke(token.user_id, [token.session_id])
+        raise unauthorized(REFRESH_INVALID)
 
     async def logout(self, claims: AccessClaims, refresh_token: str) -> None:
         token = await self._tokens.get_refresh_token(hash_refresh_token(refresh_token))
@@ -132,9 +156,18 @@ class TokenService:
 
     # -- tokens --------------------------------------------------------------------------
     async def _issue(self, session: Session) -> TokenPair:
-        refresh_token = secrets.token_urlsafe(32)
+        pair = self._mint(session)
+        await self._store(pair, session)
+        return pair
+
+    async def _store(self, pair: TokenPair, session: Session) -> None:
         expires_at = utcnow() + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
-        await self._tokens.add_refresh_token(hash_refresh_token(refresh_token), session, expires_at)
+        await self._tokens.add_refresh_token(
+            hash_refresh_token(pair.refresh_token), session, expires_at
+        )
+
+    def _mint(self, session: Session) -> TokenPair:
+        refresh_token = secrets.token_urlsafe(32)
         ttl = self._settings.access_token_ttl_seconds
         now = int(time.time())
         access_token = self._key.sign(
@@ -150,3 +183,7 @@ class TokenService:
             }
         )
         return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=ttl)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

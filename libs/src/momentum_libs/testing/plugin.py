@@ -142,6 +142,11 @@ STACK_CLOCK = "test-clock"
 """The stack's test clock file, in its data dir (momentum_libs.clock.FileClock)."""
 
 
+STACK_REFRESH_GRACE_S = 1
+"""The session stack's refresh-token grace: a test replaying a spent token as theft waits
+past it (the default, 20 s, would make that wait long)."""
+
+
 def new_namespace(letter: str) -> str:
     """A fresh prefix for a stack's streams, keys and databases in the shared stores."""
     return f"{letter}{uuid.uuid4().hex[:10]}_"
@@ -184,7 +189,11 @@ def stack(
     # The services compute users' "today" on a test clock that runs true until a test
     # sets it (the ``stack_clock`` fixture).
     clock_env = {"MOMENTUM_TEST_CLOCK_FILE": str(data_dir / STACK_CLOCK)}
-    extra_env = {"MOMENTUM_MONGO_AUDIT_FILE": str(audit), **clock_env}
+    extra_env = {
+        "MOMENTUM_MONGO_AUDIT_FILE": str(audit),
+        "MOMENTUM_AUTH_REFRESH_REUSE_GRACE_SECONDS": str(STACK_REFRESH_GRACE_S),
+        **clock_env,
+    }
     with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, extra_env) as running:
         yield running
     found = read_violations(audit)

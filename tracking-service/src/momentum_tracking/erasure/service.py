@@ -13,6 +13,7 @@ from momentum_tracking.breaks import service as breaks
 from momentum_tracking.breaks.repository import BreakRepository
 from momentum_tracking.changes.service import ChangeService
 from momentum_tracking.days.service import DayService
+from momentum_tracking.exports.repository import ExportRepository
 from momentum_tracking.goals import service as goals
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.logs import service as logs
@@ -32,6 +33,7 @@ class ErasureService:
         break_repository: BreakRepository,
         key_repository: IdempotencyRepository,
         days: DayService,
+        exports: ExportRepository,
     ) -> None:
         self._goals = goal_repository
         self._targets = target_repository
@@ -39,6 +41,7 @@ class ErasureService:
         self._breaks = break_repository
         self._keys = key_repository
         self._days = days
+        self._exports = exports
 
     async def erase_goal(self, user_id: str, goal_id: str, if_match: IfMatch | None = None) -> None:
         """Delete a goal with its weekly targets, daily logs and breaks.
@@ -55,11 +58,12 @@ class ErasureService:
         await self._sweep(user_id, str(goal.id))
 
     async def erase_user(self, user_id: str) -> None:
-        """Delete every goal, weekly target, daily log, break, idempotency key and day
-        settings of the user."""
+        """Delete every goal, weekly target, daily log, break, idempotency key, export and
+        day settings of the user."""
         erased = await self._goals.tombstone_all(user_id, goals.tombstone)
         await self._sweep(user_id, None)
         keys = await self._keys.delete_keys_of_user(user_id)
+        await self._exports.erase_user(user_id)
         await self._days.forget(user_id)
         log.info("user_erased", user_id=user_id, goals=erased, idempotency_keys=keys)
 
