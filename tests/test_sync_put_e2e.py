@@ -3,9 +3,11 @@ idempotent repeats, no resurrection of a deleted id, If-Match, and POST's rules.
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import redis
 from momentum_libs.devstack import Stack
 from momentum_libs.events import EventType
 
@@ -163,3 +165,36 @@ async def test_racing_puts_of_one_new_id_create_it_once(stack: Stack, account: A
     statuses = sorted(r.status_code for r in answers)
     assert statuses == [200] * 7 + [201], [r.text for r in answers]
     assert len({r.headers["ETag"] for r in answers}) == 1
+
+
+def test_put_logs_after_many_deletions_in_a_month_are_all_counted(
+    gateway: httpx.Client, account: Account, stack: Stack
+) -> None:
+    """analytics' month keeps 64 deleted entries (TOMBSTONES_KEPT) and drops older ones; a
+    client's random UUID sorts anywhere among the dropped ids. Every new log is still
+    counted, and none is dead-lettered as a deleted log coming back."""
+    goal = create_goal(gateway, account)
+    today = datetime.now(UTC).date().isoformat()
+    for _ in range(80):
+        path = f"/daily-logs/{uuid.uuid4()}"
+        body = {"goal_id": goal["id"], "date": today, "minutes": 5}
+        assert put(gateway, account, path, body).status_code == 201
+        assert gateway.delete(path, headers=account.headers).status_code == 204
+    minutes = list(range(1, 41))
+    for m in minutes:
+        body = {"goal_id": goal["id"], "date": today, "minutes": m}
+        assert put(gateway, account, f"/daily-logs/{uuid.uuid4()}", body).status_code == 201
+
+    def dashboard() -> Any:
+        return gateway.get("/analytics/dashboard", headers=account.headers).json()
+
+    assert wait_for(dashboard, lambda d: d.get("total_minutes") == sum(minutes))[
+        "total_minutes"
+    ] == sum(minutes)
+    user_id = str(account.user["id"])
+    dead = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        entries: Any = dead.xrange(f"{stack.events_stream}.dead.analytics")
+    finally:
+        dead.close()
+    assert [e for _, e in entries if user_id in str(e)] == []

@@ -19,7 +19,7 @@ from momentum_libs.events import (
     UserDeletedPayload,
     UserPayload,
 )
-from momentum_libs.tracking_store import GOALS, LOGS, TARGETS
+from momentum_libs.tracking_store import GOALS, LOGS, TARGETS, document_id
 from pymongo import ReplaceOne
 from redis.asyncio import Redis
 
@@ -212,10 +212,10 @@ class FakeTracking:
         """Write tracking's documents (what the rebuild reads), live and tombstoned."""
         logs = [
             ReplaceOne(
-                {"_id": ObjectId(lid)},
+                {"_id": document_id(lid)},
                 {
                     # nx-27017 ignores the filter's _id on an upsert: repeat it here.
-                    "_id": ObjectId(lid),
+                    "_id": document_id(lid),
                     "user_id": self.user_id,
                     "goal_id": e.goal_id,
                     "date": e.date.isoformat(),

@@ -26,6 +26,7 @@ from momentum_analytics.reads.freshness import Freshness
 from momentum_analytics.reads.router import router as reads_router
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild import cli as rebuild
+from momentum_analytics.rebuild.source import TrackingSource
 from momentum_analytics.settings import AnalyticsSettings
 from momentum_analytics.state import AnalyticsState
 
@@ -48,12 +49,21 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
         mongo = mongo_client(
             settings.mongodb_url, settings.store_timeout_ms, settings.mongo_audit_file
         )
+        # Asked only for a log event the months cannot place (see ProjectionService).
+        tracking_mongo = (
+            mongo
+            if settings.tracking_url == settings.mongodb_url
+            else mongo_client(
+                settings.tracking_url, settings.store_timeout_ms, settings.mongo_audit_file
+            )
+        )
         http = httpx.AsyncClient()
         background = BackgroundTasks()
         try:
             repo = ProjectionRepository(mongo[settings.mongodb_db])
             await repo.ensure_indexes()
-            projections = ProjectionService(repo, settings.clock)
+            tracking = TrackingSource(tracking_mongo[settings.tracking_mongodb_db])
+            projections = ProjectionService(repo, settings.clock, tracking.log_is_live)
             freshness = Freshness(redis, settings.events_stream, settings.consumer_group)
 
             # Recorded after the projections took the events: as_of never runs ahead.
@@ -104,6 +114,8 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
         finally:
             await background.stop()
             await mongo.close()
+            if tracking_mongo is not mongo:
+                await tracking_mongo.close()
             await http.aclose()
             await consumer_redis.aclose()
             if sessions_redis is not redis:

@@ -19,9 +19,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from momentum_libs.events import BreakKind
+from momentum_libs.ids import parse_object_id
 
 GOALS = "goals"
 TARGETS = "weekly_targets"
@@ -84,6 +86,12 @@ CONTRACT: dict[str, type[_Stored]] = {
     BREAKS: StoredBreak,
 }
 """Each collection of tracking's database the rebuild reads, and its documents' shape."""
+
+
+def document_id(id: str) -> ObjectId | str:
+    """The ``_id`` a document's ``id`` string stands for: an ObjectId, else the UUID itself."""
+    oid = parse_object_id(id)
+    return oid if oid is not None else id
 
 
 def contract_fields(model: type[_Stored]) -> dict[str, Any]:

@@ -124,12 +124,13 @@ class MonthDays(Stored):
     theirs. Kept for ever, they made one heavy user's month grow without bound (13,562 of
     its 13,902 entries were deleted ones). So only the :data:`TOMBSTONES_KEPT` of the
     highest log ids stay; the others are dropped, and ``dropped_through`` remembers the
-    highest log id ever dropped. Log ids are never reused, so a dropped log's id is at
-    most ``dropped_through``: a live placement of a log this month does not hold and whose
-    id is at most ``dropped_through`` may be one of them coming back, and is checked
-    against every month of the user first (see
-    :func:`momentum_analytics.projections.service.late_placements`). Any other log is
-    younger than every dropped tombstone and cannot be one of them.
+    highest log id ever dropped. Ids are never reused, so a log whose id is above the mark
+    cannot be a dropped one: its events need no further check. A live placement of a log
+    this month does not hold, and whose id is at most the mark, may be one coming back,
+    or a new log whose id merely sorts low (ids do not grow with age: ObjectIds of several
+    processes, clients' random UUIDs); every month of the user, then tracking's document,
+    tell which (see :meth:`momentum_analytics.projections.service.ProjectionService._is_stale`).
+    Keeping the highest ids keeps that lookup rare for one process's ObjectIds.
     """
 
     COLLECTION = "analytics_months"

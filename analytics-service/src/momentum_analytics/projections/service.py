@@ -82,7 +82,13 @@ class ConflictError(RuntimeError):
 
 
 class LateLogEventError(RuntimeError):
-    """A log event that may belong to a log whose deleted entry its month dropped."""
+    """A log event that may belong to a log whose deleted entry its month dropped, where
+    no :data:`LogLookup` can tell (the consumer dead-letters it)."""
+
+
+LogLookup = Callable[[str, str], Awaitable[bool]]
+"""(user id, log id) → whether tracking holds that log live: the source of truth, asked
+only when the months cannot tell (see :meth:`ProjectionService._is_stale`)."""
 
 
 async def retry_on_conflict(attempt: Callable[[], Awaitable[bool]], gave_up: str) -> None:
@@ -251,34 +257,15 @@ class LogChange:
             and month.may_have_dropped(self.log_id)
         )
 
-    def is_stale(self, months: Mapping[str, MonthDays]) -> bool:
+    def live_version(self, months: Mapping[str, MonthDays]) -> int | None:
         """After :meth:`may_return_dropped`, with every month of the user in ``months``:
-        True when the log is live in another month at this version or newer (this event
-        is older than what is applied: it changes nothing); False when it is live there
-        at an older version (this event is its next state). Live nowhere, it is either a
-        log since deleted, its entry dropped, or one whose earlier events all came later
-        than that many deletions in this month: which of the two is not known here, so
-        LateLogEventError, and the consumer dead-letters the event (the README's remedy:
-        ``momentum-analytics-rebuild --user``). So no late or duplicated event brings a
-        deleted log back: it is refused by the deleted entry where that is kept, and
-        otherwise dead-lettered here.
-
-        Why "live elsewhere at an older version" proves the log is not deleted: once a
-        log's deletion is applied, no month holds it live (the deletion marks its month,
-        and an overtaking one every month), and a live placement of an older version is
-        refused by a kept deleted entry or by this very check."""
+        the highest version at which a month holds the log live; None when none does."""
         live = [
             m.logs[self.log_id].version
             for m in months.values()
             if self.log_id in m.logs and not m.logs[self.log_id].deleted
         ]
-        if not live:
-            raise LateLogEventError(
-                f"log {self.log_id} (version {self.entry.version}) is live in no month of "
-                f"its user and its month dropped deleted entries of logs up to its id; "
-                "run momentum-analytics-rebuild --user for this user"
-            )
-        return max(live) >= self.entry.version
+        return max(live, default=None)
 
 
 def log_change(payload: object, kind: EventType) -> LogChange | None:
@@ -304,8 +291,14 @@ def log_change(payload: object, kind: EventType) -> LogChange | None:
 
 
 class ProjectionService:
-    def __init__(self, repo: ProjectionRepository, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        repo: ProjectionRepository,
+        clock: Clock | None = None,
+        log_is_live: LogLookup | None = None,
+    ) -> None:
         self.repo = repo
+        self.log_is_live = log_is_live
         self.clock = clock or Clock()
         """Where the window of recent days ends: the users' "today" (tests move it)."""
 
@@ -483,7 +476,7 @@ class ProjectionService:
                 if not every_month_read:
                     await self._read_every_month(uid, months)
                     every_month_read = True
-                if change.is_stale(months):
+                if await self._is_stale(uid, change, months):
                     continue
             if change.overtook(months):
                 overtaking.append(change)
@@ -499,6 +492,31 @@ class ProjectionService:
             for change in overtaking:
                 take_off_elsewhere(months, change, touched, changed)
         return await self._recompute_and_commit(user.version, user, months, touched, changed)
+
+    async def _is_stale(self, uid: str, change: LogChange, months: Mapping[str, MonthDays]) -> bool:
+        """After :meth:`LogChange.may_return_dropped`, with every month of the user in
+        ``months``: whether ``change`` is an old event that must change nothing.
+
+        Live in a month at this version or newer: it is older than what is applied. Live
+        at an older version: it is the log's next state (once a log's deletion is
+        applied no month holds it live: the deletion marks its month, and an overtaking
+        one every month). Live nowhere, it is either the first event of a new log whose
+        id sorts below a dropped one (ids are ObjectIds of several processes, or clients'
+        random UUIDs: their order says nothing of age) or an old event of a log since
+        deleted, its entry dropped. Tracking's document tells which, for good: a deleted
+        log never comes back (a PUT of a deleted id is refused). So no late or duplicated
+        event brings a deleted log back: a kept deleted entry refuses it, and otherwise
+        tracking's tombstone (or its absence, once purged) does."""
+        live = change.live_version(months)
+        if live is not None:
+            return live >= change.entry.version
+        if self.log_is_live is None:
+            raise LateLogEventError(
+                f"log {change.log_id} (version {change.entry.version}) is live in no month "
+                "of its user and its month dropped deleted entries; run "
+                "momentum-analytics-rebuild --user for this user"
+            )
+        return not await self.log_is_live(uid, change.log_id)
 
     async def _read_every_month(self, uid: str, months: dict[str, MonthDays]) -> None:
         """Add every stored month of the user to ``months`` (those read already stay)."""

@@ -17,6 +17,7 @@ from momentum_libs.tracking_store import (
     StoredLog,
     StoredTarget,
     contract_fields,
+    document_id,
 )
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -56,6 +57,14 @@ class TrackingSource:
         docs = await cursor.to_list()
         ids = sorted({str(doc["user_id"]) for doc in docs})
         return ids, ids[-1] if len(docs) == limit else None
+
+    async def log_is_live(self, user_id: str, log_id: str) -> bool:
+        """Whether tracking holds the log and it is not a tombstone. A deleted log is
+        never live again (a PUT of a deleted id is refused), so False is final."""
+        doc = await self.logs.find_one(
+            {"user_id": user_id, "_id": document_id(log_id)}, {"deleted": 1}
+        )
+        return doc is not None and not doc.get("deleted", False)
 
     async def _all(
         self, collection: AsyncCollection[Doc], user_id: str, fields: Doc | None
