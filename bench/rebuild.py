@@ -172,6 +172,10 @@ async def _seed_users(url: str, db_name: str, count: int) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
         db = client[db_name]
+        # The index tracking declares and the rebuild reads by (tracking is not run here):
+        # without it every read of a user scans the whole collection.
+        for name in ("goals", "daily_logs", "weekly_targets", "breaks"):
+            await db[name].create_index([("user_id", 1)], name="user")
         goal_docs = goal_documents(goals)
         logs = log_documents(users, goals, count * RSS_LOGS_PER_USER)
         for docs, name in ((goal_docs, "goals"), (logs, "daily_logs")):

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from momentum_libs.devstack import Stack
+from momentum_libs.redis_client import sync_redis_client
 from momentum_libs.retention import trimmed_unread_key
 from momentum_libs.testing.plugin import namespaced_stack, new_namespace
 
@@ -26,10 +26,15 @@ from .test_tracking_e2e import all_pages, create_goal, create_log, wait_for
 CAP = 20
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["single", "cluster"])
 def capped_stack(
-    tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, redis_url: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    mongodb_url: str,
+    redis_url: str,
 ) -> Iterator[Stack]:
+    """On one Redis and on a 3-master Redis Cluster (issue 12, item 8)."""
+    url = redis_url if request.param == "single" else request.getfixturevalue("redis_cluster_url")
     env = {
         f"MOMENTUM_{service}_{name}": value
         for service in ("AUTH", "TRACKING")
@@ -40,15 +45,16 @@ def capped_stack(
         )
     }
     env["MOMENTUM_GATEWAY_RATE_LIMIT_REQUESTS"] = "0"  # the waits below poll the reads
-    data_dir = tmp_path_factory.mktemp("capped-stack")
-    with namespaced_stack(data_dir, mongodb_url, redis_url, new_namespace("r"), env) as running:
+    data_dir = tmp_path_factory.mktemp(f"capped-stack-{request.param}")
+    with namespaced_stack(data_dir, mongodb_url, url, new_namespace("r"), env) as running:
         yield running
 
 
 def recorded_windows(stack: Stack) -> list[str]:
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = sync_redis_client(stack.redis_url)
     try:
-        return sorted(client.hkeys(trimmed_unread_key(stack.events_stream)))  # type: ignore[arg-type]
+        keys: Any = client.hkeys(trimmed_unread_key(stack.events_stream))
+        return sorted(key.decode() for key in keys)
     finally:
         client.close()
 

@@ -3,7 +3,9 @@
 import asyncio
 from typing import Any
 
+import pytest
 from momentum_libs.outbox import OutboxRepository
+from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.stream_keys import beside, hash_tag
 from pymongo import AsyncMongoClient
@@ -29,17 +31,22 @@ def test_keys_beside_a_stream_share_its_slot_tagged_or_not() -> None:
     assert hash_tag("plain") == "plain"
 
 
+@pytest.mark.parametrize("mode", ["single", "cluster"])
 async def test_three_relays_publish_each_of_2000_writes_once(
     mongo: AsyncMongoClient[Any],
-    redis: Redis,
     redis_url: str,
     namespace: str,
     eventually: Eventually,
+    mode: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Three replicas, each relay on its own client, woken by its own process's writes
-    and sweeping everyone's: every event is in the stream exactly once."""
+    and sweeping everyone's: every event is in the stream exactly once, on one Redis as
+    on a 3-master Redis Cluster (the claim and the XADD share the stream's slot)."""
+    url = redis_url if mode == "single" else request.getfixturevalue("redis_cluster_url")
     stream = f"{namespace}events"
-    clients = [Redis.from_url(redis_url, decode_responses=True) for _ in range(RELAYS)]
+    clients = [redis_client(url, 5000) for _ in range(RELAYS)]
+    reader = redis_client(url, 5000)
     relays = [OutboxRelay(c, stream, [Note], sweep_interval_s=0.05) for c in clients]
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     repos = [OutboxRepository(Note, relay.notify) for relay in relays]
@@ -56,16 +63,17 @@ async def test_three_relays_publish_each_of_2000_writes_once(
 
         async def all_out() -> bool:
             return (
-                await redis.xlen(stream) >= WRITES
+                await reader.xlen(stream) >= WRITES
                 and not await Note.find({"outbox_pending": True}).count()
             )
 
         await eventually(all_out, timeout_s=120)
+        entries = ids(await published(reader, stream))
     finally:
         for task, client in zip(tasks, clients, strict=True):
             await stop(task)
             await client.aclose()
-    entries = ids(await published(redis, stream))
+        await reader.aclose()
     per_event = len(entries) / len(set(entries))
     print(f"\n{RELAYS} relays, {WRITES} writes: {per_event:.2f} publications per event")
     assert sorted(entries) == sorted(written)  # each once, none missing
