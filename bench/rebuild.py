@@ -118,6 +118,7 @@ async def measure(stack: Stack, count: int, log: Callable[[str], None]) -> dict[
         seed_s = time.perf_counter() - started
         # Everything the command will read: ours plus what earlier phases wrote.
         total = await collection.count_documents({"deleted": False})
+        store_read = await read_speed(collection)
     finally:
         await client.close()
     log(f"  seeded {len(docs)} logs into tracking's daily_logs in {seed_s:.1f}s")
@@ -148,7 +149,20 @@ async def measure(stack: Stack, count: int, log: Callable[[str], None]) -> dict[
         "seed_seconds": round(seed_s, 2),
         "command": f"{Path(command[0]).name} --all",
         "reported": reported,
+        # The store's own ceiling in this run: the rebuild cannot read faster than this.
+        "store_read_docs_per_s": store_read,
+        "of_store_read": round(logs / seconds / store_read, 3),
     }
+
+
+async def read_speed(collection: Any) -> float:
+    """Documents per second of one plain read of the whole collection (the rebuild's
+    logs are read whole, in batches of the same size)."""
+    started = time.perf_counter()
+    read = 0
+    async for _ in collection.find({}, batch_size=10_000):
+        read += 1
+    return round(read / (time.perf_counter() - started), 1)
 
 
 def _report(output: str) -> dict[str, Any]:

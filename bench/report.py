@@ -265,6 +265,13 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
             f"in {_fmt(r.get('seconds'))} s = **{_fmt(r.get('logs_per_s'), 0)} logs/s** "
             f"(wall time of the command, interpreter start included). " + (r.get("note") or ""),
         ]
+        if r.get("store_read_docs_per_s"):
+            lines += [
+                "",
+                f"The store's own read speed in the same run (one plain read of every log): "
+                f"{_fmt(r['store_read_docs_per_s'], 0)} documents/s; the rebuild reached "
+                f"**{_fmt(100 * r['of_store_read'], 0)} %** of it.",
+            ]
     mem = results.get("memory_mb")
     if mem:
         after = results.get("memory_mb_after_load", {})
