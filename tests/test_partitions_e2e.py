@@ -4,9 +4,13 @@ logs written through the gateway, and every user's dashboard still counts each l
 """
 
 import asyncio
+import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -123,3 +127,27 @@ def test_two_analytics_replicas_one_killed_mid_burst_count_every_log_once(
         assert len(nodes) > 1, nodes
     finally:
         client.close()
+
+
+def _ops(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    tool = str(Path(sys.executable).parent / "momentum-ops")
+    env = {**stack.env_for("analytics"), "COLUMNS": "200"}
+    return subprocess.run(
+        [tool, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_ops_cli_shows_every_partition_and_names_one_for_dead_letters(
+    partitioned_stack: Stack,
+) -> None:
+    done = _ops(partitioned_stack, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["partitions"] == {"configured": P, "recorded": str(P)}
+    names = [s["stream"] for s in status["streams"]]
+    assert names[:P] == partition_streams(partitioned_stack.events_stream, P)
+    refused = _ops(partitioned_stack, "dead-letters", "list", "analytics")
+    assert refused.returncode == 1 and "--partition 0…7" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    listed = _ops(partitioned_stack, "dead-letters", "list", "analytics", "--partition", "3")
+    assert listed.returncode == 0 and "0 shown of partition 3" in listed.stdout, listed.stderr
