@@ -175,16 +175,20 @@ class Stack:
     def start_service(self, name: str, timeout_s: float = 30.0) -> None:
         self._wait_healthy(name, self._launch(name), timeout_s)
 
-    def start_replica(self, name: str, timeout_s: float = 30.0) -> str:
+    def start_replica(
+        self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30.0
+    ) -> str:
         """One more process of service ``name``, on a port of its own with the same settings
-        (the gateway still routes to the first); stopped with the stack. Returns its name in
-        ``services``: ``<name>#2``, ``<name>#3``…"""
+        (``env`` added; the gateway still routes to the first); stopped with the stack.
+        Returns its name in ``services``: ``<name>#2``, ``<name>#3``…"""
         replica = f"{name}#{sum(1 for n in self.services if n.split('#')[0] == name) + 1}"
         self.ports[replica] = free_port()
-        self._wait_healthy(replica, self._launch(name, replica), timeout_s)
+        self._wait_healthy(replica, self._launch(name, replica, env), timeout_s)
         return replica
 
-    def _launch(self, name: str, replica: str | None = None) -> ManagedProcess:
+    def _launch(
+        self, name: str, replica: str | None = None, env: dict[str, str] | None = None
+    ) -> ManagedProcess:
         spec = next(s for s in SERVICES if s.name == name)
         key = replica or name
         args = [
@@ -196,7 +200,8 @@ class Stack:
         if name == "gateway":  # the edge: a client's own X-Forwarded-For is not its address
             args.append("--no-proxy-headers")
         log_path = self.log_path(key) if self.log_to_files else None
-        proc = ManagedProcess(key, args, env=self.env_for(name), log_path=log_path).start()
+        proc_env = {**self.env_for(name), **(env or {})}
+        proc = ManagedProcess(key, args, env=proc_env, log_path=log_path).start()
         self.services[key] = proc
         return proc
 
