@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from momentum_libs.events import Envelope, EventType, LogPayload
+from momentum_libs.metrics import Gauges
 from momentum_libs.outbox import OutboxRepository
 from momentum_libs.partitioned import PartitionedConsumer
 from momentum_libs.partitions import (
@@ -315,3 +316,23 @@ async def test_a_replica_killed_mid_burst_loses_and_repeats_nothing(
         victim.kill()
         victim.wait()
         await client.aclose()
+
+
+async def test_the_groups_gauges_count_every_partition_whoever_holds_it(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    users = ["u1", "u2", "u3", "u4"]
+    assert len({partition_of(u, P) for u in users}) > 1  # the figures span partitions
+    await publish(redis, stream, [log_event(u, 1) for u in users for _ in range(3)])
+    for partition in {partition_stream(stream, partition_of(u, P), P) for u in users}:
+        await redis.xgroup_create(partition, GROUP, id="0")
+        await redis.xreadgroup(GROUP, "gone", {partition: ">"}, count=1)  # one left pending
+    observer = replica(redis, stream, GROUP, P, "observer", lease_ms=600)
+    gauges = Gauges()
+    await observer.metrics.gauges(gauges)
+    values = {m.name: m.samples[0].value for m in gauges.collect()}
+    spanned = len({partition_of(u, P) for u in users})
+    assert values["momentum_consumer_pending_entries"] == spanned
+    assert values["momentum_consumer_lag_entries"] == 12 - spanned
+    assert values["momentum_consumer_partitions_held"] == 0

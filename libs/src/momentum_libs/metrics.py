@@ -40,7 +40,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -508,7 +508,13 @@ class PartitionedConsumerMetrics(ScrapedGauges):
     async def gauges(self, into: Gauges) -> None:
         totals: dict[str, tuple[str, float]] = {}
         for partition in self._partitions:
-            for name, (doc, value) in (await partition.figures()).items():
+            try:
+                figures = await partition.figures()
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                continue  # a partition no replica has read yet: nothing to count there
+            for name, (doc, value) in figures.items():
                 before = totals.get(name, (doc, 0.0))[1]
                 oldest = name == "momentum_consumer_oldest_pending_age_seconds"
                 totals[name] = (doc, max(before, value) if oldest else before + value)

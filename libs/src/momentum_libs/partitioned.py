@@ -193,7 +193,8 @@ class PartitionedConsumer:
                 await asyncio.sleep(self._lease_ms / 3000)
             except PartitionCountMismatchError as exc:
                 log.error("consumer_partitions_mismatch", group=self.group, error=str(exc))
-                await self.stop()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.stop()
                 await asyncio.sleep(self._lease_ms / 3000)
             except (RedisError, OSError) as exc:
                 log.warning(
