@@ -173,15 +173,23 @@ class PartitionedConsumer:
         try:
             await self._balance_forever()
         finally:
+            held = self.held
+            await self._stop_reading(held)  # first, and without Redis: nothing reads on
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(2):
-                    await self.stop()
+                    await self._leave(held)
 
     async def stop(self) -> None:
         """Stop reading every partition, release their leases, leave the replicas."""
-        for index in self.held:
-            await self._give_up(index)
+        held = self.held
+        await self._stop_reading(held)
+        await self._leave(held)
+
+    async def _leave(self, released: list[int]) -> None:
+        for index in released:
+            await self._release(index)
         await self._redis.zrem(self._replicas, self.consumer_name)
+        self.metrics.held = 0
 
     async def _balance_forever(self) -> None:
         backoff = FIRST_PAUSE_S
@@ -203,6 +211,11 @@ class PartitionedConsumer:
                     error=str(exc),
                     retry_in_s=backoff,
                 )
+                self._stop_if_lapsed()
+                await asyncio.sleep(backoff)
+                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+            except Exception:
+                log.exception("consumer_leases_error", group=self.group, retry_in_s=backoff)
                 self._stop_if_lapsed()
                 await asyncio.sleep(backoff)
                 backoff = next_pause(backoff, _MAX_BACKOFF_S)
@@ -234,7 +247,7 @@ class PartitionedConsumer:
                 keys=[self.lease_key(index)], args=[self.consumer_name, self._lease_ms]
             ):
                 log.warning("consumer_partition_lost", group=self.group, stream=self.streams[index])
-                await self._stop_reading(index)
+                await self._stop_reading([index])
         self._renewed_at = asyncio.get_running_loop().time()
 
     def _stop_if_lapsed(self) -> None:
@@ -280,14 +293,18 @@ class PartitionedConsumer:
                 )
             return
 
-    async def _stop_reading(self, index: int) -> None:
-        task = self._held.pop(index)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async def _stop_reading(self, indexes: list[int]) -> None:
+        tasks = [self._held.pop(index) for index in indexes]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _give_up(self, index: int) -> None:
         """Stop reading the partition, then release it: never two readers at once."""
-        await self._stop_reading(index)
+        await self._stop_reading([index])
+        await self._release(index)
+
+    async def _release(self, index: int) -> None:
         await self._release_if_mine(keys=[self.lease_key(index)], args=[self.consumer_name])
         log.info("consumer_partition_released", group=self.group, stream=self.streams[index])
 
