@@ -26,7 +26,7 @@ import httpx
 import psutil
 from momentum_libs.devstack import Stack
 
-from bench import flood, loadgen, profiling, rebuild
+from bench import flood, loadgen, partitions, profiling, rebuild
 from bench.api import Api, User, bounded, today_utc
 from bench.monitor import BacklogMonitor, delete_namespace_keys
 from bench.report import machine_info, write_results
@@ -35,7 +35,15 @@ from bench.stats import LatencySummary
 from bench.system import cpu_seconds, rss_mb
 
 SERVICES = ("gateway", "auth", "tracking", "analytics")
-PHASES = ("gateway_overhead", "dashboard_flatness", "event_lag", "write", "login_flood", "rebuild")
+PHASES = (
+    "gateway_overhead",
+    "dashboard_flatness",
+    "event_lag",
+    "write",
+    "login_flood",
+    "rebuild",
+    "partitions",
+)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # The bench drives the gateway with one token at concurrency 32 and a few users at
 # hundreds of requests per second: its method, not an attack. The per-client limits are
@@ -206,6 +214,12 @@ class Bench:
         if self.wanted("rebuild"):
             with self.phase("rebuild"):
                 self.results["rebuild"] = await rebuild.measure(self.stack, sizes.rebuild_logs, log)
+        # Not in --quick unless asked for: a second stack and its replicas take a minute.
+        if self.wanted("partitions") and (sizes is FULL or "partitions" in self.phases):
+            with self.phase("partitions"):
+                self.results["partitions"] = await partitions.measure(
+                    self.stack, sizes.partition_events, log
+                )
 
     async def event_lag_under_load(
         self, api: Api, probe: User, writers: list[User]

@@ -28,6 +28,8 @@ class Sizes:
     drain_timeout_s: float
     flood_s: float  # login_flood: how long the victim is probed, per setting
     rebuild_logs: int
+    partition_events: int  # partitions: log writes per analytics replica count (quick: only
+    # with --phases partitions)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +58,7 @@ FULL = Sizes(
     drain_timeout_s=180.0,
     flood_s=10.0,
     rebuild_logs=100_000,
+    partition_events=3_000,
 )
 
 QUICK = Sizes(
@@ -81,4 +84,5 @@ QUICK = Sizes(
     drain_timeout_s=30.0,
     flood_s=2.0,
     rebuild_logs=1_000,
+    partition_events=100,
 )

@@ -8,6 +8,7 @@ import pytest
 from analytics_support import FakeTracking
 from conftest import Service, SettingsFactory
 from momentum_analytics.main import create_app
+from momentum_libs.partitions import partition_of, partition_stream
 from momentum_libs.testing.tokens import TestSigner
 from redis.asyncio import Redis
 
@@ -65,3 +66,38 @@ async def test_as_of_is_the_newest_applied_event_and_a_deletion_clears_it(
     t.delete_user()
     await service.send(t)
     assert (await service.get("/analytics/streak", t.user_id)).json()["as_of"] is None
+
+
+async def test_on_a_partitioned_log_any_partitions_backlog_is_pending(
+    make_settings: SettingsFactory, signer: TestSigner
+) -> None:
+    """``pending: false`` still means every published event is applied: another user's
+    event in another partition than the reader's counts."""
+    settings = make_settings(consumer_enabled=False, events_partitions=8)
+    app = create_app(settings, token_keys=signer.keys)
+    redis = Redis.from_url(settings.redis_url)
+    reader = "someone"
+    other = next(f"u{i}" for i in range(100) if partition_of(f"u{i}", 8) != partition_of(reader, 8))
+    partition = partition_stream(settings.events_stream, partition_of(other, 8), 8)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://analytics") as c:
+                headers = {"Authorization": f"Bearer {signer.mint(reader)}"}
+
+                async def pending() -> object:
+                    return (await c.get("/analytics/streak", headers=headers)).json()["pending"]
+
+                assert await pending() is False
+                t = FakeTracking(user_id=other)
+                t.register("UTC")
+                await t.flush(redis, partition)  # the relay puts it in its user's partition
+                assert await pending() is True
+                group = settings.consumer_group
+                await redis.xgroup_create(partition, group, id="0")
+                entries = await redis.xreadgroup(group, "probe", {partition: ">"})
+                await redis.xack(partition, group, *(entry_id for entry_id, _ in entries[0][1]))
+                assert await pending() is False
+    finally:
+        await redis.delete(partition)
+        await redis.aclose()

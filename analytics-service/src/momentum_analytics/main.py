@@ -12,10 +12,9 @@ import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
-from momentum_libs.consumer import StreamConsumer
-from momentum_libs.dead_letters import replay_consumer
 from momentum_libs.events import Envelope
 from momentum_libs.mongo import mongo_client
+from momentum_libs.partitioned import LogConsumer, log_consumers
 from momentum_libs.redis_client import redis_client
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
 from momentum_libs.tokens import KeyLookup
@@ -64,7 +63,12 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
             await repo.ensure_indexes()
             tracking = TrackingSource(tracking_mongo[settings.tracking_mongodb_db])
             projections = ProjectionService(repo, settings.clock, tracking.log_is_live)
-            freshness = Freshness(redis, settings.events_stream, settings.consumer_group)
+            freshness = Freshness(
+                redis,
+                settings.events_stream,
+                settings.consumer_group,
+                settings.events_partitions,
+            )
 
             # Recorded after the projections took the events: as_of never runs ahead.
             async def handle(envelope: Envelope) -> None:
@@ -82,14 +86,14 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 report = await rebuild.run(settings, None)
                 log.warning("trimmed_events_repaired", windows=windows, **report.as_dict())
 
-            consumer: StreamConsumer | None = None
+            consumer: LogConsumer | None = None
             if settings.consumer_enabled:
-                consumer = StreamConsumer.from_settings(
+                consumer, replay = log_consumers(
                     settings, consumer_redis, handle, handle_batch, repair=repair
                 )
                 background.start(consumer.run(), name="analytics-consumer")
-                replay = replay_consumer(settings, consumer_redis, handle, handle_batch)
-                background.start(replay.run(), name="analytics-replay-consumer")
+                if replay is not None:
+                    background.start(replay.run(), name="analytics-replay-consumer")
                 log.info(
                     "consumer_started",
                     stream=settings.events_stream,

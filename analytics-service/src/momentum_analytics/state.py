@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from fastapi import Request
-from momentum_libs.consumer import StreamConsumer
+from momentum_libs.partitioned import LogConsumer
 from momentum_libs.state import ServiceState, service_state
 
 from momentum_analytics.projections.service import ProjectionService
@@ -16,7 +16,7 @@ class AnalyticsState(ServiceState):
     reads: ReadService
     freshness: Freshness
     projections: ProjectionService
-    consumer: StreamConsumer | None  # None: this process serves reads only
+    consumer: LogConsumer | None  # None: this process serves reads only
 
 
 def analytics_state(request: Request) -> AnalyticsState:

@@ -112,7 +112,7 @@ _MAX_BACKOFF_S = 5.0
 _REPAIR_LEASE_MS = 30_000
 
 # Release a lease only if this consumer still holds it (it may have lapsed and been taken).
-_RELEASE_IF_MINE_SCRIPT = """
+RELEASE_IF_MINE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
@@ -191,7 +191,7 @@ class StreamConsumer:
         self._forget_idle_ms = forget_idle_ms
         self._next_forget_at = 0.0
         self._forget_if_idle = redis.register_script(_FORGET_IF_IDLE_SCRIPT)
-        self._release = redis.register_script(_RELEASE_IF_MINE_SCRIPT)
+        self._release = redis.register_script(RELEASE_IF_MINE_SCRIPT)
         self._repair = repair
         self._trim_check_ms = trim_check_ms
         self._next_trim_check_at = 0.0
@@ -207,20 +207,24 @@ class StreamConsumer:
         batch_handler: BatchHandler | None = None,
         stream: str | None = None,
         repair: Repair | None = None,
+        *,
+        dead_letter_stream: str | None = None,
+        consumer_name: str | None = None,
     ) -> "StreamConsumer":
         """This process's consumer, as the service's settings describe it; ``stream``: read
-        another stream than the events (the group's replay stream) with the same group."""
+        another stream than the events (the group's replay stream, a partition) with the
+        same group; ``dead_letter_stream``, ``consumer_name``: other than the settings'."""
         return cls(
             redis,
             stream or settings.events_stream,
             settings.consumer_group,
-            default_consumer_name(settings.consumer_name_prefix),
+            consumer_name or default_consumer_name(settings.consumer_name_prefix),
             handler,
             batch_size=settings.consumer_batch_size,
             block_ms=settings.consumer_block_ms,
             claim_idle_ms=settings.consumer_claim_idle_ms,
             max_deliveries=settings.consumer_max_deliveries,
-            dead_letter_stream=settings.dead_letters,
+            dead_letter_stream=dead_letter_stream or settings.dead_letters,
             batch_handler=batch_handler,
             concurrency=settings.consumer_concurrency,
             repair=repair,
@@ -264,6 +268,22 @@ class StreamConsumer:
         for _stream, entries in response or []:
             handled += await self._handle_new(entries)
         return handled
+
+    async def take_over(self) -> int:
+        """Handle, in stream order, every entry pending on the group, whatever its idle
+        time; returns the entries handled.
+
+        For a stream handed to this consumer alone (a partition,
+        :mod:`momentum_libs.partitioned`): what is pending there is the previous owner's
+        unfinished work, and must be done before anything newer of the same users is read
+        (waiting ``claim_idle_ms`` to reclaim it would apply it after them)."""
+        handled = 0
+        self._claim_cursor = "0-0"
+        while True:
+            for entry_id, fields, deliveries in await self._reclaim(min_idle_ms=0):
+                handled += await self._handle(entry_id, fields, deliveries)
+            if text(self._claim_cursor) == "0-0":  # the pending list is scanned to its end
+                return handled
 
     async def run(self) -> None:
         """Consume until cancelled; Redis outages are logged and retried with backoff.
@@ -417,13 +437,14 @@ class StreamConsumer:
         if self._repair is not None:
             log.warning("events_trimmed_unread_repaired", group=self.group, windows=windows)
 
-    async def _reclaim(self) -> list[tuple[Any, Any, int]]:
-        """Claim entries idle long enough, with how many times each has been delivered."""
+    async def _reclaim(self, min_idle_ms: int | None = None) -> list[tuple[Any, Any, int]]:
+        """Claim entries idle long enough (``claim_idle_ms`` unless told), with how many
+        times each has been delivered."""
         reply = await self._redis.xautoclaim(
             self.stream,
             self.group,
             self.consumer_name,
-            min_idle_time=self._claim_idle_ms,
+            min_idle_time=self._claim_idle_ms if min_idle_ms is None else min_idle_ms,
             start_id=self._claim_cursor,
             count=self._batch_size,
         )

@@ -13,6 +13,10 @@ guarantee of the main stream (acked after its work, reclaimed from a dead consum
 dead-lettered again if it keeps failing). Handlers are idempotent and version-guarded,
 so a replayed event arriving after later ones of the same user changes nothing it must
 not.
+
+On a partitioned log (:mod:`momentum_libs.partitions`) each partition has its own dead
+letters and replay stream, beside it (the replay script's two keys share its slot), read
+by the replica holding the partition: :meth:`DeadLetters.of` names the partition.
 """
 
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from momentum_libs.events import (
     Envelope,
     UnknownEventError,
 )
+from momentum_libs.partitions import partition_stream
 from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import StreamConsumerSettings
 
@@ -116,8 +121,33 @@ class DeadLetters:
         self._replay = redis.register_script(_REPLAY_SCRIPT)
 
     @classmethod
-    def of(cls, settings: StreamConsumerSettings, redis: RedisClient) -> "DeadLetters":
-        return cls(redis, settings.dead_letters, settings.replay_stream, settings.consumer_group)
+    def of(
+        cls, settings: StreamConsumerSettings, redis: RedisClient, partition: int | None = None
+    ) -> "DeadLetters":
+        """The group's dead letters: of the log, or of one ``partition`` of a partitioned
+        one (:class:`ToolError` when it is not one of them, or not given)."""
+        count = settings.events_partitions
+        if count == 1 and partition in (None, 0):
+            return cls(
+                redis, settings.dead_letters, settings.replay_stream, settings.consumer_group
+            )
+        if partition is None or not 0 <= partition < count:
+            raise ToolError(
+                f"the event log has {count} partition(s), each with its own dead letters: "
+                f"name one with --partition 0…{count - 1}"
+            )
+        stream = partition_stream(settings.events_stream, partition, count)
+        return cls(
+            redis,
+            settings.dead_letters_of(stream),
+            settings.replay_stream_of(stream),
+            settings.consumer_group,
+        )
+
+    @classmethod
+    def every(cls, settings: StreamConsumerSettings, redis: RedisClient) -> list["DeadLetters"]:
+        """The group's dead letters of each partition (one: the log's)."""
+        return [cls.of(settings, redis, p) for p in range(settings.events_partitions)]
 
     async def count(self) -> int:
         return int(await self._redis.xlen(self.dead_stream))

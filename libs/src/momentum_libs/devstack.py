@@ -175,19 +175,34 @@ class Stack:
     def start_service(self, name: str, timeout_s: float = 30.0) -> None:
         self._wait_healthy(name, self._launch(name), timeout_s)
 
-    def _launch(self, name: str) -> ManagedProcess:
+    def start_replica(
+        self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30.0
+    ) -> str:
+        """One more process of service ``name``, on a port of its own with the same settings
+        (``env`` added; the gateway still routes to the first); stopped with the stack.
+        Returns its name in ``services``: ``<name>#2``, ``<name>#3``…"""
+        replica = f"{name}#{sum(1 for n in self.services if n.split('#')[0] == name) + 1}"
+        self.ports[replica] = free_port()
+        self._wait_healthy(replica, self._launch(name, replica, env), timeout_s)
+        return replica
+
+    def _launch(
+        self, name: str, replica: str | None = None, env: dict[str, str] | None = None
+    ) -> ManagedProcess:
         spec = next(s for s in SERVICES if s.name == name)
+        key = replica or name
         args = [
             sys.executable, "-m", "uvicorn", "--factory", spec.app_factory,
             "--host", self.gateway_host if name == "gateway" else "127.0.0.1",
-            "--port", str(self.ports[name]),
+            "--port", str(self.ports[key]),
             "--no-access-log", "--timeout-graceful-shutdown", "5", "--no-server-header",
         ]  # fmt: skip
         if name == "gateway":  # the edge: a client's own X-Forwarded-For is not its address
             args.append("--no-proxy-headers")
-        log_path = self.log_path(name) if self.log_to_files else None
-        proc = ManagedProcess(name, args, env=self.env_for(name), log_path=log_path).start()
-        self.services[name] = proc
+        log_path = self.log_path(key) if self.log_to_files else None
+        proc_env = {**self.env_for(name), **(env or {})}
+        proc = ManagedProcess(key, args, env=proc_env, log_path=log_path).start()
+        self.services[key] = proc
         return proc
 
     def _where_its_output_is(self, name: str) -> str:
@@ -222,7 +237,13 @@ class Stack:
     def stack_env(self) -> dict[str, str]:
         """What a tool needs to reach this stack: its stores, streams, databases, services."""
         env = self.env_for("analytics")
-        wanted = {"MONGODB_URL", "REDIS_URL", "MOMENTUM_EVENTS_STREAM", "MOMENTUM_DATA_DIR"}
+        wanted = {
+            "MONGODB_URL",
+            "REDIS_URL",
+            "MOMENTUM_EVENTS_STREAM",
+            "MOMENTUM_EVENTS_PARTITIONS",
+            "MOMENTUM_DATA_DIR",
+        }
         found = {k: v for k, v in env.items() if k in wanted or k.endswith("_MONGODB_DB")}
         for spec in SERVICES:
             found[f"MOMENTUM_{spec.name.upper()}_URL"] = self.url(spec.name)

@@ -40,7 +40,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -445,12 +445,17 @@ class ConsumerMetrics(ScrapedGauges):
         self._trimmed.inc(windows)
 
     async def gauges(self, into: Gauges) -> None:
+        for name, (doc, value) in (await self.figures()).items():
+            into.add(name, doc, ("group", self._group), float(value))
+
+    async def figures(self) -> dict[str, tuple[str, float]]:
+        """Each gauge's (help, value) for this stream; none before the group exists."""
         groups: Any = await self._redis.xinfo_groups(self._stream)
         mine = next((g for g in groups if _text(g.get("name")) == self._group), None)
         if mine is None:
-            return  # not created yet: the consumer creates it on its first cycle
+            return {}  # not created yet: the consumer creates it on its first cycle
         pending: Any = await self._redis.xpending(self._stream, self._group)
-        values = {
+        values: dict[str, tuple[str, float]] = {
             "momentum_consumer_lag_entries": (
                 "Stream entries not yet delivered to the group",
                 await self.group_lag({_text(k): v for k, v in mine.items()}),
@@ -468,8 +473,7 @@ class ConsumerMetrics(ScrapedGauges):
                 await self._redis.xlen(self._dead_letters),
             ),
         }
-        for name, (doc, value) in values.items():
-            into.add(name, doc, ("group", self._group), float(value))
+        return values
 
     async def group_lag(self, info: dict[str, Any]) -> int:
         """Entries not yet delivered to the group, from its XINFO GROUPS entry: ``lag``, else
@@ -489,6 +493,37 @@ class ConsumerMetrics(ScrapedGauges):
         added_ms = int(_text(pending["min"]).split("-")[0])  # an entry id is its time
         seconds, micros = await self._redis.time()
         return max(0.0, seconds + micros / 1e6 - added_ms / 1000)
+
+
+class PartitionedConsumerMetrics(ScrapedGauges):
+    """A group's gauges over every partition of the log (whoever holds them): lag, pending
+    and dead letters summed, the oldest pending age the oldest of all; and how many
+    partitions this replica holds."""
+
+    def __init__(self, group: str, partitions: Sequence[ConsumerMetrics]) -> None:
+        self._group = group
+        self._partitions = list(partitions)
+        self.held = 0
+
+    async def gauges(self, into: Gauges) -> None:
+        totals: dict[str, tuple[str, float]] = {}
+        for partition in self._partitions:
+            try:
+                figures = await partition.figures()
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                continue  # a partition no replica has read yet: nothing to count there
+            for name, (doc, value) in figures.items():
+                before = totals.get(name, (doc, 0.0))[1]
+                oldest = name == "momentum_consumer_oldest_pending_age_seconds"
+                totals[name] = (doc, max(before, value) if oldest else before + value)
+        totals["momentum_consumer_partitions_held"] = (
+            "Partitions of the event log this replica reads now",
+            float(self.held),
+        )
+        for name, (doc, value) in totals.items():
+            into.add(name, doc, ("group", self._group), value)
 
 
 def login_failed() -> None:

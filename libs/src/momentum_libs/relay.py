@@ -21,6 +21,11 @@ every pass that finds its document: the relay moves it to ``<stream>.dead.outbox
 the validation error instead (apart from the valid events' script, so it can neither
 fail nor repeat them), and clears it like a published one. A tombstone's
 document is removed once its last event is out.
+
+On a partitioned log (``partitions`` > 1, :mod:`momentum_libs.partitions`) each event goes
+to its user's partition, in the order of the pass, through the same script run on that
+partition's slot (its claim keys are beside it); each partition is trimmed on its own. The
+relay first checks that the log has its P, and publishes nothing while it does not.
 """
 
 import asyncio
@@ -39,8 +44,9 @@ from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelli
 from momentum_libs.events import DEAD_ERROR, STREAM_FIELD, Envelope
 from momentum_libs.metrics import OutboxMetrics
 from momentum_libs.outbox import OutboxDocument
+from momentum_libs.partitions import check_partitions, partition_of, partition_streams
 from momentum_libs.redis_client import RedisClient
-from momentum_libs.retention import StreamRetention
+from momentum_libs.retention import PartitionedRetention, StreamRetention
 from momentum_libs.settings import OutboxRelaySettings
 from momentum_libs.stream_keys import beside
 from momentum_libs.tracing import publishing
@@ -48,6 +54,10 @@ from momentum_libs.tracing import publishing
 log = structlog.get_logger(__name__)
 
 MAJORITY = ReadConcern("majority")
+
+# How often a relay reads the log's recorded partition count (one GET): the longest it
+# may publish after an operator started a drain.
+_PARTITIONS_CHECK_S = 1.0
 
 # KEYS[1]: the stream; KEYS[2..]: each event's claim key (the stream's slot).
 # ARGV[1]: the claims' TTL (ms); ARGV[2]: the entry's field name; ARGV[1 + i]: the
@@ -97,14 +107,17 @@ class OutboxRelay:
         stream: str,
         models: Sequence[type[OutboxDocument]],
         *,
-        retention: StreamRetention | None = None,
+        retention: StreamRetention | PartitionedRetention | None = None,
         sweep_interval_s: float = 1.0,
         batch_size: int = 500,
         max_backoff_s: float = 5.0,
         claim_ttl_s: float = 600.0,
+        partitions: int = 1,
     ) -> None:
         self._redis = redis
         self._stream = stream
+        self._partitions = partition_streams(stream, partitions)
+        self._next_partitions_check_at = 0.0
         self.dead_letter_stream = f"{stream}.dead.outbox"
         self._models = list(models)
         self.retention = retention
@@ -123,21 +136,26 @@ class OutboxRelay:
         redis: RedisClient,
         models: Sequence[type[OutboxDocument]],
     ) -> "OutboxRelay":
+        retentions = [
+            StreamRetention(
+                redis,
+                stream,
+                retention_s=settings.events_retention_s,
+                hard_maxlen=settings.events_maxlen,
+                interval_s=settings.events_retention_interval_s,
+            )
+            for stream in partition_streams(settings.events_stream, settings.events_partitions)
+        ]
         return cls(
             redis,
             settings.events_stream,
             models,
-            retention=StreamRetention(
-                redis,
-                settings.events_stream,
-                retention_s=settings.events_retention_s,
-                hard_maxlen=settings.events_maxlen,
-                interval_s=settings.events_retention_interval_s,
-            ),
+            retention=retentions[0] if len(retentions) == 1 else PartitionedRetention(retentions),
             sweep_interval_s=settings.relay_sweep_interval_s,
             batch_size=settings.relay_batch_size,
             max_backoff_s=settings.relay_max_backoff_s,
             claim_ttl_s=settings.relay_claim_ttl_s,
+            partitions=settings.events_partitions,
         )
 
     def notify(self) -> None:
@@ -170,7 +188,16 @@ class OutboxRelay:
                     await self._wakeup.wait()
 
     async def drain_once(self) -> int:
-        """Publish what is pending now (up to a batch per model); returns events published."""
+        """Publish what is pending now (up to a batch per model); returns events published.
+
+        Raises :class:`~momentum_libs.partitions.PartitionCountMismatchError` (and
+        publishes nothing) while the log has another P than this relay."""
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_partitions_check_at:  # an operator's drain stops it within this
+            await check_partitions(
+                self._redis, self._stream, len(self._partitions), publishing=True
+            )
+            self._next_partitions_check_at = now + _PARTITIONS_CHECK_S
         published = 0
         for model in self._models:
             published += await self._drain_model(model)
@@ -203,15 +230,28 @@ class OutboxRelay:
             await self._clear_raced(collection, docs)
         return len(entries)
 
-    def claim_key(self, event_id: str) -> str:
-        """The key saying ``event_id`` is in the stream (for ``claim_ttl_s``)."""
-        return beside(self._stream, f".published.{event_id}")
+    def claim_key(self, event_id: str, stream: str | None = None) -> str:
+        """The key saying ``event_id`` is in ``stream`` (its partition; unless told, the
+        one stream) for ``claim_ttl_s``."""
+        return beside(stream or self._stream, f".published.{event_id}")
+
+    def partition_of(self, event: Envelope) -> str:
+        """The stream (partition) ``event`` is published to: its user's."""
+        return self._partitions[partition_of(event.user_id, len(self._partitions))]
 
     async def _publish(self, events: list[Envelope]) -> int:
-        """XADD each event not published yet, in one script; returns how many were new."""
-        if not events:
-            return 0
-        keys = [self._stream, *(self.claim_key(e.event_id) for e in events)]
+        """XADD each event not published yet, one script per partition (its slot); returns
+        how many were new."""
+        by_partition: dict[str, list[Envelope]] = {}
+        for event in events:  # in the pass's order: a user's events stay in theirs
+            by_partition.setdefault(self.partition_of(event), []).append(event)
+        fresh = await asyncio.gather(
+            *(self._publish_to(stream, batch) for stream, batch in by_partition.items())
+        )
+        return sum(fresh)
+
+    async def _publish_to(self, stream: str, events: list[Envelope]) -> int:
+        keys = [stream, *(self.claim_key(e.event_id, stream) for e in events)]
         args: list[str | int] = [
             self._claim_ttl_ms,
             STREAM_FIELD,

@@ -138,3 +138,17 @@ class StreamRetention:
                 hard_maxlen=self._hard_maxlen,
             )
         return dropped
+
+
+class PartitionedRetention:
+    """The retention of each partition of a partitioned log (each with its own lease, in
+    its slot), run together."""
+
+    def __init__(self, partitions: list[StreamRetention]) -> None:
+        self.partitions = partitions
+
+    async def maybe_trim(self) -> int:
+        return sum([await partition.maybe_trim() for partition in self.partitions])
+
+    async def trim_once(self) -> int:
+        return sum([await partition.trim_once() for partition in self.partitions])

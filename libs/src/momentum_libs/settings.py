@@ -57,6 +57,15 @@ class ServiceSettings(BaseSettings):
         description="Redis stream carrying the domain events; on a Redis Cluster its name "
         "needs a hash tag {…}, which its dead-letter and replay streams share",
     )
+    events_partitions: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        validation_alias=_shared("MOMENTUM_EVENTS_PARTITIONS"),
+        description="Partitions of the event log (1: the one stream above; P: "
+        "{momentum.events.p0}…, a user's events in one); the same in every service, changed "
+        "only as docs/operations.md says",
+    )
     # Where development keys and embedded data live; git-ignored.
     data_dir: Path = Field(
         Path(".data"),
@@ -219,8 +228,24 @@ class StreamConsumerSettings(ServiceSettings):
     dead_letter_stream: str | None = Field(
         None,
         description="Dead-letter stream of this service's consumer "
-        "(unset: <events stream>.dead.<consumer group>)",
+        "(unset: <events stream>.dead.<consumer group>; with partitions, each partition's own)",
     )
+    consumer_lease_ms: int = Field(
+        15_000,
+        ge=300,
+        description="Partitioned log: a replica holds each of its partitions (and announces "
+        "itself) for this long, renewed every third of it; a dead replica's partitions "
+        "are taken over after it",
+    )
+
+    @model_validator(mode="after")
+    def _partitions_keep_their_dead_letters(self) -> "StreamConsumerSettings":
+        if self.events_partitions > 1 and self.dead_letter_stream is not None:
+            raise ValueError(
+                "a dead-letter stream cannot be set on a partitioned log: each partition "
+                "keeps its own, <partition>.dead.<consumer group>, in its slot"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dead_letters_in_the_stream_slot(self) -> "StreamConsumerSettings":
@@ -234,9 +259,17 @@ class StreamConsumerSettings(ServiceSettings):
 
     @property
     def dead_letters(self) -> str:
-        return self.dead_letter_stream or f"{self.events_stream}.dead.{self.consumer_group}"
+        return self.dead_letter_stream or self.dead_letters_of(self.events_stream)
 
     @property
     def replay_stream(self) -> str:
         """Dead letters replayed to this group alone (momentum_libs.dead_letters)."""
-        return f"{self.events_stream}.replay.{self.consumer_group}"
+        return self.replay_stream_of(self.events_stream)
+
+    def dead_letters_of(self, stream: str) -> str:
+        """The group's dead letters of ``stream`` (the log, or one of its partitions)."""
+        return f"{stream}.dead.{self.consumer_group}"
+
+    def replay_stream_of(self, stream: str) -> str:
+        """The group's replay stream beside ``stream`` (the log, or one of its partitions)."""
+        return f"{stream}.replay.{self.consumer_group}"

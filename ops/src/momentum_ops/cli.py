@@ -19,6 +19,7 @@ from momentum_analytics.settings import AnalyticsSettings
 from momentum_libs.cli import run_tool, tool_settings
 from momentum_libs.dead_letters import DeadLetter, DeadLetters
 from momentum_libs.logging import configure_logging
+from momentum_libs.partitions import partition_streams, partitions_key
 from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.settings import ServiceSettings, StreamConsumerSettings
 from momentum_tracking.settings import TrackingSettings
@@ -50,6 +51,12 @@ err = Console(stderr=True)
 
 GroupArg = Annotated[str, typer.Argument(help="The consumer group (analytics, tracking).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+PartitionOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="The partition whose dead letters (a log of MOMENTUM_EVENTS_PARTITIONS > 1)."
+    ),
+]
 
 
 def consuming_services() -> dict[str, StreamConsumerSettings]:
@@ -102,21 +109,31 @@ def progress_bar(description: str) -> Iterator[Callable[[int | None, int], None]
 def status(as_json: JsonOpt = False) -> None:
     """Streams and consumer groups: lag, pending, consumers, dead letters.
 
-    For the event stream and each group's replay stream: its length, and per consumer
-    group its lag (entries not yet delivered), pending (delivered, not acknowledged) and
-    consumers; then each group's count of dead letters."""
+    For the event stream (each partition of a partitioned log) and each group's replay
+    stream(s): its length, and per consumer group its lag (entries not yet delivered),
+    pending (delivered, not acknowledged) and consumers; then each group's count of dead
+    letters, and the partition count the log recorded beside the configured one."""
     services = consuming_services()
     first = next(iter(services.values()))
+    partitions = partition_streams(first.events_stream, first.events_partitions)
 
-    async def gather(redis: RedisClient) -> tuple[list[StreamStatus], dict[str, int]]:
-        streams = [first.events_stream, *(s.replay_stream for s in services.values())]
-        found = [await stream_status(redis, stream) for stream in streams]
-        dead = {g: await DeadLetters.of(s, redis).count() for g, s in services.items()}
-        return found, dead
+    async def gather(redis: RedisClient) -> tuple[list[StreamStatus], dict[str, int], str]:
+        replays = [s.replay_stream_of(p) for s in services.values() for p in partitions]
+        found = [await stream_status(redis, stream) for stream in [*partitions, *replays]]
+        dead = {
+            g: sum([await d.count() for d in DeadLetters.every(s, redis)])
+            for g, s in services.items()
+        }
+        recorded = await redis.get(partitions_key(first.events_stream))
+        return found, dead, "(none)" if recorded is None else _decoded(recorded)
 
-    streams, dead = with_redis(first, gather)
+    streams, dead, recorded = with_redis(first, gather)
     if as_json:
-        body = {"streams": [s.as_dict() for s in streams], "dead_letters": dead}
+        body = {
+            "streams": [s.as_dict() for s in streams],
+            "dead_letters": dead,
+            "partitions": {"configured": first.events_partitions, "recorded": recorded},
+        }
         print(json.dumps(body, indent=2))
         return
     table = Table("stream", "length", "group", "lag", "pending", "consumers")
@@ -133,6 +150,11 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(table)
     for name, count in dead.items():
         out.print(f"dead letters of {name}: {count}")
+    out.print(f"partitions: {first.events_partitions} configured, {recorded} recorded by the log")
+
+
+def _decoded(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- dead letters ------------------------------------------------------------------------
@@ -155,10 +177,13 @@ def list_letters(
     count: Annotated[int, typer.Option(min=1, help="How many, oldest first.")] = 20,
     after: Annotated[str | None, typer.Option(help="Only entries after this id.")] = None,
     as_json: JsonOpt = False,
+    partition: PartitionOpt = None,
 ) -> None:
     """The group's oldest dead letters: id, event type, user, deliveries, error."""
     settings = group_settings(group)
-    letters = with_redis(settings, lambda r: DeadLetters.of(settings, r).list(count, after))
+    letters = with_redis(
+        settings, lambda r: DeadLetters.of(settings, r, partition).list(count, after)
+    )
     rows = [_letter_row(letter) for letter in letters]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -169,14 +194,19 @@ def list_letters(
         table.add_row(*(str(row[k] or "") for k in ("id", "type", "user_id", "deliveries")),
                       row["error"][:120])  # fmt: skip
     out.print(table)
-    out.print(f"{len(rows)} shown of {settings.dead_letters}")
+    where = settings.dead_letters if partition is None else f"partition {partition}"
+    out.print(f"{len(rows)} shown of {where}")
 
 
 @dead_letters.command()
-def show(group: GroupArg, entry_id: Annotated[str, typer.Argument(help="Its id.")]) -> None:
+def show(
+    group: GroupArg,
+    entry_id: Annotated[str, typer.Argument(help="Its id.")],
+    partition: PartitionOpt = None,
+) -> None:
     """Every field of one dead letter, with its event parsed (JSON)."""
     settings = group_settings(group)
-    letter = with_redis(settings, lambda r: DeadLetters.of(settings, r).get(entry_id))
+    letter = with_redis(settings, lambda r: DeadLetters.of(settings, r, partition).get(entry_id))
     event = letter.event
     body = {
         "id": letter.id,
@@ -191,6 +221,7 @@ def replay(
     group: GroupArg,
     entry_ids: Annotated[list[str] | None, typer.Argument(help="Their ids.")] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    partition: PartitionOpt = None,
 ) -> None:
     """Hand dead letters back to their group alone, removing them from the dead stream.
 
@@ -201,7 +232,7 @@ def replay(
     ids = _chosen(entry_ids, replay_all)
 
     async def work(redis: RedisClient) -> int:
-        letters = DeadLetters.of(settings, redis)
+        letters = DeadLetters.of(settings, redis, partition)
         with progress_bar(f"replaying to {group}") as update:
             todo = ids if ids is not None else [d.id for d in await _all(letters)]
             update(len(todo), 0)
@@ -211,19 +242,21 @@ def replay(
         return len(todo)
 
     done = with_redis(settings, work)
-    print(f"replayed {done} dead letter(s) to {group} via {settings.replay_stream}")
+    via = settings.replay_stream if partition is None else f"partition {partition}'s replay stream"
+    print(f"replayed {done} dead letter(s) to {group} via {via}")
 
 
 @dead_letters.command()
 def drop(
     group: GroupArg,
     entry_ids: Annotated[list[str], typer.Argument(help="Their ids.")],
+    partition: PartitionOpt = None,
 ) -> None:
     """Delete dead letters for good (an event no group should ever apply)."""
     settings = group_settings(group)
 
     async def work(redis: RedisClient) -> None:
-        letters = DeadLetters.of(settings, redis)
+        letters = DeadLetters.of(settings, redis, partition)
         for entry_id in entry_ids:
             await letters.drop(entry_id)
 

@@ -10,9 +10,8 @@ from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.conditional import document_preconditions
-from momentum_libs.consumer import StreamConsumer
-from momentum_libs.dead_letters import replay_consumer
 from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.partitioned import log_consumers
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
@@ -71,7 +70,8 @@ def create_app(
             install_state(app, state)
             state.background.start(state.relay.run(), "outbox-relay")
             state.background.start(state.consumer.run(), "user-events-consumer")
-            state.background.start(state.replay_consumer.run(), "user-events-replay-consumer")
+            if state.replay_consumer is not None:
+                state.background.start(state.replay_consumer.run(), "user-events-replay-consumer")
             stack.push_async_callback(state.background.stop)
             log.info(
                 "tracking_started", database=settings.mongodb_db, stream=settings.events_stream
@@ -154,6 +154,7 @@ async def _build(
     targets = TargetService(target_repository, goals)
     logs = LogService(log_repository, key_repository, goals, days, settings)
     background = BackgroundTasks()
+    consumer, replay = log_consumers(settings, consumer_redis, user_events)
     return TrackingState(
         settings=settings,
         mongo=mongo,
@@ -161,8 +162,8 @@ async def _build(
         token_verifier=jwks_token_verifier(settings, http, sessions_redis, token_keys),
         background=background,
         relay=relay,
-        consumer=StreamConsumer.from_settings(settings, consumer_redis, user_events),
-        replay_consumer=replay_consumer(settings, consumer_redis, user_events),
+        consumer=consumer,
+        replay_consumer=replay,
         goals=goals,
         targets=targets,
         logs=logs,

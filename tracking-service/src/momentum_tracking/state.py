@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.partitioned import LogConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState
 
@@ -23,8 +24,10 @@ from momentum_tracking.targets.service import TargetService
 class TrackingState(ServiceState):
     settings: TrackingSettings
     relay: OutboxRelay
-    consumer: StreamConsumer
-    replay_consumer: StreamConsumer  # dead letters replayed to this group alone
+    consumer: LogConsumer
+    # Dead letters replayed to this group alone; None: a partitioned log, whose replicas
+    # read each partition's replay stream with the partition.
+    replay_consumer: StreamConsumer | None
     goals: GoalService
     targets: TargetService
     logs: LogService

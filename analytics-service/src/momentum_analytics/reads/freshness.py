@@ -13,14 +13,18 @@ behind the stream's last id). It is what analytics can know cheaply and honestly
 user's are too; ``true`` means some events (maybe another user's) are on their way. A
 write whose event tracking's relay has not published yet (milliseconds, or longer while
 Redis is down) is in neither. Redis 6.2 and 7 alike (XINFO GROUPS/STREAM, ZADD GT).
+On a partitioned log the backlog is every partition's (asked at once): ``false`` still
+means every published event is applied.
 """
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from momentum_libs.events import Envelope, EventType
+from momentum_libs.partitions import partition_streams
 from momentum_libs.problems import ProblemError
 from momentum_libs.redis_client import RedisClient
 from redis.exceptions import RedisError, ResponseError
@@ -43,9 +47,9 @@ def _field(info: dict[Any, Any], name: str) -> Any:
 
 
 class Freshness:
-    def __init__(self, redis: RedisClient, stream: str, group: str) -> None:
+    def __init__(self, redis: RedisClient, stream: str, group: str, partitions: int = 1) -> None:
         self._redis = redis
-        self._stream = stream
+        self._streams = partition_streams(stream, partitions)
         self._group = group
         self._key = f"{stream}.applied.{group}"
 
@@ -84,9 +88,13 @@ class Freshness:
         return Staleness(as_of=as_of, pending=pending)
 
     async def _backlog(self) -> bool:
+        backlogs = await asyncio.gather(*(self._backlog_of(s) for s in self._streams))
+        return any(backlogs)
+
+    async def _backlog_of(self, name: str) -> bool:
         try:
-            stream: Any = await self._redis.xinfo_stream(self._stream)
-            groups: Any = await self._redis.xinfo_groups(self._stream)
+            stream: Any = await self._redis.xinfo_stream(name)
+            groups: Any = await self._redis.xinfo_groups(name)
         except ResponseError as exc:
             if "no such key" not in str(exc).lower():
                 raise
