@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from fastapi import Request
+from momentum_libs.consumer import StreamConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState, service_state
 
@@ -17,6 +18,8 @@ class AuthState(ServiceState):
     settings: AuthSettings
     signing_key: SigningKey
     relay: OutboxRelay
+    consumer: StreamConsumer  # user.settings_imported
+    replay_consumer: StreamConsumer  # dead letters replayed to this group alone
     users: UserService
     tokens: TokenService
 

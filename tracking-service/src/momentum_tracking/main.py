@@ -13,6 +13,7 @@ from momentum_libs.conditional import document_preconditions
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.dead_letters import replay_consumer
 from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.outbox import OutboxRepository
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import health_router, install_state, jwks_token_verifier
@@ -40,6 +41,7 @@ from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.router import router as goals_router
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.models import SettingsImport
 from momentum_tracking.imports.router import router as imports_router
 from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
@@ -55,7 +57,7 @@ from momentum_tracking.targets.service import TargetService
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
+OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break, SettingsImport)
 DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead, Export)
 
 
@@ -153,6 +155,7 @@ async def _build(
     user_events = UserEventsHandler(erasure, days, changes)
     targets = TargetService(target_repository, goals)
     logs = LogService(log_repository, key_repository, goals, days, settings)
+    breaks = BreakService(break_repository, goals, days)
     background = BackgroundTasks()
     return TrackingState(
         settings=settings,
@@ -166,7 +169,7 @@ async def _build(
         goals=goals,
         targets=targets,
         logs=logs,
-        breaks=BreakService(break_repository, goals, days),
+        breaks=breaks,
         days=days,
         erasure=erasure,
         changes=changes,
@@ -180,8 +183,17 @@ async def _build(
             days_repository,
             background,
             settings.export_ttl_s,
+            settings.clock,
         ),
         imports=ImportService(
-            goals, targets, logs, goal_repository, target_repository, log_repository
+            goals,
+            targets,
+            logs,
+            goal_repository,
+            target_repository,
+            log_repository,
+            breaks,
+            break_repository,
+            OutboxRepository(SettingsImport, relay.notify),
         ),
     )
