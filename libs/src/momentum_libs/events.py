@@ -52,6 +52,15 @@ class _Payload(BaseModel):
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAY_ORDER: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def week_ordered(days: list[Weekday]) -> list[Weekday]:
+    """A set of weekdays, in week order (so an equal set reads and compares the same)."""
+    if len(set(days)) != len(days):
+        raise ValueError("must not name a weekday twice")
+    return sorted(days, key=WEEKDAY_ORDER.index)
+
+
 BreakKind = Literal["vacation", "sick", "rest", "other"]
 
 
@@ -86,10 +95,7 @@ class DayState(_Payload):
     @field_validator("rest_weekdays")
     @classmethod
     def _week_ordered(cls, days: list[Weekday]) -> list[Weekday]:
-        if len(set(days)) != len(days):
-            raise ValueError("must not name a weekday twice")
-        week = list(WEEKDAY_ORDER)
-        return sorted(days, key=week.index)
+        return week_ordered(days)
 
 
 class PastDaySettings(DayState):
