@@ -552,3 +552,24 @@ def test_derived_runs_are_analytics_runs_and_an_import_restores_past_days(
         (["sun"], 20),
         (["sun"], 40),
     ]
+
+
+def test_settings_auth_would_refuse_are_a_rows_problem_not_applied(
+    gateway: httpx.Client,
+) -> None:
+    account = new_account(gateway, timezone="UTC")
+    good = {"timezone": "Asia/Tokyo", "day_start": "00:00", "rest_weekdays": [],
+            "daily_goal_minutes": 5}  # fmt: skip
+    file = {"format": "momentum-export", "version": 1, "goals": [],
+            "user": {"settings": {**good, "timezone": "Mars/Olympus"}}}  # fmt: skip
+    report = report_of(import_file(gateway, account, json.dumps(file).encode(), "application/json"))
+    assert report["settings_status"] == "not_applied"
+    assert [p["row"] for p in report["problems"]] == ["user.settings"]
+    assert "timezone" in report["problems"][0]["detail"]
+    # A bad history entry is left out on its own; the rest still goes to the account.
+    bad_entry = {**good, "effective_date": "2026-02-30"}
+    file["user"] = {"settings": good, "settings_history": [bad_entry]}
+    report = report_of(import_file(gateway, account, json.dumps(file).encode(), "application/json"))
+    assert report["settings_status"] == "applying"
+    assert [p["row"] for p in report["problems"]] == ["user.settings_history[0]"]
+    assert wait_for(lambda: settings_of(gateway, account), lambda s: s == good) == good

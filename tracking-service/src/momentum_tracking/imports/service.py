@@ -24,7 +24,14 @@ from typing import Any, Literal, TypeVar
 
 from bson import ObjectId
 from momentum_libs.clock import utcnow
-from momentum_libs.events import Envelope, EventType, SettingsImportedPayload
+from momentum_libs.events import (
+    MAX_RESTORED_SETTINGS,
+    DayState,
+    Envelope,
+    EventType,
+    PastDaySettings,
+    SettingsImportedPayload,
+)
 from momentum_libs.outbox import OutboxRepository
 from momentum_libs.problems import ProblemError
 from pydantic import BaseModel, ValidationError
@@ -91,10 +98,32 @@ def _validated(model: type[M], row: Row, report: Report, **extra: Any) -> M | No
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "row"
-        report.problem(row, f"{where}: {first['msg']}")
+        report.problem(row, error_detail(exc))
         return None
+
+
+def error_detail(exc: ValidationError) -> str:
+    """A validation error's first problem, where it is and what: a row's ``detail``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "row"
+    return f"{where}: {first['msg']}"
+
+
+def _past_settings(entries: list[Any], report: Report) -> list[PastDaySettings]:
+    """The file's settings history, each entry checked on its own (a bad one is left out,
+    as its row's problem); at most MAX_RESTORED_SETTINGS of them."""
+    history: list[PastDaySettings] = []
+    for i, entry in enumerate(entries):
+        row = f"user.settings_history[{i}]"
+        if i >= MAX_RESTORED_SETTINGS:
+            detail = f"An import restores at most {MAX_RESTORED_SETTINGS} settings entries."
+            report.problems.append({"row": row, "detail": detail})
+            break
+        try:
+            history.append(PastDaySettings.model_validate(entry))
+        except ValidationError as exc:
+            report.problems.append({"row": row, "detail": error_detail(exc)})
+    return history
 
 
 class ImportService:
@@ -135,16 +164,14 @@ class ImportService:
         if data.settings is None:
             return
         try:
-            payload = SettingsImportedPayload.model_validate(
-                {"settings": data.settings, "history": data.settings_history}
-            )
+            current = DayState.model_validate(data.settings)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
-            where = "user.settings" if loc[0] == "settings" else "user.settings_history"
-            report.problems.append({"row": where, "detail": f"{'.'.join(loc)}: {first['msg']}"})
+            report.problems.append({"row": "user.settings", "detail": error_detail(exc)})
             report.settings_status = "not_applied"
             return
+        payload = SettingsImportedPayload(
+            settings=current, history=_past_settings(data.settings_history, report)
+        )
         report.settings = payload.settings.model_dump(mode="json")
         if report.dry_run:
             report.settings_status = "not_applied"
