@@ -573,3 +573,15 @@ def test_settings_auth_would_refuse_are_a_rows_problem_not_applied(
     assert report["settings_status"] == "applying"
     assert [p["row"] for p in report["problems"]] == ["user.settings_history[0]"]
     assert wait_for(lambda: settings_of(gateway, account), lambda s: s == good) == good
+    # A file from before exports carried every setting: what it lacks stays as it is.
+    old = json.dumps({**file, "user": {"settings": {"timezone": "Europe/Paris"}}}).encode()
+
+    def dry_settings() -> dict[str, Any]:
+        dry = report_of(import_file(gateway, account, old, "application/json", dry_run="true"))
+        return dict(dry["settings"])
+
+    expected = {**good, "timezone": "Europe/Paris"}
+    assert wait_for(dry_settings, lambda s: s == expected) == expected  # tracking has heard
+    report = report_of(import_file(gateway, account, old, "application/json"))
+    assert report["settings_status"] == "applying"
+    assert wait_for(lambda: settings_of(gateway, account), lambda s: s == expected) == expected

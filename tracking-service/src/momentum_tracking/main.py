@@ -195,5 +195,6 @@ async def _build(
             breaks,
             break_repository,
             OutboxRepository(SettingsImport, relay.notify),
+            days_repository,
         ),
     )

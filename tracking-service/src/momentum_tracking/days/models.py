@@ -1,6 +1,7 @@
 """``user_days``: what tracking knows of each user's days, kept from auth's user events."""
 
 from datetime import datetime
+from typing import Any
 
 from beanie import Document
 from momentum_libs.events import Weekday
@@ -33,6 +34,15 @@ class UserDays(Document):
     first_day: str | None = None  # "YYYY-MM-DD": the day the account was registered
     history: list[DaySettings] = []
     version: int = 0
+
+    def day_state(self) -> dict[str, Any]:
+        """The current day settings, as an export writes and an import reads them."""
+        return {
+            "timezone": self.timezone,
+            "day_start": self.day_start,
+            "rest_weekdays": self.rest_weekdays,
+            "daily_goal_minutes": self.daily_goal_minutes,
+        }
 
     class Settings:
         name = "user_days"

@@ -123,17 +123,6 @@ def _weekly_results(targets: list[WeeklyTarget], logs: list[DailyLog]) -> list[d
     ]
 
 
-def _settings(days: UserDays | None) -> dict[str, Any] | None:
-    if days is None:
-        return None
-    return {
-        "timezone": days.timezone,
-        "day_start": days.day_start,
-        "rest_weekdays": days.rest_weekdays,
-        "daily_goal_minutes": days.daily_goal_minutes,
-    }
-
-
 def _history(days: UserDays | None) -> list[dict[str, Any]]:
     return [
         {
@@ -157,7 +146,7 @@ def export_document(user_id: str, records: UserRecords, now: datetime) -> dict[s
         "exported_at": utcnow().isoformat().replace("+00:00", "Z"),
         "user": {
             "id": user_id,
-            "settings": _settings(records.days),
+            "settings": None if records.days is None else records.days.day_state(),
             "settings_history": _history(records.days),
         },
         "goals": [GoalRead.from_document(g).model_dump(mode="json") for g in records.goals],

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from momentum_tracking.breaks.models import Break
 from momentum_tracking.breaks.schemas import BreakCreate
 from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.days.repository import DaysRepository
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
 from momentum_tracking.goals.service import GoalService
@@ -138,6 +139,7 @@ class ImportService:
         breaks: BreakService,
         break_repository: OwnedRepository[Break],
         settings_imports: OutboxRepository[SettingsImport],
+        days: DaysRepository,
     ) -> None:
         self._goals = goals
         self._targets = targets
@@ -148,6 +150,7 @@ class ImportService:
         self._breaks = breaks
         self._break_repo = break_repository
         self._settings_imports = settings_imports
+        self._days = days
 
     async def run(self, user_id: str, data: ImportData, dry_run: bool) -> Report:
         report = Report(data.format, dry_run, settings=data.settings)
@@ -163,8 +166,11 @@ class ImportService:
         process dies after the import); their problem, if any, is the report's."""
         if data.settings is None:
             return
+        # A setting the file lacks (an export older than it) stays as the account has it.
+        known = await self._days.get(user_id)
+        given = {**({} if known is None else known.day_state()), **data.settings}
         try:
-            current = DayState.model_validate(data.settings)
+            current = DayState.model_validate(given)
         except ValidationError as exc:
             report.problems.append({"row": "user.settings", "detail": error_detail(exc)})
             report.settings_status = "not_applied"
