@@ -57,7 +57,9 @@ from momentum_tracking.targets.service import TargetService
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break, SettingsImport)
+CONTRACT_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
+"""The collections of the storage contract analytics' rebuild reads (tracking_store)."""
+OUTBOX_MODELS = (*CONTRACT_MODELS, SettingsImport)
 DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead, Export)
 
 
