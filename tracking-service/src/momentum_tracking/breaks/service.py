@@ -92,7 +92,9 @@ class BreakService:
         first_day = await self._days.first_day(user_id)
         if first_day is None:
             raise ProblemError(
-                422, "Not imported: this service does not know yet when the account began."
+                422,
+                "Not imported: tracking does not know when the account began (it learns it "
+                "from the registration: an account a moment old, or one from before this).",
             )
         if data.end_date >= first_day:
             raise ProblemError(
