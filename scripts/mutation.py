@@ -46,7 +46,7 @@ ANALYTICS_TESTS = [  # fast killers first: the run stops at the first failure
     "analytics-service/tests/test_process.py",
 ]
 TARGETS: dict[str, list[str]] = {
-    "analytics-service/src/momentum_analytics/projections/rules.py": ANALYTICS_TESTS,
+    "libs/src/momentum_libs/streak_rules.py": ANALYTICS_TESTS,
     "analytics-service/src/momentum_analytics/reads/service.py": ANALYTICS_TESTS,
     "analytics-service/src/momentum_analytics/projections/service.py": ANALYTICS_TESTS,
     "libs/src/momentum_libs/outbox.py": ["libs/tests/test_outbox.py", "libs/tests/test_tracing.py"],

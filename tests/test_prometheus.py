@@ -120,6 +120,7 @@ def test_every_series_exists_for_the_processes_it_describes(prometheus: Promethe
             "weekly_targets",
             "daily_logs",
             "breaks",
+            "settings_imports",
         }
     for series in ("momentum_relay_published_total", "momentum_relay_dead_lettered_total"):
         assert prometheus.query(f'{series}{{job="tracking"}}'), series

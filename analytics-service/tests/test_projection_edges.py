@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
-from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     DayTotal,
     GoalState,
@@ -23,6 +22,7 @@ from momentum_analytics.projections.service import (
     recount_days,
 )
 from momentum_analytics.reads.service import ReadService
+from momentum_libs import streak_rules as rules
 from momentum_libs.events import Envelope
 
 DAY = timedelta(days=1)

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from momentum_analytics.projections import rules
-from momentum_analytics.projections.rules import BreakFact, Calendar, DaySettings, Fold
+from momentum_libs import streak_rules as rules
 from momentum_libs.localday import day_bounds, parse_day_start, zone
+from momentum_libs.streak_rules import BreakFact, Calendar, DaySettings, Fold
 
 MON = date(2026, 3, 2)  # a Monday
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,11 +12,11 @@ from typing import Any
 
 from bson import ObjectId
 from hypothesis import given, settings
-from momentum_analytics.projections import rules
 from momentum_analytics.projections.service import ProjectionService
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild.service import Rebuilder
 from momentum_analytics.rebuild.source import TrackingSource
+from momentum_libs import streak_rules as rules
 from momentum_libs.clock import FileClock
 from momentum_libs.events import (
     BreakPayload,

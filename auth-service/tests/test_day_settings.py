@@ -8,8 +8,16 @@ import httpx
 import pytest
 from momentum_auth.settings import AuthSettings
 from momentum_libs.clock import FileClock
-from momentum_libs.events import EventType, UserPayload
+from momentum_libs.events import (
+    DayState,
+    Envelope,
+    EventType,
+    PastDaySettings,
+    SettingsImportedPayload,
+    UserPayload,
+)
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from .conftest import SettingsFactory, assert_problem, new_account, running
 from .events import events_of
@@ -99,3 +107,43 @@ async def test_invalid_day_settings_are_422(client: httpx.AsyncClient) -> None:
         assert problem["errors"][0]["loc"][:2] == ["body", next(iter(body))], body
     me = (await client.get("/users/me", headers=acc.headers)).json()
     assert (me["rest_weekdays"], me["day_start"], me["daily_goal_minutes"]) == ([], "00:00", 1)
+
+
+async def test_an_imports_settings_apply_from_today_with_the_days_before_the_account(
+    clocked: tuple[AuthSettings, httpx.AsyncClient], clock: FileClock
+) -> None:
+    """user.settings_imported (tracking's import), read by auth's own consumer group."""
+    settings, client = clocked
+    clock.set("2026-06-10T12:00:00+02:00")
+    acc = await new_account(client, timezone="Europe/Berlin")  # its first day: 10 June
+    past = {"timezone": "UTC", "rest_weekdays": ["sun"], "daily_goal_minutes": 10}
+    imported = SettingsImportedPayload(
+        settings=DayState(timezone="Asia/Tokyo", day_start="05:00", daily_goal_minutes=30),
+        history=[
+            PastDaySettings(effective_date=date(2026, 1, 5), **past),
+            PastDaySettings(effective_date=date(2026, 6, 10), **past),  # the account's own
+            PastDaySettings(effective_date=date(2026, 7, 1), **past),
+        ],
+    )
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        for user_id in ("000000000000000000000000", acc.user["id"]):  # no such account: skipped
+            event = Envelope.create(EventType.USER_SETTINGS_IMPORTED, user_id, imported)
+            await redis.xadd(settings.events_stream, event.to_stream_fields())  # type: ignore[arg-type]
+    finally:
+        await redis.aclose()
+    [updated] = await events_of(settings, acc.user["id"], EventType.USER_UPDATED)
+    payload = updated.typed_payload()
+    assert (payload.timezone, payload.day_start, payload.daily_goal_minutes) == (
+        "Asia/Tokyo",
+        "05:00",
+        30,
+    )
+    assert payload.effective_date == date(2026, 6, 10)  # from today, as a PATCH would
+    assert [p.effective_date for p in payload.restored] == [date(2026, 1, 5)]
+    me = (await client.get("/users/me", headers=acc.headers)).json()
+    assert (me["timezone"], me["day_start"], me["daily_goal_minutes"]) == (
+        "Asia/Tokyo",
+        "05:00",
+        30,
+    )

@@ -8,6 +8,7 @@ from momentum_libs.events import (
     PAYLOADS,
     STREAM_FIELD,
     BreakPayload,
+    DayState,
     Envelope,
     EventType,
     GoalDeletedPayload,
@@ -15,13 +16,15 @@ from momentum_libs.events import (
     LogPayload,
     LogState,
     LogUpdatedPayload,
+    PastDaySettings,
+    SettingsImportedPayload,
     TargetPayload,
     UnknownEventError,
     UserDeletedPayload,
     UserPayload,
     json_schemas,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 SAMPLES: dict[type[BaseModel], BaseModel] = {
     UserPayload: UserPayload(
@@ -41,6 +44,12 @@ SAMPLES: dict[type[BaseModel], BaseModel] = {
         version=1,
     ),
     UserDeletedPayload: UserDeletedPayload(),
+    SettingsImportedPayload: SettingsImportedPayload(
+        settings=DayState(timezone="Europe/Berlin", rest_weekdays=["sun", "sat"]),
+        history=[
+            PastDaySettings(effective_date=date(2025, 3, 2), timezone="UTC", daily_goal_minutes=30)
+        ],
+    ),
     GoalPayload: GoalPayload(
         goal_id="g1",
         title="Run a marathon",
@@ -186,3 +195,16 @@ def test_a_user_event_from_before_the_day_settings_still_reads() -> None:
     payload = old.typed_payload()
     assert payload == UserPayload(timezone="Asia/Tokyo")
     assert (payload.day_start, payload.rest_weekdays, payload.effective_date) == (None, None, None)
+
+
+def test_imported_settings_are_checked_as_auth_checks_them() -> None:
+    state = DayState(timezone="Asia/Tokyo", rest_weekdays=["sun", "mon"])
+    assert state.rest_weekdays == ["mon", "sun"]  # in week order
+    for bad in (
+        {"timezone": "Mars/Olympus"},
+        {"timezone": "UTC", "day_start": "07:00"},
+        {"timezone": "UTC", "rest_weekdays": ["sun", "sun"]},
+        {"timezone": "UTC", "daily_goal_minutes": 0},
+    ):
+        with pytest.raises(ValidationError):
+            DayState.model_validate(bad)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from momentum_libs.clock import FileClock
-from momentum_libs.events import Envelope, EventType, UserPayload
+from momentum_libs.events import Envelope, EventType, PastDaySettings, UserPayload
 from momentum_libs.testing.tokens import TestSigner
 from momentum_libs.testing.waiting import eventually
 from momentum_tracking.days.models import UserDays
@@ -116,3 +116,41 @@ async def test_an_older_user_event_arriving_late_changes_nothing(
         settings, Envelope(type=EventType.USER_DELETED, user_id=uid, payload={})
     )
     assert await UserDays.get_pymongo_collection().find_one({"_id": uid}) is None
+
+
+async def test_a_document_from_before_the_history_takes_the_next_event_and_keeps_it(
+    clocked: tuple[Api, TrackingSettings],
+) -> None:
+    _, settings = clocked
+    uid = "u" + datetime.now(UTC).strftime("%f")
+    days = UserDays.get_pymongo_collection()
+    # As the previous version stored it: no version, no history, no rest days.
+    await days.insert_one({"_id": uid, "timezone": "UTC", "day_start": "00:00", "event_ms": 1})
+    update = UserPayload(
+        timezone="Europe/Berlin",
+        rest_weekdays=["sun"],
+        daily_goal_minutes=25,
+        effective_date=date(2026, 3, 2),
+    )
+    await announce(settings, uid, EventType.USER_UPDATED, update)
+    stored = await days.find_one({"_id": uid})
+    assert stored is not None
+    assert (stored["timezone"], stored["rest_weekdays"], stored["daily_goal_minutes"]) == (
+        "Europe/Berlin",
+        ["sun"],
+        25,
+    )
+    assert stored["version"] == 1
+    assert [h["effective"] for h in stored["history"]] == ["2026-03-02"]
+    # An import's restored past days join the history before it; the current state stays.
+    past = PastDaySettings(effective_date=date(2025, 6, 1), timezone="UTC", daily_goal_minutes=5)
+    await announce(
+        settings, uid, EventType.USER_UPDATED, update.model_copy(update={"restored": [past]})
+    )
+    stored = await days.find_one({"_id": uid})
+    assert stored is not None and stored["version"] == 2
+    assert [(h["effective"], h["daily_goal_minutes"]) for h in stored["history"]] == [
+        ("2025-06-01", 5),
+        ("2026-03-02", 25),
+    ]
+    assert stored["daily_goal_minutes"] == 25

@@ -6,7 +6,7 @@ from typing import Any, Union, get_args, get_origin
 import pytest
 from beanie import Document
 from momentum_libs.tracking_store import CONTRACT, contract_fields
-from momentum_tracking.main import OUTBOX_MODELS
+from momentum_tracking.main import CONTRACT_MODELS
 
 
 def _types(annotation: Any) -> set[Any]:
@@ -15,7 +15,7 @@ def _types(annotation: Any) -> set[Any]:
     return {annotation}
 
 
-@pytest.mark.parametrize("model", OUTBOX_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", CONTRACT_MODELS, ids=lambda m: m.__name__)
 def test_each_collection_has_every_contract_field_with_its_type(model: type[Document]) -> None:
     collection = model.Settings.name
     assert collection in CONTRACT, f"{collection} is not in momentum_libs.tracking_store"
@@ -27,4 +27,4 @@ def test_each_collection_has_every_contract_field_with_its_type(model: type[Docu
 
 
 def test_every_contract_collection_is_written_by_tracking() -> None:
-    assert {m.Settings.name for m in OUTBOX_MODELS} == set(CONTRACT)
+    assert {m.Settings.name for m in CONTRACT_MODELS} == set(CONTRACT)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from momentum_libs.app import Lifespan, create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.partitioned import log_consumers
 from momentum_libs.problems import problem_response
 from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.relay import OutboxRelay
@@ -31,6 +32,7 @@ from momentum_auth.tokens.repository import TokenRepository, ensure_session_expi
 from momentum_auth.tokens.router import router as auth_router
 from momentum_auth.tokens.service import TokenService
 from momentum_auth.tokens.throttle import LoginThrottle
+from momentum_auth.users.consumer import ImportedSettingsHandler
 from momentum_auth.users.models import User
 from momentum_auth.users.repository import UserRepository
 from momentum_auth.users.router import router as users_router
@@ -47,6 +49,7 @@ def _build_state(
     settings: AuthSettings,
     mongo: AsyncMongoClient[dict[str, Any]],
     redis: RedisClient,
+    consumer_redis: RedisClient,
     signing_key: SigningKey,
     background: BackgroundTasks,
 ) -> AuthState:
@@ -67,6 +70,9 @@ def _build_state(
         revocations,
         LoginThrottle(redis, settings),
     )
+    users = UserService(user_repository, tokens, passwords, settings.clock)
+    imported_settings = ImportedSettingsHandler(users)
+    consumer, replay = log_consumers(settings, consumer_redis, imported_settings)
     return AuthState(
         settings=settings,
         mongo=mongo,
@@ -75,7 +81,9 @@ def _build_state(
         background=background,
         signing_key=signing_key,
         relay=relay,
-        users=UserService(user_repository, tokens, passwords, settings.clock),
+        consumer=consumer,
+        replay_consumer=replay,
+        users=users,
         tokens=tokens,
     )
 
@@ -85,6 +93,9 @@ def _lifespan(settings: AuthSettings) -> Lifespan:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing_key = load_signing_key(settings)  # refuses to start without a usable key
         redis = redis_client(settings.redis_url, settings.store_timeout_ms)
+        consumer_redis = redis_client(
+            settings.redis_url, settings.store_timeout_ms, block_ms=settings.consumer_block_ms
+        )
         mongo = mongo_client(
             settings.mongodb_url, settings.store_timeout_ms, settings.mongo_audit_file
         )
@@ -92,14 +103,18 @@ def _lifespan(settings: AuthSettings) -> Lifespan:
         try:
             await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])
             await ensure_session_expiry(settings.refresh_token_ttl_seconds)
-            state = _build_state(settings, mongo, redis, signing_key, background)
+            state = _build_state(settings, mongo, redis, consumer_redis, signing_key, background)
             install_state(app, state)
             background.start(state.relay.run(), name="outbox-relay")
+            background.start(state.consumer.run(), name="imported-settings-consumer")
+            if state.replay_consumer is not None:
+                background.start(state.replay_consumer.run(), name="imported-settings-replay")
             yield
         finally:
             await background.stop()
             await mongo.close()
             await redis.aclose()
+            await consumer_redis.aclose()
 
     return lifespan
 

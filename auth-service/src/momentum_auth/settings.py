@@ -2,17 +2,23 @@
 
 from pathlib import Path
 
-from momentum_libs.settings import OutboxRelaySettings
+from momentum_libs.settings import OutboxRelaySettings, StreamConsumerSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
-class AuthSettings(OutboxRelaySettings):
+class AuthSettings(OutboxRelaySettings, StreamConsumerSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOMENTUM_AUTH_", extra="ignore", populate_by_name=True
     )
 
     mongodb_db: str = Field("momentum_auth", description="MongoDB database of auth-service")
+    consumer_group: str = Field(
+        "auth", description="Consumer group reading imported settings (user.settings_imported)"
+    )
+    consumer_name_prefix: str = Field(
+        "auth", description="Prefix of this process's unique consumer name"
+    )
 
     access_token_ttl_seconds: int = Field(
         900, ge=60, le=3600, description="Lifetime of an access token (EdDSA JWT)"

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 
 from fastapi import Request
+from momentum_libs.consumer import StreamConsumer
+from momentum_libs.partitioned import LogConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState, service_state
 
@@ -17,6 +19,9 @@ class AuthState(ServiceState):
     settings: AuthSettings
     signing_key: SigningKey
     relay: OutboxRelay
+    consumer: LogConsumer  # user.settings_imported
+    # dead letters replayed to this group alone (a partitioned consumer reads its own)
+    replay_consumer: StreamConsumer | None
     users: UserService
     tokens: TokenService
 

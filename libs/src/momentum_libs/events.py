@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from momentum_libs.localday import parse_day_start, zone
 from momentum_libs.timestamps import UtcDatetime, as_utc
 
 STREAM_FIELD = "event"
@@ -42,6 +43,7 @@ class EventType(StrEnum):
     BREAK_CREATED = "break.created"
     BREAK_UPDATED = "break.updated"
     BREAK_DELETED = "break.deleted"
+    USER_SETTINGS_IMPORTED = "user.settings_imported"
 
 
 class _Payload(BaseModel):
@@ -49,7 +51,68 @@ class _Payload(BaseModel):
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAY_ORDER: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def week_ordered(days: list[Weekday]) -> list[Weekday]:
+    """A set of weekdays, in week order (so an equal set reads and compares the same)."""
+    if len(set(days)) != len(days):
+        raise ValueError("must not name a weekday twice")
+    return sorted(days, key=WEEKDAY_ORDER.index)
+
+
 BreakKind = Literal["vacation", "sick", "rest", "other"]
+
+
+MAX_RESTORED_SETTINGS = 400
+"""Past day settings one import may restore (a change a day for more than a year)."""
+
+
+class DayState(_Payload):
+    """A user's day settings, checked as auth checks them (so a hand-edited file's are
+    refused by the import, not dead-lettered by a consumer)."""
+
+    timezone: str = Field(max_length=64)
+    day_start: str = "00:00"
+    rest_weekdays: list[Weekday] = Field([], max_length=7)
+    daily_goal_minutes: int = Field(1, ge=1, le=1440)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError("must be an IANA timezone name, such as 'Europe/Berlin'") from exc
+        return value
+
+    @field_validator("day_start")
+    @classmethod
+    def _day_start(cls, value: str) -> str:
+        parse_day_start(value)
+        return value
+
+    @field_validator("rest_weekdays")
+    @classmethod
+    def _week_ordered(cls, days: list[Weekday]) -> list[Weekday]:
+        return week_ordered(days)
+
+
+class PastDaySettings(DayState):
+    """The day settings a user had from ``effective_date`` until the next entry."""
+
+    effective_date: date
+
+
+class SettingsImportedPayload(_Payload):
+    """user.settings_imported (tracking → auth): an import's settings, for auth to apply.
+
+    ``settings`` become the account's from its local today, as a ``PATCH /users/me``
+    would; of ``history``, the entries dated before the account's first day become the
+    settings of those days (``UserPayload.restored``), the rest are dropped."""
+
+    settings: DayState
+    history: list[PastDaySettings] = Field([], max_length=MAX_RESTORED_SETTINGS)
 
 
 class UserPayload(_Payload):
@@ -68,6 +131,12 @@ class UserPayload(_Payload):
     daily_goal_minutes: int | None = None
     effective_date: date | None = None
     effective_from: UtcDatetime | None = None
+    restored: list[PastDaySettings] | None = Field(
+        None,
+        max_length=MAX_RESTORED_SETTINGS,
+        description="Settings of days before the account existed, restored by an import "
+        "(user.settings_imported): each from its effective_date until the next entry",
+    )
 
 
 class UserDeletedPayload(_Payload):
@@ -153,6 +222,7 @@ PAYLOADS: dict[EventType, type[_Payload]] = {
     EventType.BREAK_CREATED: BreakPayload,
     EventType.BREAK_UPDATED: BreakPayload,
     EventType.BREAK_DELETED: BreakPayload,
+    EventType.USER_SETTINGS_IMPORTED: SettingsImportedPayload,
 }
 CURRENT_VERSION = 1
 

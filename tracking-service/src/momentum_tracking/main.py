@@ -11,6 +11,7 @@ from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
 from momentum_libs.conditional import document_preconditions
 from momentum_libs.mongo import init_documents, mongo_client
+from momentum_libs.outbox import OutboxRepository
 from momentum_libs.partitioned import log_consumers
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
@@ -39,6 +40,7 @@ from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.repository import GoalRepository
 from momentum_tracking.goals.router import router as goals_router
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.models import SettingsImport
 from momentum_tracking.imports.router import router as imports_router
 from momentum_tracking.imports.service import ImportService
 from momentum_tracking.logs.models import DailyLog, IdempotencyRecord
@@ -54,7 +56,9 @@ from momentum_tracking.targets.service import TargetService
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
+CONTRACT_MODELS = (Goal, WeeklyTarget, DailyLog, Break)
+"""The collections of the storage contract analytics' rebuild reads (tracking_store)."""
+OUTBOX_MODELS = (*CONTRACT_MODELS, SettingsImport)
 DOCUMENT_MODELS = (*OUTBOX_MODELS, IdempotencyRecord, UserDays, ChangeEntry, ChangeHead, Export)
 
 
@@ -153,6 +157,7 @@ async def _build(
     user_events = UserEventsHandler(erasure, days, changes)
     targets = TargetService(target_repository, goals)
     logs = LogService(log_repository, key_repository, goals, days, settings)
+    breaks = BreakService(break_repository, goals, days)
     background = BackgroundTasks()
     consumer, replay = log_consumers(settings, consumer_redis, user_events)
     return TrackingState(
@@ -167,7 +172,7 @@ async def _build(
         goals=goals,
         targets=targets,
         logs=logs,
-        breaks=BreakService(break_repository, goals, days),
+        breaks=breaks,
         days=days,
         erasure=erasure,
         changes=changes,
@@ -181,8 +186,18 @@ async def _build(
             days_repository,
             background,
             settings.export_ttl_s,
+            settings.clock,
         ),
         imports=ImportService(
-            goals, targets, logs, goal_repository, target_repository, log_repository
+            goals,
+            targets,
+            logs,
+            goal_repository,
+            target_repository,
+            log_repository,
+            breaks,
+            break_repository,
+            OutboxRepository(SettingsImport, relay.notify),
+            days_repository,
         ),
     )

@@ -24,11 +24,10 @@ builds these models without a database.
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from momentum_libs.streak_rules import BreakFact, DaySettings, Fold
 from momentum_libs.timestamps import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
-
-from momentum_analytics.projections.rules import BreakFact, DaySettings, Fold
 
 
 class Stored(BaseModel):

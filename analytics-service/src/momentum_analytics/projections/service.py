@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
+from momentum_libs import streak_rules as rules
 from momentum_libs.clock import Clock
 from momentum_libs.events import (
     BreakPayload,
@@ -56,7 +57,6 @@ from momentum_libs.events import (
 )
 from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 
-from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     ActiveGoal,
     DayTotal,
@@ -196,23 +196,6 @@ def folds_from(
     }
 
 
-def settings_change(payload: UserPayload, at: datetime, registered: bool) -> rules.DaySettings:
-    """The settings a user.* event states. Without an effective date (events older than
-    the field): a registration's apply to every day, a change's from its local date."""
-    effective = payload.effective_date
-    if effective is None:
-        effective = date.min if registered else rules.local_date(at, payload.timezone)
-    return rules.DaySettings(
-        effective=effective,
-        at=at,
-        timezone=payload.timezone,
-        day_start=payload.day_start or "00:00",
-        rest_weekdays=list(payload.rest_weekdays or []),
-        daily_goal_minutes=payload.daily_goal_minutes or 1,
-        effective_from=payload.effective_from,
-    )
-
-
 @dataclass(frozen=True)
 class LogChange:
     """A log event: the log's new state, and the date it moved away from (if it moved)."""
@@ -335,10 +318,10 @@ class ProjectionService:
         kind = envelope.type
         if kind in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
             assert isinstance(payload, UserPayload)
-            change = settings_change(
+            changes = rules.event_settings(
                 payload, envelope.occurred_at, kind is EventType.USER_REGISTERED
             )
-            await self._retry(lambda: self._settings(uid, change))
+            await self._retry(lambda: self._settings(uid, changes))
         elif kind in (EventType.BREAK_CREATED, EventType.BREAK_UPDATED, EventType.BREAK_DELETED):
             assert isinstance(payload, BreakPayload)
             fact = rules.BreakFact(
@@ -376,19 +359,21 @@ class ProjectionService:
         return await self.repo.get_user(uid) or UserProjection(id=uid, recent_from=date.min)
 
     # -- users -----------------------------------------------------------------------
-    async def _settings(self, uid: str, change: rules.DaySettings) -> bool:
-        """A user.* event: its settings join the history (from their effective date)."""
+    async def _settings(self, uid: str, changes: list[rules.DaySettings]) -> bool:
+        """A user.* event: its settings join the history (from their effective dates; its
+        own state is the last of ``changes``, restored past days' come before it)."""
         user = await self._user(uid)
         if user.deleted:
             return True
-        history = rules.with_settings(user.day_settings, change)
+        change = changes[-1]
+        history = rules.with_all(user.day_settings, changes)
         update: dict[str, object] = {} if history is None else {"day_settings": history}
         if user.timezone_at is None or change.at > user.timezone_at:
             update |= {"timezone": change.timezone, "timezone_at": change.at}
         if not update:
             return True
         new = user.model_copy(update=update)
-        dirty = None if history is None else change.effective
+        dirty = None if history is None else min(c.effective for c in changes)
         return await self._recompute_and_commit(user.version, new, {}, set(), set(), dirty)
 
     async def _break(self, uid: str, break_id: str, fact: rules.BreakFact) -> bool:

@@ -6,9 +6,9 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Query
 from momentum_libs.deps import CurrentUser
 from momentum_libs.problems import problem_responses
+from momentum_libs.streak_rules import RUNS_KEPT
 
 from momentum_analytics.deps import Fresh, Reads
-from momentum_analytics.projections.rules import RUNS_KEPT
 from momentum_analytics.reads.freshness import Staleness
 from momentum_analytics.reads.schemas import (
     Dashboard,

@@ -5,10 +5,10 @@ from datetime import date, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfoNotFoundError
 
+from momentum_libs import streak_rules as rules
 from momentum_libs.clock import Clock
 from momentum_libs.problems import ProblemError, validation_problem
 
-from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import DayTotal, UserProjection
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import scope_minutes

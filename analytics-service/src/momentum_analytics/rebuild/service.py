@@ -26,10 +26,10 @@ from datetime import date
 from typing import Any
 
 import structlog
+from momentum_libs import streak_rules as rules
 from momentum_libs.clock import Clock
 from momentum_libs.tracking_store import StoredBreak, StoredGoal, StoredLog, StoredTarget
 
-from momentum_analytics.projections import rules
 from momentum_analytics.projections.models import (
     GoalState,
     LogEntry,

@@ -1,9 +1,9 @@
 from datetime import date
 from functools import cache
-from typing import Annotated, Self, get_args
+from typing import Annotated, Self
 from zoneinfo import available_timezones
 
-from momentum_libs.events import Weekday
+from momentum_libs.events import Weekday, week_ordered
 from momentum_libs.localday import LocalDay, parse_day_start
 from momentum_libs.patch import NotNull
 from momentum_libs.timestamps import Timestamp
@@ -41,16 +41,6 @@ def _day_start(value: str) -> str:
     return value
 
 
-WEEK_ORDER: tuple[str, ...] = get_args(Weekday)
-
-
-def _week_ordered(days: list[Weekday]) -> list[Weekday]:
-    """A set of weekdays, in week order (so an equal set reads and compares the same)."""
-    if len(set(days)) != len(days):
-        raise ValueError("must not name a weekday twice")
-    return sorted(days, key=WEEK_ORDER.index)
-
-
 DayStart = Annotated[
     str,
     AfterValidator(_day_start),
@@ -62,7 +52,7 @@ DayStart = Annotated[
 RestWeekdays = Annotated[
     list[Weekday],
     Field(max_length=7, description="Weekdays that are rest days"),
-    AfterValidator(_week_ordered),
+    AfterValidator(week_ordered),
 ]
 DailyGoalMinutes = Annotated[
     int, Strict(), Field(ge=1, le=1440, description="Minutes that make a day active")

@@ -8,12 +8,20 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from momentum_libs.clock import Clock, utcnow
 from momentum_libs.deps import unauthorized
-from momentum_libs.events import Envelope, EventType, UserDeletedPayload, UserPayload
+from momentum_libs.events import (
+    Envelope,
+    EventType,
+    PastDaySettings,
+    SettingsImportedPayload,
+    UserDeletedPayload,
+    UserPayload,
+)
 from momentum_libs.ids import parse_object_id
 from momentum_libs.localday import DayFloor, LocalDay, local_day, parse_day_start, today, zone
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
 from momentum_libs.tokens import AccessClaims
+from pydantic import ValidationError
 
 from momentum_auth.passwords import Passwords
 from momentum_auth.tokens.service import TokenService
@@ -47,8 +55,11 @@ def user_today(user: User, now: datetime) -> LocalDay:
     return today(now, zone(user.timezone), parse_day_start(user.day_start), floor)
 
 
-def user_event(type_: EventType, user: User) -> Envelope:
-    """``user.registered``/``user.updated``: the user's whole day state, and since when."""
+def user_event(
+    type_: EventType, user: User, restored: list[PastDaySettings] | None = None
+) -> Envelope:
+    """``user.registered``/``user.updated``: the user's whole day state, and since when
+    (``restored``: an import's settings of the days before the account)."""
     payload = UserPayload(
         timezone=user.timezone,
         day_start=user.day_start,
@@ -56,8 +67,30 @@ def user_event(type_: EventType, user: User) -> Envelope:
         daily_goal_minutes=user.daily_goal_minutes,
         effective_date=date.fromisoformat(user.settings_from) if user.settings_from else None,
         effective_from=user.settings_from_at,
+        restored=restored,
     )
     return Envelope.create(type_, str(user.id), payload)
+
+
+def first_day(user: User) -> date:
+    """The local day the account was registered (for an account from before it was kept,
+    the day of ``created_at`` by its settings now)."""
+    if user.first_day is not None:
+        return date.fromisoformat(user.first_day)
+    return local_day(user.created_at, zone(user.timezone), parse_day_start(user.day_start)).date
+
+
+def _imported_change(
+    user: User, data: UserUpdate, restored: list[PastDaySettings], now: datetime
+) -> Change | None:
+    """An import's settings as a profile change (from today on), with the settings of the
+    days before the account riding on its ``user.updated``; None: nothing to change."""
+    change = _profile_change(user, data, now)
+    if change is None and not restored:
+        return None
+    fields = dict(change[0]) if change else {}
+    event = user_event(EventType.USER_UPDATED, user.model_copy(update=fields), restored or None)
+    return {**fields, "updated_at": utcnow()}, event
 
 
 def _profile_change(user: User, data: UserUpdate, now: datetime) -> Change | None:
@@ -100,14 +133,15 @@ class UserService:
 
     async def register(self, data: UserCreate) -> User:
         now = utcnow()
-        first_day = local_day(self._clock.now(), zone(data.timezone))
+        first = local_day(self._clock.now(), zone(data.timezone))
         user = User(
             email=data.email,
             password_hash=await self._passwords.hash(data.password),
             display_name=data.display_name,
             timezone=data.timezone,
-            settings_from=first_day.date.isoformat(),
-            settings_from_at=first_day.starts_at,
+            settings_from=first.date.isoformat(),
+            settings_from_at=first.starts_at,
+            first_day=first.date.isoformat(),
             created_at=now,
             updated_at=now,
         )
@@ -172,6 +206,27 @@ class UserService:
             await self._tokens.end_other_sessions(claims.user_id, claims.session_id)
             log.info("password_changed", user_id=claims.user_id)
         return updated
+
+    async def apply_imported(self, user_id: str, payload: SettingsImportedPayload) -> None:
+        """An import's settings (user.settings_imported), through the path of a profile
+        change: the current ones from the user's today, and of the history, the entries of
+        days before the account's first day (its own days keep the settings they had)."""
+        account_id = parse_object_id(user_id)
+        try:
+            data = UserUpdate.model_validate(payload.settings.model_dump())
+        except ValidationError as exc:  # the event's schema is looser than a PATCH's
+            log.warning("imported_settings_refused", user_id=user_id, error=str(exc))
+            return
+        if account_id is None:
+            return
+
+        def build(user: User) -> Change | None:
+            before = first_day(user)
+            restored = [p for p in payload.history if p.effective_date < before]
+            return _imported_change(user, data, restored, self._clock.now())
+
+        if await self._users.change_by_id(self._users.get, account_id, build) is not None:
+            log.info("imported_settings_applied", user_id=user_id)
 
     async def delete(self, claims: AccessClaims) -> None:
         user = await self.get(claims)

@@ -79,6 +79,31 @@ class BreakService:
 
     async def create(self, user_id: str, data: BreakCreate) -> Break:
         _check_start(data.start_date, await self._days.today(user_id))
+        return await self._insert(user_id, data)
+
+    async def restore(self, user_id: str, data: BreakCreate) -> Break:
+        """An imported break: only of days before the account existed (its days since are
+        its own history, which no file rewrites), so no past of this account is excused."""
+        await self.check_restorable(user_id, data)
+        return await self._insert(user_id, data)
+
+    async def check_restorable(self, user_id: str, data: BreakCreate) -> None:
+        """422 unless ``data`` ends before the account's first day."""
+        first_day = await self._days.first_day(user_id)
+        if first_day is None:
+            raise ProblemError(
+                422,
+                "Not imported: tracking does not know when the account began (it learns it "
+                "from the registration: an account a moment old, or one from before this).",
+            )
+        if data.end_date >= first_day:
+            raise ProblemError(
+                422,
+                "Not imported: an imported break must end before the account's first day "
+                f"({first_day.isoformat()}); declare a break for days to come with POST /breaks.",
+            )
+
+    async def _insert(self, user_id: str, data: BreakCreate) -> Break:
         goal_id = None
         if data.goal_id is not None:
             oid = parse_id(data.goal_id)

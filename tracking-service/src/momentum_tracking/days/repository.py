@@ -1,7 +1,5 @@
 """All database access for users' day settings: one small document per user."""
 
-import contextlib
-from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -14,19 +12,23 @@ class DaysRepository:
         raw = await UserDays.get_pymongo_collection().find_one({"_id": user_id})
         return None if raw is None else UserDays.model_validate(raw)
 
-    async def keep_newer(self, user_id: str, fields: dict[str, Any], event_at: datetime) -> None:
-        """Store ``fields`` unless what is stored came from an event as new or newer."""
+    async def save(self, days: UserDays, held: UserDays | None) -> bool:
+        """Write ``days`` over ``held`` (as read; None: there was none), guarded by its
+        version; False when another write came first."""
         collection = UserDays.get_pymongo_collection()
-        event_ms = round(event_at.timestamp() * 1000)
-        state = {**fields, "event_ms": event_ms}
-        result = await collection.update_one(
-            {"_id": user_id, "event_ms": {"$lt": event_ms}}, {"$set": state}
-        )
-        if result.matched_count:
-            return
-        # None to update: none yet, or one from an event as new or newer, which stays.
-        with contextlib.suppress(DuplicateKeyError):
-            await collection.insert_one({"_id": user_id, **state})
+        state: dict[str, Any] = days.model_dump(mode="json", by_alias=True, exclude={"id"})
+        state["settings_from_at"] = days.settings_from_at  # a datetime, as before
+        state["version"] = 1 if held is None else held.version + 1
+        if held is None:
+            try:
+                await collection.insert_one({"_id": days.id, **state})
+            except DuplicateKeyError:
+                return False
+            return True
+        # A document from before ``version`` has none: guard on its absence.
+        version = {"$exists": False} if held.version == 0 else held.version
+        result = await collection.update_one({"_id": days.id, "version": version}, {"$set": state})
+        return result.matched_count == 1
 
     async def forget(self, user_id: str) -> None:
         await UserDays.get_pymongo_collection().delete_one({"_id": user_id})

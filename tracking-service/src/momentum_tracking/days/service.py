@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfoNotFoundError
 
+from momentum_libs import streak_rules
 from momentum_libs.clock import Clock
 from momentum_libs.events import UserPayload
 from momentum_libs.localday import (
@@ -25,6 +26,7 @@ from momentum_libs.localday import (
     today,
     zone,
 )
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
 from momentum_libs.timestamps import as_utc
 
 from momentum_tracking.days.models import UserDays
@@ -47,6 +49,42 @@ def _today_of(days: UserDays, now: datetime) -> date:
     return today(now, zone(days.timezone), parse_day_start(days.day_start), floor).date
 
 
+def _with_event(
+    user_id: str,
+    held: UserDays | None,
+    payload: UserPayload,
+    occurred_at: datetime,
+    registered: bool,
+) -> UserDays | None:
+    """``held`` with a user.* event in it; None when the event changes nothing."""
+    event_ms = round(occurred_at.timestamp() * 1000)
+    changes = streak_rules.event_settings(payload, occurred_at, registered)
+    history = streak_rules.with_all([] if held is None else held.history, changes)
+    newer = held is None or event_ms > held.event_ms
+    first_day = None if held is None else held.first_day
+    if registered and payload.effective_date is not None:
+        first_day = payload.effective_date.isoformat()
+    if held is not None and not newer:
+        if history is None and first_day == held.first_day:
+            return None
+        kept: UserDays = held.model_copy(
+            update={"history": history or held.history, "first_day": first_day}
+        )
+        return kept
+    return UserDays(
+        _id=user_id,
+        timezone=payload.timezone,
+        day_start=payload.day_start or "00:00",
+        rest_weekdays=payload.rest_weekdays or [],
+        daily_goal_minutes=payload.daily_goal_minutes or 1,
+        settings_from=payload.effective_date.isoformat() if payload.effective_date else None,
+        settings_from_at=payload.effective_from,
+        event_ms=event_ms,
+        first_day=first_day,
+        history=history if history is not None else held.history if held else [],
+    )
+
+
 class DayService:
     def __init__(self, days: DaysRepository, clock: Clock) -> None:
         self._days = days
@@ -63,14 +101,25 @@ class DayService:
             return Today(local_day(now, WIDEST_WEST).date, local_day(now, WIDEST_EAST).date)
         return Today(known, known)
 
-    async def user_changed(self, user_id: str, payload: UserPayload, occurred_at: datetime) -> None:
-        fields = {
-            "timezone": payload.timezone,
-            "day_start": payload.day_start or "00:00",
-            "settings_from": payload.effective_date.isoformat() if payload.effective_date else None,
-            "settings_from_at": payload.effective_from,
-        }
-        await self._days.keep_newer(user_id, fields, occurred_at)
+    async def user_changed(
+        self, user_id: str, payload: UserPayload, occurred_at: datetime, registered: bool
+    ) -> None:
+        """Keep a user.* event: its settings join the history (as analytics' do), and its
+        state becomes the current one unless a newer event's already is."""
+        for attempt in range(WRITE_ATTEMPTS):
+            held = await self._days.get(user_id)
+            days = _with_event(user_id, held, payload, occurred_at, registered)
+            if days is None or await self._days.save(days, held):
+                return
+            await backoff(attempt)
+        raise conflict()
+
+    async def first_day(self, user_id: str) -> date | None:
+        """The local day the account was registered; None while tracking does not know."""
+        days = await self._days.get(user_id)
+        return (
+            None if days is None or days.first_day is None else date.fromisoformat(days.first_day)
+        )
 
     async def forget(self, user_id: str) -> None:
         await self._days.forget(user_id)

@@ -93,6 +93,7 @@ class UserEventsHandler:
         elif event.type in (EventType.USER_REGISTERED, EventType.USER_UPDATED):
             payload = event.typed_payload()
             assert isinstance(payload, UserPayload)
-            await self._days.user_changed(event.user_id, payload, event.occurred_at)
-        else:
+            registered = event.type is EventType.USER_REGISTERED
+            await self._days.user_changed(event.user_id, payload, event.occurred_at, registered)
+        elif event.type is not EventType.USER_SETTINGS_IMPORTED:  # auth's to apply
             await self._changes.record(event)

@@ -1,5 +1,5 @@
-"""What an export holds: every record of the user with its ids, their day settings, and
-the history computed from the records (marked derived; an import ignores it)."""
+"""What an export holds: every record of the user with its ids, their day settings and
+their history, and the history computed from them (marked derived; an import ignores it)."""
 
 import csv
 import io
@@ -7,9 +7,10 @@ import json
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from momentum_libs import streak_rules
 from momentum_libs.clock import utcnow
 
 from momentum_tracking.breaks.models import Break
@@ -32,7 +33,14 @@ _COLUMNS: dict[str, list[str]] = {
     "weekly_targets": list(TargetRead.model_fields),
     "daily_logs": list(LogRead.model_fields),
     "breaks": list(BreakRead.model_fields),
-    "settings": ["timezone", "day_start"],
+    "settings": ["timezone", "day_start", "rest_weekdays", "daily_goal_minutes"],
+    "settings_history": [
+        "effective_date",
+        "timezone",
+        "day_start",
+        "rest_weekdays",
+        "daily_goal_minutes",
+    ],
     "day_totals": ["date", "minutes"],
     "streak_runs": ["start", "end", "days"],
     "weekly_results": ["goal_id", "week_start", "target_minutes", "logged_minutes", "met"],
@@ -55,16 +63,46 @@ def _day_totals(logs: list[DailyLog]) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-def _streak_runs(totals: dict[str, int]) -> list[dict[str, Any]]:
-    """Runs of consecutive active days (at least one minute), oldest first."""
-    runs: list[dict[str, Any]] = []
-    for day in sorted(date.fromisoformat(d) for d, m in totals.items() if m > 0):
-        if runs and date.fromisoformat(runs[-1]["end"]) == day - timedelta(days=1):
-            runs[-1]["end"] = day.isoformat()
-            runs[-1]["days"] += 1
-        else:
-            runs.append({"start": day.isoformat(), "end": day.isoformat(), "days": 1})
-    return runs
+def settings_history(days: UserDays | None) -> list[streak_rules.DaySettings]:
+    """The user's day settings history; for a document from before it was kept, its one
+    current state, for every day."""
+    if days is None or days.history:
+        return [] if days is None else days.history
+    return [
+        streak_rules.DaySettings(
+            effective=date.min,
+            at=datetime.fromtimestamp(days.event_ms / 1000, UTC),
+            timezone=days.timezone,
+            day_start=days.day_start,
+            rest_weekdays=list(days.rest_weekdays),
+            daily_goal_minutes=days.daily_goal_minutes,
+        )
+    ]
+
+
+def _streak_runs(
+    records: UserRecords, totals: dict[str, int], now: datetime
+) -> list[dict[str, Any]]:
+    """The streak runs of all goals together up to the user's today, oldest first, by
+    analytics' own rules (momentum_libs.streak_rules: daily goal, rest days, breaks,
+    freezes), so they are the runs GET /analytics/streaks answers."""
+    history = settings_history(records.days)
+    breaks = {
+        str(b.id): streak_rules.BreakFact(
+            goal_id=b.goal_id,
+            start=date.fromisoformat(b.start_date),
+            end=date.fromisoformat(b.end_date),
+            version=b.version,
+        )
+        for b in records.breaks
+    }
+    calendar = streak_rules.Calendar.of(history, breaks, streak_rules.ALL_GOALS)
+    minutes = {date.fromisoformat(d): m for d, m in totals.items()}
+    today = streak_rules.user_today(history, now).date
+    return [
+        {"start": r.start.isoformat(), "end": r.end.isoformat(), "days": r.length}
+        for r in streak_rules.every_run(calendar, minutes, today)
+    ]
 
 
 def _weekly_results(targets: list[WeeklyTarget], logs: list[DailyLog]) -> list[dict[str, Any]]:
@@ -85,16 +123,32 @@ def _weekly_results(targets: list[WeeklyTarget], logs: list[DailyLog]) -> list[d
     ]
 
 
-def export_document(user_id: str, records: UserRecords) -> dict[str, Any]:
+def _history(days: UserDays | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "effective_date": s.effective.isoformat(),
+            "timezone": s.timezone,
+            "day_start": s.day_start,
+            "rest_weekdays": s.rest_weekdays,
+            "daily_goal_minutes": s.daily_goal_minutes,
+        }
+        for s in settings_history(days)
+    ]
+
+
+def export_document(user_id: str, records: UserRecords, now: datetime) -> dict[str, Any]:
+    """The export; ``now``: the instant the user's today (which ends the streak runs) is
+    computed at, the service's clock."""
     totals = _day_totals(records.logs)
-    settings = None
-    if records.days is not None:
-        settings = {"timezone": records.days.timezone, "day_start": records.days.day_start}
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "exported_at": utcnow().isoformat().replace("+00:00", "Z"),
-        "user": {"id": user_id, "settings": settings},
+        "user": {
+            "id": user_id,
+            "settings": None if records.days is None else records.days.day_state(),
+            "settings_history": _history(records.days),
+        },
         "goals": [GoalRead.from_document(g).model_dump(mode="json") for g in records.goals],
         "weekly_targets": [
             TargetRead.from_document(t).model_dump(mode="json") for t in records.targets
@@ -104,7 +158,7 @@ def export_document(user_id: str, records: UserRecords) -> dict[str, Any]:
         "derived": {
             "note": "computed from the records above when exported; an import ignores it",
             "day_totals": [{"date": d, "minutes": m} for d, m in totals.items()],
-            "streak_runs": _streak_runs(totals),
+            "streak_runs": _streak_runs(records, totals, now),
             "weekly_results": _weekly_results(records.targets, records.logs),
         },
     }
@@ -114,22 +168,29 @@ def as_json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode()
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: a list (rest weekdays) as its items joined by spaces."""
+    return " ".join(value) if isinstance(value, list) else value
+
+
 def _csv(name: str, rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=_COLUMNS[name], extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
 
 
 def as_zip(document: dict[str, Any]) -> bytes:
     """One CSV per resource type; derived figures under ``derived/``."""
-    settings = document["user"]["settings"]
+    user = document["user"]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in RECORD_TYPES:
             archive.writestr(f"{name}.csv", _csv(name, document[name]))
-        archive.writestr("settings.csv", _csv("settings", [settings] if settings else []))
+        settings = [user["settings"]] if user["settings"] else []
+        archive.writestr("settings.csv", _csv("settings", settings))
+        archive.writestr("settings_history.csv", _csv("settings_history", user["settings_history"]))
         for name in DERIVED_TYPES:
             archive.writestr(f"derived/{name}.csv", _csv(name, document["derived"][name]))
     return buffer.getvalue()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import structlog
 from momentum_libs.background import BackgroundTasks
-from momentum_libs.clock import utcnow
+from momentum_libs.clock import Clock, utcnow
 from momentum_libs.timestamps import as_utc
 
 from momentum_tracking.breaks.repository import BreakRepository
@@ -35,6 +35,7 @@ class ExportService:
         days: DaysRepository,
         background: BackgroundTasks,
         ttl_s: int,
+        clock: Clock,
     ) -> None:
         self._exports = exports
         self._goals = goals
@@ -44,6 +45,7 @@ class ExportService:
         self._days = days
         self._background = background
         self._ttl_s = ttl_s
+        self._clock = clock
 
     async def start(self, user_id: str, fmt: ExportFormat) -> Export:
         now = utcnow()
@@ -86,7 +88,8 @@ class ExportService:
         it expires, and the client asks for a new one."""
         try:
             await self._exports.set(export.id, status="running", percent=10)
-            document = export_document(export.user_id, await self.records(export.user_id))
+            records = await self.records(export.user_id)
+            document = export_document(export.user_id, records, self._clock.now())
             await self._exports.set(export.id, percent=60)
             content = as_json(document) if export.format == "json" else as_zip(document)
             await self._exports.set(export.id, status="ready", percent=100, content=content)

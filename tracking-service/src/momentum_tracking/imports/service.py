@@ -6,6 +6,14 @@ and note. A match that is the same is skipped as a duplicate, a goal or target t
 differs is updated, and only the rest is created; so the same file imported twice
 changes nothing the second time. Every write goes through the services, with their
 rules and events, so analytics counts what an import creates.
+
+Two things go further than the POSTs, bounded to the days before the account existed
+(its own days since are its history, which no file rewrites): a break of those days is
+created (``BreakService.restore``; a break of later days is a row's problem), and the
+file's settings go to auth as a ``user.settings_imported`` event (auth owns them): it
+applies the current ones from the user's today as ``PATCH /users/me`` would, and the
+history of the days before the account as their settings, so imported past days keep the
+rest days and daily goal they had.
 """
 
 from collections import Counter
@@ -14,12 +22,28 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+from bson import ObjectId
+from momentum_libs.clock import utcnow
+from momentum_libs.events import (
+    MAX_RESTORED_SETTINGS,
+    DayState,
+    Envelope,
+    EventType,
+    PastDaySettings,
+    SettingsImportedPayload,
+)
+from momentum_libs.outbox import OutboxRepository
 from momentum_libs.problems import ProblemError
 from pydantic import BaseModel, ValidationError
 
+from momentum_tracking.breaks.models import Break
+from momentum_tracking.breaks.schemas import BreakCreate
+from momentum_tracking.breaks.service import BreakService
+from momentum_tracking.days.repository import DaysRepository
 from momentum_tracking.goals.models import Goal
 from momentum_tracking.goals.schemas import GoalCreate, GoalUpdate
 from momentum_tracking.goals.service import GoalService
+from momentum_tracking.imports.models import SettingsImport
 from momentum_tracking.imports.parse import ImportData, Row
 from momentum_tracking.logs.models import DailyLog
 from momentum_tracking.logs.schemas import LogCreate
@@ -29,8 +53,11 @@ from momentum_tracking.targets.models import WeeklyTarget
 from momentum_tracking.targets.schemas import TargetCreate, TargetUpdate
 from momentum_tracking.targets.service import TargetService
 
-Kind = Literal["goals", "weekly_targets", "daily_logs"]
-KINDS: tuple[Kind, ...] = ("goals", "weekly_targets", "daily_logs")
+Kind = Literal["goals", "weekly_targets", "daily_logs", "breaks"]
+KINDS: tuple[Kind, ...] = ("goals", "weekly_targets", "daily_logs", "breaks")
+SettingsStatus = Literal["applying", "not_applied", "none"]
+"""What became of the file's settings: sent to the account (auth applies them within
+moments), not applied (a dry run, or they had a problem), or the file has none."""
 # Validation needs a goal id; the real one is only known once the goal is matched.
 _ANY_GOAL = "000000000000000000000000"
 M = TypeVar("M", bound=BaseModel)
@@ -45,6 +72,7 @@ class Report:
     skipped: Counter[str] = field(default_factory=Counter)
     problems: list[dict[str, str]] = field(default_factory=list)
     settings: dict[str, Any] | None = None
+    settings_status: SettingsStatus = "none"
 
     def problem(self, row: Row, detail: str) -> None:
         self.problems.append({"row": row.where, "detail": detail})
@@ -61,6 +89,7 @@ class Report:
             "skipped": counts(self.skipped),
             "problems": self.problems,
             "settings": self.settings,
+            "settings_status": self.settings_status,
         }
 
 
@@ -70,10 +99,32 @@ def _validated(model: type[M], row: Row, report: Report, **extra: Any) -> M | No
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "row"
-        report.problem(row, f"{where}: {first['msg']}")
+        report.problem(row, error_detail(exc))
         return None
+
+
+def error_detail(exc: ValidationError) -> str:
+    """A validation error's first problem, where it is and what: a row's ``detail``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "row"
+    return f"{where}: {first['msg']}"
+
+
+def _past_settings(entries: list[Any], report: Report) -> list[PastDaySettings]:
+    """The file's settings history, each entry checked on its own (a bad one is left out,
+    as its row's problem); at most MAX_RESTORED_SETTINGS of them."""
+    history: list[PastDaySettings] = []
+    for i, entry in enumerate(entries):
+        row = f"user.settings_history[{i}]"
+        if i >= MAX_RESTORED_SETTINGS:
+            detail = f"An import restores at most {MAX_RESTORED_SETTINGS} settings entries."
+            report.problems.append({"row": row, "detail": detail})
+            break
+        try:
+            history.append(PastDaySettings.model_validate(entry))
+        except ValidationError as exc:
+            report.problems.append({"row": row, "detail": error_detail(exc)})
+    return history
 
 
 class ImportService:
@@ -85,6 +136,10 @@ class ImportService:
         goal_repository: OwnedRepository[Goal],
         target_repository: OwnedRepository[WeeklyTarget],
         log_repository: OwnedRepository[DailyLog],
+        breaks: BreakService,
+        break_repository: OwnedRepository[Break],
+        settings_imports: OutboxRepository[SettingsImport],
+        days: DaysRepository,
     ) -> None:
         self._goals = goals
         self._targets = targets
@@ -92,13 +147,85 @@ class ImportService:
         self._goal_repo = goal_repository
         self._target_repo = target_repository
         self._log_repo = log_repository
+        self._breaks = breaks
+        self._break_repo = break_repository
+        self._settings_imports = settings_imports
+        self._days = days
 
     async def run(self, user_id: str, data: ImportData, dry_run: bool) -> Report:
         report = Report(data.format, dry_run, settings=data.settings)
         goal_ids = await self._merge_goals(user_id, data.goals, report)
         await self._merge_targets(user_id, data.targets, goal_ids, report)
         await self._merge_logs(user_id, data.logs, goal_ids, report)
+        await self._merge_breaks(user_id, data.breaks, goal_ids, report)
+        await self._send_settings(user_id, data, report)
         return report
+
+    async def _send_settings(self, user_id: str, data: ImportData, report: Report) -> None:
+        """The file's settings to auth, as one outbox event (published even if this
+        process dies after the import); their problem, if any, is the report's."""
+        if data.settings is None:
+            return
+        # A setting the file lacks (an export older than it) stays as the account has it.
+        known = await self._days.get(user_id)
+        given = {**({} if known is None else known.day_state()), **data.settings}
+        try:
+            current = DayState.model_validate(given)
+        except ValidationError as exc:
+            report.problems.append({"row": "user.settings", "detail": error_detail(exc)})
+            report.settings_status = "not_applied"
+            return
+        payload = SettingsImportedPayload(
+            settings=current, history=_past_settings(data.settings_history, report)
+        )
+        report.settings = payload.settings.model_dump(mode="json")
+        if report.dry_run:
+            report.settings_status = "not_applied"
+            return
+        record = SettingsImport(id=ObjectId(), user_id=user_id, created_at=utcnow(), deleted=True)
+        event = Envelope.create(EventType.USER_SETTINGS_IMPORTED, user_id, payload)
+        await self._settings_imports.insert(record, event)
+        report.settings_status = "applying"
+
+    async def _merge_breaks(
+        self, user_id: str, rows: list[Row], goal_ids: dict[str, str], report: Report
+    ) -> None:
+        """Breaks of the days before the account existed (``BreakService.restore``)."""
+        existing = {
+            (b.goal_id, b.start_date, b.end_date, b.kind, b.note)
+            for b in await self._break_repo.all_of_user(user_id)
+        }
+        for row in rows:
+            every_goal = row.fields.get("goal_id") is None
+            data = _validated(BreakCreate, row, report, goal_id=None if every_goal else _ANY_GOAL)
+            goal_id = None if every_goal else goal_ids.get(row.goal_key)
+            if data is None:
+                continue
+            if not every_goal and goal_id is None:
+                report.problem(row, "Its goal is not in the file (or had a problem).")
+                continue
+            key = (
+                goal_id,
+                data.start_date.isoformat(),
+                data.end_date.isoformat(),
+                data.kind,
+                data.note,
+            )
+            if key in existing:
+                report.skipped["breaks"] += 1
+                continue
+            body = data.model_copy(update={"goal_id": goal_id})
+            try:  # checked in a dry run too: it answers the report the import would
+                await self._breaks.check_restorable(user_id, body)
+            except ProblemError as exc:
+                report.problem(row, exc.detail)
+                continue
+            if (
+                await self._write(report, row, partial(self._breaks.restore, user_id, body))
+                is not False
+            ):
+                existing.add(key)
+                report.created["breaks"] += 1
 
     async def _write(self, report: Report, row: Row, write: Callable[[], Awaitable[Any]]) -> Any:
         """Run one write unless this is a dry run; a rule it breaks is that row's problem."""

@@ -1,5 +1,8 @@
 """The streak rules of issue 15, as a fold over a user's days: pure functions, no I/O.
 
+Shared by analytics (its projections and reads) and tracking (an export's derived
+streak runs), so both answer the same runs from the same days, settings and breaks.
+
 A day of one scope (all goals, or one goal) is, by the settings in effect on its date:
 
 - *active*: its minutes reach ``daily_goal_minutes`` (on a rest weekday or a break too);
@@ -22,12 +25,14 @@ checkpoint to today, which the user's projection holds (``recent_days``).
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from momentum_libs.localday import DayFloor, LocalDay, day_bounds, parse_day_start, today, zone
 from pydantic import BaseModel, ConfigDict
+
+from momentum_libs.events import PastDaySettings, UserPayload
+from momentum_libs.localday import DayFloor, LocalDay, day_bounds, parse_day_start, today, zone
 
 ONE_DAY = timedelta(days=1)
 MAX_FREEZES = 2
@@ -104,6 +109,56 @@ def with_settings(history: list[DaySettings], change: DaySettings) -> list[DaySe
     ):
         return None
     return sorted([*kept, change], key=lambda s: s.effective)
+
+
+RESTORED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+"""When restored past settings count as stated: before anything the account stated, so
+they are never its current settings and never replace one of its own entries."""
+
+
+def settings_change(payload: UserPayload, at: datetime, registered: bool) -> DaySettings:
+    """The settings a user.* event states. Without an effective date (events older than
+    the field): a registration's apply to every day, a change's from its local date."""
+    effective = payload.effective_date
+    if effective is None:
+        effective = date.min if registered else local_date(at, payload.timezone)
+    return DaySettings(
+        effective=effective,
+        at=at,
+        timezone=payload.timezone,
+        day_start=payload.day_start or "00:00",
+        rest_weekdays=list(payload.rest_weekdays or []),
+        daily_goal_minutes=payload.daily_goal_minutes or 1,
+        effective_from=payload.effective_from,
+    )
+
+
+def restored_settings(past: PastDaySettings) -> DaySettings:
+    """An entry of a user.* event's ``restored``: settings of a day before the account."""
+    return DaySettings(
+        effective=past.effective_date,
+        at=RESTORED_AT,
+        timezone=past.timezone,
+        day_start=past.day_start,
+        rest_weekdays=list(past.rest_weekdays),
+        daily_goal_minutes=past.daily_goal_minutes,
+    )
+
+
+def event_settings(payload: UserPayload, at: datetime, registered: bool) -> list[DaySettings]:
+    """Every history entry a user.* event states: its restored past days', then its own."""
+    restored = [restored_settings(p) for p in payload.restored or []]
+    return [*restored, settings_change(payload, at, registered)]
+
+
+def with_all(history: list[DaySettings], changes: list[DaySettings]) -> list[DaySettings] | None:
+    """:func:`with_settings` of each change in turn; None when none changed anything."""
+    changed = False
+    for change in changes:
+        merged = with_settings(history, change)
+        if merged is not None:
+            history, changed = merged, True
+    return history if changed else None
 
 
 def current_settings(history: list[DaySettings]) -> DaySettings | None:
@@ -212,6 +267,23 @@ def advance(
         step(fold, day, calendar.kind(day, minutes.get(day, 0)))
         day += ONE_DAY
     return fold
+
+
+def every_run(calendar: Calendar, minutes: Mapping[date, int], day: date) -> list[Run]:
+    """Every run up to ``day`` (today), oldest first: the ones that ended and the one going
+    on (with today when it is active), as :func:`view` folds them, none left out (a
+    :class:`Fold` keeps only :data:`RUNS_KEPT` of each list)."""
+    fold, ended = Fold(), []
+    current = min((d for d, m in minutes.items() if m > 0), default=None)
+    while current is not None and current <= day:
+        kind = calendar.kind(current, minutes.get(current, 0))
+        if current < day or kind is Kind.ACTIVE:  # today is never folded as missed
+            going_on = fold.run
+            step(fold, current, kind)
+            if going_on is not None and fold.run is None:
+                ended.append(going_on)
+        current = None if current == date.max else current + ONE_DAY
+    return [*ended, *([fold.run] if fold.run else [])]
 
 
 TodayStatus = Literal["done", "pending", "rest", "break"]
