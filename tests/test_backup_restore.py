@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from momentum_libs.devstack import Stack, write_stack_env
-from momentum_libs.testing.plugin import drop_namespace
+from momentum_libs.testing.plugin import CHEAP_PASSWORD_HASHING, drop_namespace
 
 from .conftest import PASSWORD, Account, login, new_account
 from .test_tracking_e2e import all_pages, create_goal, create_log, wait_for
@@ -80,7 +80,9 @@ def embedded(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Any:
     """The stack on the embedded MongoDB with its data in the data dir, as `make up` runs."""
     monkeypatch.delenv("MONGODB_URL", raising=False)
     namespace = f"b{uuid.uuid4().hex[:10]}_"
-    yield lambda data_dir: Stack(data_dir, namespace=namespace, redis_url=redis_url)
+    yield lambda data_dir: Stack(
+        data_dir, namespace=namespace, redis_url=redis_url, extra_env=dict(CHEAP_PASSWORD_HASHING)
+    )
     drop_namespace(redis_url, namespace)
 
 

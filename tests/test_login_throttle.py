@@ -65,9 +65,6 @@ def strict_address_stack(
     namespace = new_namespace("a")
     env = {
         "MOMENTUM_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": str(MAX_FAILURES_PER_ADDRESS),
-        "MOMENTUM_AUTH_ARGON2_TIME_COST": "1",
-        "MOMENTUM_AUTH_ARGON2_MEMORY_COST_KIB": "8192",
-        "MOMENTUM_AUTH_ARGON2_PARALLELISM": "1",
     }
     data_dir = tmp_path_factory.mktemp("strict-address")
     with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, env) as running:

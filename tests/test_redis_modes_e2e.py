@@ -43,10 +43,6 @@ def mode_stack(
         # The logins below come from one address all at once: the throttle's business here.
         "MOMENTUM_GATEWAY_CLIENT_MAX_IN_FLIGHT": "32",
         "MOMENTUM_GATEWAY_CLIENT_MAX_QUEUED": "32",
-        # Cheap hashes: the throttle tests below send dozens of logins.
-        "MOMENTUM_AUTH_ARGON2_TIME_COST": "1",
-        "MOMENTUM_AUTH_ARGON2_MEMORY_COST_KIB": "8192",
-        "MOMENTUM_AUTH_ARGON2_PARALLELISM": "1",
     }
     data_dir = tmp_path_factory.mktemp(f"redis-{request.param}")
     with namespaced_stack(data_dir, mongodb_url, url, new_namespace("r"), env) as running:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from momentum_libs.devstack import Stack
 from momentum_libs.stores import ManagedProcess, free_port, redis_server_binary, wait_for_port
-from momentum_libs.testing.plugin import STACK_REFRESH_GRACE_S, OwnMongo
+from momentum_libs.testing.plugin import CHEAP_PASSWORD_HASHING, STACK_REFRESH_GRACE_S, OwnMongo
 from momentum_libs.testing.waiting import eventually_blocking
 
 from ..conftest import Account, new_account
@@ -91,6 +91,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
             log_to_files=True,
             # DEBUG: the log-secrets test searches the most a service can ever write.
             extra_env={
+                **CHEAP_PASSWORD_HASHING,
                 "MOMENTUM_GATEWAY_CORS_ORIGINS": CORS_ORIGIN,
                 "MOMENTUM_LOG_LEVEL": "DEBUG",
                 "MOMENTUM_AUTH_REFRESH_REUSE_GRACE_SECONDS": str(STACK_REFRESH_GRACE_S),

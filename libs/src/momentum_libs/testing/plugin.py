@@ -147,6 +147,17 @@ STACK_REFRESH_GRACE_S = 1
 past it (the default, 20 s, would make that wait long)."""
 
 
+CHEAP_PASSWORD_HASHING = {
+    "MOMENTUM_AUTH_ARGON2_TIME_COST": "1",
+    "MOMENTUM_AUTH_ARGON2_MEMORY_COST_KIB": "8192",
+    "MOMENTUM_AUTH_ARGON2_PARALLELISM": "1",
+}
+"""Cheaper argon2id for the test stacks: still the real hasher, but the tests register and
+log in hundreds of times, and at the default cost each hash takes about 0.35 s of a
+2-core machine, one at a time (password_hash_concurrency). What a login flood costs at
+the default cost is the bench's to measure (``make bench``, its login_flood phase)."""
+
+
 def new_namespace(letter: str) -> str:
     """A fresh prefix for a stack's streams, keys and databases in the shared stores."""
     return f"{letter}{uuid.uuid4().hex[:10]}_"
@@ -160,15 +171,16 @@ def namespaced_stack(
     namespace: str,
     extra_env: dict[str, str],
 ) -> Iterator[Stack]:
-    """A whole stack on free ports under ``namespace``; its Redis keys and streams are
-    deleted afterwards (the machine's Redis is shared and long-lived)."""
+    """A whole stack on free ports under ``namespace``, hashing passwords cheaply unless
+    ``extra_env`` says otherwise; its Redis keys and streams are deleted afterwards (the
+    machine's Redis is shared and long-lived)."""
     try:
         with Stack(
             data_dir,
             namespace=namespace,
             mongodb_url=mongodb_url,
             redis_url=redis_url,
-            extra_env=extra_env,
+            extra_env={**CHEAP_PASSWORD_HASHING, **extra_env},
         ) as running:
             yield running
     finally:
@@ -224,4 +236,4 @@ def drop_namespace(redis_url: str, namespace: str) -> int:
         client.close()
 
 
-__all__ = ["ManagedProcess", "OwnMongo", "OwnRedis", "Stack"]
+__all__ = ["CHEAP_PASSWORD_HASHING", "ManagedProcess", "OwnMongo", "OwnRedis", "Stack"]
