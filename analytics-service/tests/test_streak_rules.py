@@ -221,6 +221,122 @@ def test_settings_history_keeps_one_change_per_date_the_latest() -> None:
     assert rules.with_settings(history, a) is None  # older: a late delivery changes nothing
 
 
+def moved(history: list[DaySettings], at: str, timezone: str) -> list[DaySettings]:
+    """``history`` with a move to ``timezone`` at ``at``, from the day it was made in (as
+    auth states it: the today of the settings before, and that day's first instant)."""
+    instant = datetime.fromisoformat(at)
+    day = today_in(history[-1], instant)
+    change = DaySettings(
+        effective=day.date,
+        at=instant,
+        timezone=timezone,
+        effective_from=day.starts_at,
+    )
+    return [*history, change]
+
+
+def week_before(day: str) -> dict[date, int]:
+    last = date.fromisoformat(day)
+    return {last - timedelta(days=n): 30 for n in range(1, 8)}
+
+
+def read_at(history: list[DaySettings], minutes: dict[date, int], now: str) -> rules.StreakView:
+    calendar = Calendar.of(history, {}, rules.ALL_GOALS)
+    return streak_now(history, calendar, minutes, datetime.fromisoformat(now), date.min)[2]
+
+
+HOME = [DaySettings(effective=date.min, at=T0, timezone="Pacific/Pago_Pago")]
+
+
+def test_pago_pago_to_kiritimati_late_in_the_day_skips_a_date_that_is_neutral() -> None:
+    # 23:30 on 03-10 in Pago Pago is 00:30 on 03-12 in Kiritimati: 03-11 never was today.
+    history = moved(HOME, "2026-03-10T23:30:00-11:00", "Pacific/Kiritimati")
+    calendar = Calendar.of(history, {}, rules.ALL_GOALS)
+    minutes = {**week_before("2026-03-10"), date(2026, 3, 10): 30}
+    assert calendar.kind(date(2026, 3, 11), 0) is rules.Kind.SKIPPED
+    assert calendar.kind(date(2026, 3, 11), 30) is rules.Kind.ACTIVE  # logged: it counts
+    view = read_at(history, minutes, "2026-03-13T20:00:00+14:00")  # beyond the grace
+    assert (view.today, view.current, view.freezes) == (date(2026, 3, 13), 8, 0)
+    fold = rules.advance(Fold(), calendar, minutes, date.min, date(2026, 3, 13))
+    assert fold.frozen == [date(2026, 3, 12)]  # the 12th was missed; the 11th was not
+    assert rules.day_state(fold, calendar, minutes, date(2026, 3, 11), view.today) == "skipped"
+    # Earlier in the day, 03-11 still is today in Pago Pago: neither zone needs it.
+    assert calendar.kind(date(2026, 3, 11), 0) is rules.Kind.SKIPPED
+    assert (
+        Calendar.of(
+            moved(HOME, "2026-03-10T12:00:00-11:00", "Pacific/Kiritimati"), {}, rules.ALL_GOALS
+        ).skipped
+        == []
+    )
+
+
+def test_kiritimati_to_pago_pago_repeats_the_date_until_pago_pago_ends_it() -> None:
+    start = [DaySettings(effective=date.min, at=T0, timezone="Pacific/Kiritimati")]
+    history = moved(start, "2026-03-10T09:00:00+14:00", "Pacific/Pago_Pago")
+    minutes = {**week_before("2026-03-10")}
+    # 09:00 in Kiritimati is 08:00 the day before in Pago Pago: today stays 03-10.
+    view = read_at(history, minutes, "2026-03-10T20:00:00-11:00")  # 47 hours later
+    assert (view.today, view.status, view.current, view.at_risk) == (
+        date(2026, 3, 10),
+        "pending",
+        7,
+        False,  # the week earned a freeze
+    )
+    # It ends at midnight in Pago Pago (11:00Z on the 11th), then the freeze covers it.
+    assert view.expires_at == datetime(2026, 3, 12, 11, tzinfo=UTC)
+
+
+def test_berlin_to_new_york_in_the_grace_keeps_the_day_still_today_in_berlin() -> None:
+    # Flying east instead: New York at 20:00 on 03-20 (01:00 on the 21st in Berlin), the
+    # streak at 6 days, nothing logged on the 20th, no freeze.
+    start = [DaySettings(effective=date.min, at=T0, timezone="America/New_York")]
+    history = moved(start, "2026-03-20T20:00:00-04:00", "Europe/Berlin")
+    minutes = {date(2026, 3, 20) - timedelta(days=n): 30 for n in range(1, 7)}
+    view = read_at(history, minutes, "2026-03-21T02:00:00+01:00")
+    assert (view.today, view.status, view.current, view.at_risk) == (
+        date(2026, 3, 20),
+        "pending",
+        6,
+        True,
+    )
+    assert view.expires_at == datetime(2026, 3, 21, 4, tzinfo=UTC)  # midnight in New York
+    logged = read_at(history, {**minutes, date(2026, 3, 20): 30}, "2026-03-21T02:00:00+01:00")
+    assert (logged.today, logged.current) == (date(2026, 3, 21), 7)  # Berlin's today again
+    after = read_at(history, minutes, "2026-03-21T06:00:00+01:00")  # the 20th over there
+    assert (after.today, after.current) == (date(2026, 3, 21), 0)
+
+
+def test_a_move_on_the_dst_day_ends_the_old_today_by_its_own_clock() -> None:
+    # Berlin to Kathmandu on 2026-03-29 (CET to CEST at 02:00) at 22:30 CEST: 02:15 on the
+    # 30th in Kathmandu; the 29th not logged, the 6-day streak kept until Berlin's midnight.
+    start = [DaySettings(effective=date.min, at=T0, timezone="Europe/Berlin")]
+    history = moved(start, "2026-03-29T22:30:00+02:00", "Asia/Kathmandu")
+    minutes = {date(2026, 3, 29) - timedelta(days=n): 30 for n in range(1, 7)}
+    view = read_at(history, minutes, "2026-03-29T23:00:00+02:00")
+    assert (view.today, view.current, view.at_risk) == (date(2026, 3, 29), 6, True)
+    assert view.expires_at == datetime(2026, 3, 29, 22, tzinfo=UTC)  # midnight CEST
+
+
+def test_the_settings_history_and_frozen_dates_keep_three_years() -> None:
+    history = [
+        DaySettings(effective=date(2020, 1, 1) + timedelta(days=400 * n), at=T0) for n in range(6)
+    ]
+    kept = rules.kept_settings(history, rules.horizon(date(2026, 1, 1)))
+    # 2022-03-11's are in effect on the horizon (2022-12-30) and stay; older ones go.
+    assert [s.effective for s in kept] == [
+        date(2022, 3, 11),
+        date(2023, 4, 15),
+        date(2024, 5, 19),
+        date(2025, 6, 23),
+    ]
+    assert rules.kept_settings(kept, rules.horizon(date(2026, 1, 1))) == kept
+    fold = Fold(frozen=[date(2022, 12, 29), date(2022, 12, 30), date(2025, 1, 1)])
+    assert rules.kept_frozen(fold, rules.horizon(date(2026, 1, 1))).frozen == [
+        date(2022, 12, 30),
+        date(2025, 1, 1),
+    ]
+
+
 # -- the property ------------------------------------------------------------------------
 
 DAYS = 45
