@@ -156,14 +156,16 @@ def _today_by(settings: DaySettings, now: datetime) -> LocalDay:
 
 
 def skipped_dates(change: DaySettings) -> tuple[date, date] | None:
-    """The dates a change of settings jumped over, as an inclusive span: after its
+    """The date a change of settings jumped over, as an inclusive span: after its
     effective date (the user's today when they made it) and before the first today under
     it. Only a move east across the date line skips one (Pago Pago at 23:30 is 00:30 of
-    the day after tomorrow in Kiritimati)."""
+    the day after tomorrow in Kiritimati), and never more than one: offsets span 26
+    hours and day starts 6, so a wider gap means ``at`` is not the instant of the change
+    (an event's clock apart from the one that chose its date), and nothing is skipped."""
     first_today = _today_by(change, change.at).date
-    if (first_today - change.effective).days < 2:
+    if (first_today - change.effective).days != 2:
         return None
-    return change.effective + ONE_DAY, first_today - ONE_DAY
+    return change.effective + ONE_DAY, change.effective + ONE_DAY
 
 
 @dataclass(frozen=True)
