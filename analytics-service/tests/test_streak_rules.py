@@ -4,12 +4,15 @@ property: random logs, breaks, setting changes and timezone moves folded in two 
 an independent reference below that recomputes every day from scratch.
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from momentum_libs import localday
 from momentum_libs import streak_rules as rules
-from momentum_libs.localday import day_bounds, parse_day_start, zone
+from momentum_libs.localday import DayFloor, day_bounds, parse_day_start, zone
 from momentum_libs.streak_rules import BreakFact, Calendar, DaySettings, Fold
 
 MON = date(2026, 3, 2)  # a Monday
@@ -189,13 +192,13 @@ def test_heatmap_states() -> None:
         "active",
         "future",
     ]
-    pending = rules.advance(Fold(), calendar, minutes, date.min, MON + timedelta(days=12))
-    assert (
-        rules.day_state(
-            pending, calendar, minutes, MON + timedelta(days=12), MON + timedelta(days=12)
-        )
-        == "pending"
-    )
+    # Today as the streak's today.status says: a rest or break day asks for nothing, any
+    # other day not active yet is pending.
+    for n, state in ((12, "rest"), (9, "break"), (10, "pending")):
+        day = MON + timedelta(days=n)
+        before = rules.advance(Fold(), calendar, minutes, date.min, day)
+        assert rules.day_state(before, calendar, minutes, day, day) == state
+        assert rules.view(before, calendar, minutes, day).status == state
 
 
 def test_a_missed_day_with_no_freeze_is_missed_and_ends_the_run() -> None:
@@ -218,6 +221,122 @@ def test_settings_history_keeps_one_change_per_date_the_latest() -> None:
     assert rules.with_settings(history, a) is None  # older: a late delivery changes nothing
 
 
+def moved(history: list[DaySettings], at: str, timezone: str) -> list[DaySettings]:
+    """``history`` with a move to ``timezone`` at ``at``, from the day it was made in (as
+    auth states it: the today of the settings before, and that day's first instant)."""
+    instant = datetime.fromisoformat(at)
+    day = today_in(history[-1], instant)
+    change = DaySettings(
+        effective=day.date,
+        at=instant,
+        timezone=timezone,
+        effective_from=day.starts_at,
+    )
+    return [*history, change]
+
+
+def week_before(day: str) -> dict[date, int]:
+    last = date.fromisoformat(day)
+    return {last - timedelta(days=n): 30 for n in range(1, 8)}
+
+
+def read_at(history: list[DaySettings], minutes: dict[date, int], now: str) -> rules.StreakView:
+    calendar = Calendar.of(history, {}, rules.ALL_GOALS)
+    return streak_now(history, calendar, minutes, datetime.fromisoformat(now), date.min)[2]
+
+
+HOME = [DaySettings(effective=date.min, at=T0, timezone="Pacific/Pago_Pago")]
+
+
+def test_pago_pago_to_kiritimati_late_in_the_day_skips_a_date_that_is_neutral() -> None:
+    # 23:30 on 03-10 in Pago Pago is 00:30 on 03-12 in Kiritimati: 03-11 never was today.
+    history = moved(HOME, "2026-03-10T23:30:00-11:00", "Pacific/Kiritimati")
+    calendar = Calendar.of(history, {}, rules.ALL_GOALS)
+    minutes = {**week_before("2026-03-10"), date(2026, 3, 10): 30}
+    assert calendar.kind(date(2026, 3, 11), 0) is rules.Kind.SKIPPED
+    assert calendar.kind(date(2026, 3, 11), 30) is rules.Kind.ACTIVE  # logged: it counts
+    view = read_at(history, minutes, "2026-03-13T20:00:00+14:00")  # beyond the grace
+    assert (view.today, view.current, view.freezes) == (date(2026, 3, 13), 8, 0)
+    fold = rules.advance(Fold(), calendar, minutes, date.min, date(2026, 3, 13))
+    assert fold.frozen == [date(2026, 3, 12)]  # the 12th was missed; the 11th was not
+    assert rules.day_state(fold, calendar, minutes, date(2026, 3, 11), view.today) == "skipped"
+    # Earlier in the day, 03-11 still is today in Pago Pago: neither zone needs it.
+    assert calendar.kind(date(2026, 3, 11), 0) is rules.Kind.SKIPPED
+    assert (
+        Calendar.of(
+            moved(HOME, "2026-03-10T12:00:00-11:00", "Pacific/Kiritimati"), {}, rules.ALL_GOALS
+        ).skipped
+        == []
+    )
+
+
+def test_kiritimati_to_pago_pago_repeats_the_date_until_pago_pago_ends_it() -> None:
+    start = [DaySettings(effective=date.min, at=T0, timezone="Pacific/Kiritimati")]
+    history = moved(start, "2026-03-10T09:00:00+14:00", "Pacific/Pago_Pago")
+    minutes = {**week_before("2026-03-10")}
+    # 09:00 in Kiritimati is 08:00 the day before in Pago Pago: today stays 03-10.
+    view = read_at(history, minutes, "2026-03-10T20:00:00-11:00")  # 47 hours later
+    assert (view.today, view.status, view.current, view.at_risk) == (
+        date(2026, 3, 10),
+        "pending",
+        7,
+        False,  # the week earned a freeze
+    )
+    # It ends at midnight in Pago Pago (11:00Z on the 11th), then the freeze covers it.
+    assert view.expires_at == datetime(2026, 3, 12, 11, tzinfo=UTC)
+
+
+def test_berlin_to_new_york_in_the_grace_keeps_the_day_still_today_in_berlin() -> None:
+    # Flying east instead: New York at 20:00 on 03-20 (01:00 on the 21st in Berlin), the
+    # streak at 6 days, nothing logged on the 20th, no freeze.
+    start = [DaySettings(effective=date.min, at=T0, timezone="America/New_York")]
+    history = moved(start, "2026-03-20T20:00:00-04:00", "Europe/Berlin")
+    minutes = {date(2026, 3, 20) - timedelta(days=n): 30 for n in range(1, 7)}
+    view = read_at(history, minutes, "2026-03-21T02:00:00+01:00")
+    assert (view.today, view.status, view.current, view.at_risk) == (
+        date(2026, 3, 20),
+        "pending",
+        6,
+        True,
+    )
+    assert view.expires_at == datetime(2026, 3, 21, 4, tzinfo=UTC)  # midnight in New York
+    logged = read_at(history, {**minutes, date(2026, 3, 20): 30}, "2026-03-21T02:00:00+01:00")
+    assert (logged.today, logged.current) == (date(2026, 3, 21), 7)  # Berlin's today again
+    after = read_at(history, minutes, "2026-03-21T06:00:00+01:00")  # the 20th over there
+    assert (after.today, after.current) == (date(2026, 3, 21), 0)
+
+
+def test_a_move_on_the_dst_day_ends_the_old_today_by_its_own_clock() -> None:
+    # Berlin to Kathmandu on 2026-03-29 (CET to CEST at 02:00) at 22:30 CEST: 02:15 on the
+    # 30th in Kathmandu; the 29th not logged, the 6-day streak kept until Berlin's midnight.
+    start = [DaySettings(effective=date.min, at=T0, timezone="Europe/Berlin")]
+    history = moved(start, "2026-03-29T22:30:00+02:00", "Asia/Kathmandu")
+    minutes = {date(2026, 3, 29) - timedelta(days=n): 30 for n in range(1, 7)}
+    view = read_at(history, minutes, "2026-03-29T23:00:00+02:00")
+    assert (view.today, view.current, view.at_risk) == (date(2026, 3, 29), 6, True)
+    assert view.expires_at == datetime(2026, 3, 29, 22, tzinfo=UTC)  # midnight CEST
+
+
+def test_the_settings_history_and_frozen_dates_keep_three_years() -> None:
+    history = [
+        DaySettings(effective=date(2020, 1, 1) + timedelta(days=400 * n), at=T0) for n in range(6)
+    ]
+    kept = rules.kept_settings(history, rules.horizon(date(2026, 1, 1)))
+    # 2022-03-11's are in effect on the horizon (2022-12-30) and stay; older ones go.
+    assert [s.effective for s in kept] == [
+        date(2022, 3, 11),
+        date(2023, 4, 15),
+        date(2024, 5, 19),
+        date(2025, 6, 23),
+    ]
+    assert rules.kept_settings(kept, rules.horizon(date(2026, 1, 1))) == kept
+    fold = Fold(frozen=[date(2022, 12, 29), date(2022, 12, 30), date(2025, 1, 1)])
+    assert rules.kept_frozen(fold, rules.horizon(date(2026, 1, 1))).frozen == [
+        date(2022, 12, 30),
+        date(2025, 1, 1),
+    ]
+
+
 # -- the property ------------------------------------------------------------------------
 
 DAYS = 45
@@ -230,6 +349,27 @@ ZONES = (
     "Asia/Kathmandu",
 )
 BASE = date(2026, 3, 1)  # the span crosses the US (03-08) and EU (03-29) DST changes
+BASE_AT = datetime(2026, 3, 1, tzinfo=UTC)
+TRIPS = (
+    ("Pacific/Pago_Pago", "Pacific/Kiritimati"),
+    ("Pacific/Kiritimati", "Pacific/Pago_Pago"),
+    ("America/New_York", "Europe/Berlin"),
+    ("Europe/Berlin", "America/New_York"),
+    ("UTC", "Asia/Kathmandu"),
+)
+
+TRIP = st.tuples(
+    st.integers(1, DAYS - 2),  # the day it arrives
+    st.one_of(st.integers(0, 23), st.just(10)),  # the hour (UTC) it arrives
+    st.sampled_from(TRIPS),
+    st.integers(1, 30),  # hours from the first move to the second
+    st.sampled_from(("00:00", "02:30", "04:00")),
+    # An hour logged every day of the week before the day the traveller left at home,
+    # and nothing on that day.
+    st.booleans(),
+)
+"""A trip: to the first zone, then to the second some hours later (a date line crossing
+either way, a transatlantic flight either way, a DST day in March)."""
 
 scenario = st.fixed_dictionaries(
     {
@@ -237,36 +377,102 @@ scenario = st.fixed_dictionaries(
         "breaks": st.lists(
             st.tuples(st.integers(0, DAYS), st.integers(0, 6), st.booleans()), max_size=4
         ),
+        # The first: the registration (at T0, for every day); the others: changes (timezone
+        # moves among them), each at its hour of the span, in that order.
         "settings": st.lists(
             st.tuples(
-                st.integers(0, DAYS),
+                st.builds(
+                    lambda day, hour: 24 * day + hour,
+                    st.integers(0, DAYS - 1),
+                    # 10:00Z is 23:00 in Pago Pago: moving to Kiritimati then skips a date.
+                    st.one_of(st.integers(0, 23), st.just(10)),
+                ),
                 st.sets(st.sampled_from(rules.WEEKDAYS), max_size=3),
                 st.sampled_from((1, 1, 15, 45)),
-                st.sampled_from(ZONES),
+                st.one_of(st.sampled_from(ZONES), st.sampled_from(ZONES[3:5])),
                 st.sampled_from(("00:00", "02:30", "04:00")),
             ),
             min_size=1,
             max_size=4,
         ),
-        "today": st.integers(0, DAYS),
+        "trip": st.one_of(st.none(), TRIP, TRIP),  # two in three examples
+        # Hours from the last change to "now": within the 36-hour grace often.
+        "after": st.one_of(st.integers(0, 12), st.integers(0, 40), st.integers(0, DAYS * 24)),
         "split": st.integers(0, DAYS),
     }
 )
 
 
-def build(s: dict) -> tuple[Calendar, dict[date, int], date, date]:
-    history = [
+def history_of(s: dict) -> list[DaySettings]:
+    """The settings as auth states them: each change from the user's today when it is made,
+    by the settings before it (their floor included), and that day's first instant."""
+    _, rest, goal, tz, start = s["settings"][0]
+    said = [
         DaySettings(
-            effective=date.min if i == 0 else BASE + timedelta(days=off),
-            at=T0 + timedelta(days=i),
+            effective=date.min,
+            at=T0,
             rest_weekdays=sorted(rest),
             daily_goal_minutes=goal,
             timezone=tz,
             day_start=start,
         )
-        for i, (off, rest, goal, tz, start) in enumerate(s["settings"])
     ]
-    history = sorted({h.effective: h for h in history}.values(), key=lambda h: h.effective)
+    changes = list(s["settings"][1:])
+    if s["trip"] is not None:
+        day, hour, (there, back), hours, start, _ = s["trip"]
+        arrival = 24 * day + hour
+        # The trip is the last change, so that "now" follows its arrival.
+        changes = [c for c in changes if c[0] < arrival - hours]
+        changes += [(arrival - hours, set(), 1, there, start), (arrival, set(), 1, back, start)]
+    changes.sort(key=lambda c: c[0])
+    for i, (hour, rest, goal, tz, start) in enumerate(changes):
+        at = BASE_AT + timedelta(hours=hour, minutes=i)  # one instant each
+        prev = said[-1]
+        floor = None
+        if prev.effective_from is not None:
+            floor = DayFloor(prev.effective, prev.effective_from)
+        day = localday.today(at, zone(prev.timezone), parse_day_start(prev.day_start), floor)
+        said.append(
+            DaySettings(
+                effective=day.date,
+                at=at,
+                rest_weekdays=sorted(rest),
+                daily_goal_minutes=goal,
+                timezone=tz,
+                day_start=start,
+                effective_from=day.starts_at,
+            )
+        )
+    return said
+
+
+def logs_of(s: dict) -> dict[date, int]:
+    """Each date's minutes; with a trip that says so, a week logged before the day it
+    left at home, and nothing on that day."""
+    logs = {BASE + timedelta(days=off): m for off, m in s["logs"].items()}
+    if s["trip"] is not None and s["trip"][-1]:
+        home = history_of(s)[-1].effective
+        logs.update({home - timedelta(days=n): 60 for n in range(1, 8)})
+        logs.pop(home, None)
+    return logs
+
+
+def now_of(s: dict) -> datetime:
+    last = history_of(s)[-1].at
+    return min(max(last, BASE_AT) + timedelta(hours=s["after"]), BASE_AT + timedelta(days=DAYS))
+
+
+def today_in(settings: DaySettings, now: datetime) -> localday.LocalDay:
+    floor = None
+    if settings.effective_from is not None:
+        floor = DayFloor(settings.effective, settings.effective_from)
+    return localday.today(now, zone(settings.timezone), parse_day_start(settings.day_start), floor)
+
+
+def build(s: dict) -> tuple[list[DaySettings], Calendar, dict[date, int]]:
+    history = rules.with_settings([], history_of(s)[0]) or []
+    for change in history_of(s)[1:]:
+        history = rules.with_settings(history, change) or history
     breaks = {
         f"b{i}": BreakFact(
             goal_id=None,
@@ -277,23 +483,27 @@ def build(s: dict) -> tuple[Calendar, dict[date, int], date, date]:
         )
         for i, (off, n, gone) in enumerate(s["breaks"])
     }
-    minutes = {BASE + timedelta(days=off): m for off, m in s["logs"].items()}
-    today = BASE + timedelta(days=s["today"])
-    split = BASE + timedelta(days=min(s["split"], s["today"]))
-    return Calendar.of(history, breaks, rules.ALL_GOALS), minutes, today, split
+    minutes = logs_of(s)
+    return history, Calendar.of(history, breaks, rules.ALL_GOALS), minutes
 
 
-def reference(s: dict, today: date) -> dict[str, object]:
+def reference(s: dict) -> dict[str, object]:
     """Issue 15's rules, read literally, over every day from the span's start: no fold
-    state kept between calls, no skipping."""
-    settings_at = sorted(
-        ((date.min if i == 0 else BASE + timedelta(days=off)), i, rest, goal, tz, start)
-        for i, (off, rest, goal, tz, start) in enumerate(s["settings"])
-    )
+    state kept between calls, no skipping. Today is the latest settings' (with its floor);
+    for 36 hours after the last change, the one of the settings before that change's date
+    when the new one would spend a freeze or end the run on a day still today there."""
+    said = history_of(s)
+    now = now_of(s)
 
-    def setting(day: date) -> tuple:
+    def setting(day: date) -> DaySettings:
         # The first applies from date.min; of two for one date, the later said wins.
-        return [x for x in settings_at if x[0] <= day][-1]
+        return [x for x in said if x.effective <= day][-1]
+
+    # Never the user's today: the dates between a change's date and its first today.
+    spans = [(c.effective, today_in(c, c.at).date) for c in said[1:]]
+
+    def skipped(day: date) -> bool:
+        return any(after < day < first for after, first in spans)
 
     def on_break(day: date) -> bool:
         return any(
@@ -301,26 +511,44 @@ def reference(s: dict, today: date) -> dict[str, object]:
             for off, n, gone in s["breaks"]
         )
 
-    logs = {BASE + timedelta(days=off): m for off, m in s["logs"].items()}
+    logs = logs_of(s)
 
     def label(day: date) -> str:
-        _, _, rest, goal, _, _ = setting(day)
-        if logs.get(day, 0) >= goal:
+        if logs.get(day, 0) >= setting(day).daily_goal_minutes:
             return "active"
+        if skipped(day):
+            return "skipped"
         if on_break(day):
             return "break"
-        if rules.WEEKDAYS[day.weekday()] in rest:
+        if rules.WEEKDAYS[day.weekday()] in setting(day).rest_weekdays:
             return "rest"
         return "missed"
 
-    labels = {
-        BASE - timedelta(days=1) + timedelta(days=n): label(
-            BASE - timedelta(days=1) + timedelta(days=n)
-        )
-        for n in range(DAYS + 3 + 800)
-    }
+    first = min([BASE - timedelta(days=1), *logs])
+    # The span, and the lookahead of expires_at past it (rules.LOOKAHEAD_DAYS at most).
+    labels = {first + timedelta(days=n): label(first + timedelta(days=n)) for n in range(850)}
+    new = streak_from_scratch(labels, today_in(said[-1], now).date, setting)
+    last = said[-1]
+    if len(said) > 1 and last.at <= now < last.at + timedelta(hours=36):
+        old_day = today_in(setting(last.effective - timedelta(days=1)), now)
+        grace_end = last.at + timedelta(hours=36)
+        old = streak_from_scratch(labels, old_day.date, setting, min(old_day.ends_at, grace_end))
+        if any(old_day.date <= d < new["today"] for d in new["frozen"] | new["broken"]):
+            expires = min(old["expires"] or grace_end, grace_end)
+            if new["run_start"] is not None and new["run_start"] == old["run_start"]:
+                expires = None if new["expires"] is None else max(expires, new["expires"])
+            return old | {"expires": expires, "labels": labels}
+    return new | {"labels": labels}
+
+
+def streak_from_scratch(
+    labels: dict[date, str],
+    today: date,
+    setting: Callable[[date], DaySettings],
+    today_ends: datetime | None = None,
+) -> dict[str, Any]:
     runs: list[tuple[date, date, int]] = []
-    length, freezes, start, end, frozen = 0, 0, None, None, set()
+    length, freezes, start, end, frozen, broken = 0, 0, None, None, set(), set()
 
     def play(day: date) -> bool:
         """Apply one day; whether the run ended on it."""
@@ -336,6 +564,7 @@ def reference(s: dict, today: date) -> dict[str, object]:
                 frozen.add(day)
             else:
                 runs.append((start, end, length))
+                broken.add(day)
                 length, freezes = 0, 0
                 return True
         return False
@@ -344,7 +573,7 @@ def reference(s: dict, today: date) -> dict[str, object]:
     while day < today:
         play(day)
         day += timedelta(days=1)
-    held, ended = freezes, list(runs)
+    held, ended, run_start = freezes, list(runs), start if length else None
     if labels[today] == "active":
         play(today)
     current = length
@@ -353,55 +582,87 @@ def reference(s: dict, today: date) -> dict[str, object]:
         d = today if labels[today] == "missed" else today + timedelta(days=1)
         while not play(d):
             d += timedelta(days=1)
-        _, _, _, _, tz, ds = setting(d)
-        expires = day_bounds(d, zone(tz), parse_day_start(ds)).ends_at
+        ends = setting(d)
+        expires = day_bounds(d, zone(ends.timezone), parse_day_start(ends.day_start)).ends_at
+        if d == today and today_ends is not None:
+            expires = today_ends
     first_active = min(
         (d for d, lab in labels.items() if lab == "active" and d <= today), default=None
     )
     return {
+        "today": today,
         "current": current,
         "held_before_today": held,
         "expires": expires,
         "first_active": first_active,
         "frozen": {d for d in frozen if d < today},
+        "broken": {d for d in broken if d < today},
+        "run_start": run_start,
         "runs_before_today": ended,
-        "labels": labels,
     }
+
+
+def streak_now(
+    history: list[DaySettings],
+    calendar: Calendar,
+    minutes: dict[date, int],
+    now: datetime,
+    split: date,
+) -> tuple[Fold, date, rules.StreakView]:
+    """What the reads answer (reads/service.py's _streak_now), each fold in two pieces as
+    the projection keeps a checkpoint and a read folds the recent days on top."""
+
+    def settled(day: date) -> Fold:
+        first = rules.advance(Fold(), calendar, minutes, date.min, min(split, day))
+        return rules.advance(first, calendar, minutes, min(split, day), day)
+
+    today = rules.user_today(history, now).date
+    new = settled(today)
+    grace = rules.grace(history, now)
+    if grace is not None and grace.today.date < today:
+        old = settled(grace.today.date)
+        kept = rules.grace_view(old, new, calendar, minutes, grace, today)
+        if kept is not None:
+            return old, grace.today.date, kept
+    return new, today, rules.view(new, calendar, minutes, today)
 
 
 @settings(settings.get_profile("pure"))
 @given(scenario)
 def test_the_fold_in_two_pieces_agrees_with_a_reference_from_scratch(s: dict) -> None:
-    calendar, minutes, today, split = build(s)
-    whole = rules.advance(Fold(), calendar, minutes, date.min, today)
-    first = rules.advance(Fold(), calendar, minutes, date.min, split)
-    assert rules.advance(first, calendar, minutes, split, today) == whole
-    ref = reference(s, today)
-    view = rules.view(whole, calendar, minutes, today)
+    history, calendar, minutes = build(s)
+    split = BASE + timedelta(days=s["split"])
+    fold, today, view = streak_now(history, calendar, minutes, now_of(s), split)
+    assert fold == rules.advance(Fold(), calendar, minutes, date.min, today)
+    ref = reference(s)
+    event(f"today by the old settings: {today != rules.user_today(history, now_of(s)).date}")
+    event(f"a skipped date: {'skipped' in ref['labels'].values()}")
+    assert today == ref["today"]
     assert view.current == ref["current"]
     assert view.expires_at == ref["expires"]
     assert view.at_risk == (
         view.current > 0 and view.status == "pending" and ref["held_before_today"] == 0
     )
-    assert set(whole.frozen) == ref["frozen"]
+    assert set(fold.frozen) == ref["frozen"]
     runs = ref["runs_before_today"]
-    assert [(r.start, r.end, r.length) for r in whole.recent] == runs
+    assert [(r.start, r.end, r.length) for r in fold.recent] == runs
     assert view.longest == max([view.current, *(n for _, _, n in runs)])
     for n in range(-1, DAYS + 2):
         day = BASE + timedelta(days=n)
-        state = rules.day_state(whole, calendar, minutes, day, today)
-        assert state == expected_state(ref, day, today)
+        state = rules.day_state(fold, calendar, minutes, day, today)
+        assert state == expected_state(ref, day)
 
 
-def expected_state(ref: dict, day: date, today: date) -> str:
-    """The heatmap state, as docs/api.md words it."""
+def expected_state(ref: dict, day: date) -> str:
+    """The heatmap state, as docs/api.md words it (on the streak's today)."""
     label = ref["labels"][day]
+    today = ref["today"]
     if day > today:
         return "future"
     if label == "active":
         return "active"
     if day == today:
-        return "pending"
+        return "pending" if label == "missed" else str(label)
     if ref["first_active"] is None or day < ref["first_active"]:
         return "none"
     if label != "missed":

@@ -6,7 +6,7 @@ documents: the live reads, the rebuilt reads and the reference from scratch
 example writes to MongoDB.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,18 @@ from momentum_libs.events import (
     LogPayload,
     UserPayload,
 )
-from momentum_libs.localday import day_bounds, parse_day_start, zone
 from momentum_libs.tracking_store import BREAKS, GOALS, LOGS
-from test_streak_rules import BASE, DAYS, T0, expected_state, reference, scenario
+from test_streak_rules import (
+    BASE,
+    DAYS,
+    T0,
+    expected_state,
+    history_of,
+    logs_of,
+    now_of,
+    reference,
+    scenario,
+)
 
 
 def events_of(uid: str, goal: str, s: dict[str, Any]) -> list[Envelope]:
@@ -38,16 +47,17 @@ def events_of(uid: str, goal: str, s: dict[str, Any]) -> list[Envelope]:
     def emit(kind: EventType, payload: Any, at: datetime) -> None:
         out.append(Envelope.create(kind, uid, payload).model_copy(update={"occurred_at": at}))
 
-    for i, (off, rest, goal_minutes, tz, start) in enumerate(s["settings"]):
+    for i, said in enumerate(history_of(s)):
         payload = UserPayload(
-            timezone=tz,
-            day_start=start,
-            rest_weekdays=sorted(rest, key=rules.WEEKDAYS.index),
-            daily_goal_minutes=goal_minutes,
-            effective_date=None if i == 0 else BASE + timedelta(days=off),
+            timezone=said.timezone,
+            day_start=said.day_start,
+            rest_weekdays=sorted(said.rest_weekdays, key=rules.WEEKDAYS.index),
+            daily_goal_minutes=said.daily_goal_minutes,
+            effective_date=None if i == 0 else said.effective,
+            effective_from=said.effective_from,
         )
         kind = EventType.USER_REGISTERED if i == 0 else EventType.USER_UPDATED
-        emit(kind, payload, T0 + timedelta(days=i))
+        emit(kind, payload, said.at)
     emit(
         EventType.GOAL_CREATED, GoalPayload(goal_id=goal, title="g", is_active=True, version=1), T0
     )
@@ -64,12 +74,12 @@ def events_of(uid: str, goal: str, s: dict[str, Any]) -> list[Envelope]:
         if gone:
             deleted = payload.model_copy(update={"version": 2})
             emit(EventType.BREAK_DELETED, deleted, T0)
-    for off, minutes in s["logs"].items():
+    for day, minutes in logs_of(s).items():
         if minutes:
             log = LogPayload(
-                log_id=f"{uid}-l{off}",
+                log_id=f"{uid}-l{day}",
                 goal_id=goal,
-                date=BASE + timedelta(days=off),
+                date=day,
                 minutes=minutes,
                 version=1,
             )
@@ -81,13 +91,13 @@ async def save_tracking(db: Any, uid: str, goal: str, s: dict[str, Any]) -> None
     await db[GOALS].insert_one({"_id": goal, "user_id": uid, "title": "g", "is_active": True})
     logs = [
         {
-            "_id": f"{uid}-l{off}",
+            "_id": f"{uid}-l{day}",
             "user_id": uid,
             "goal_id": goal,
-            "date": (BASE + timedelta(days=off)).isoformat(),
+            "date": day.isoformat(),
             "minutes": m,
         }
-        for off, m in s["logs"].items()
+        for day, m in logs_of(s).items()
         if m
     ]
     breaks = [
@@ -108,12 +118,6 @@ async def save_tracking(db: Any, uid: str, goal: str, s: dict[str, Any]) -> None
             await db[name].insert_many(docs)
 
 
-def noon_of(s: dict[str, Any], today: date) -> datetime:
-    """An instant inside ``today`` by the settings said last (no floor: none is sent)."""
-    _, _, _, tz, start = s["settings"][-1]
-    return day_bounds(today, zone(tz), parse_day_start(start)).starts_at + timedelta(hours=6)
-
-
 async def reads(service: ReadService, uid: str) -> tuple[Any, Any]:
     streak = await service.streak(uid)
     heat = await service.heatmap(uid, BASE - timedelta(days=1), BASE + timedelta(days=DAYS + 1))
@@ -127,23 +131,22 @@ async def test_live_projection_rebuild_and_reference_agree(
 ) -> None:
     path: Path = tmp_path_factory.mktemp("clock") / "now"
     clock = FileClock(path)
-    today = BASE + timedelta(days=s["today"])
-    clock.set(noon_of(s, today))
+    clock.set(now_of(s))
     uid, goal = str(ObjectId()), str(ObjectId())
     live = ProjectionService(projections.repo, clock)
     await live.handle_batch(events_of(uid, goal, s))
     read = ReadService(projections.repo, clock)
     streak, heat = await reads(read, uid)
 
-    ref = reference(s, today)
-    assert streak.today.date == today
+    ref = reference(s)
+    assert streak.today.date == ref["today"]
     assert streak.current_streak == ref["current"]
     assert streak.expires_at == ref["expires"]
     assert streak.longest_streak == max(
         [ref["current"], *(n for _, _, n in ref["runs_before_today"])]
     )
     for day in heat.days:
-        assert day.state == expected_state(ref, day.date, today), day
+        assert day.state == expected_state(ref, day.date), day
     before = await projections.repo.get_user(uid)
     assert before is not None
 

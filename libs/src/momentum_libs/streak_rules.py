@@ -6,16 +6,23 @@ streak runs), so both answer the same runs from the same days, settings and brea
 A day of one scope (all goals, or one goal) is, by the settings in effect on its date:
 
 - *active*: its minutes reach ``daily_goal_minutes`` (on a rest weekday or a break too);
+- *skipped*: not active, a local date that was never the user's today: a change of
+  timezone (or day start) that moves east across the date line, Pacific/Pago_Pago to
+  Pacific/Kiritimati late in the day, jumps from today to the day after tomorrow;
 - *break*: not active, on a break of that scope (a goal's streak: that goal's breaks and
   the all-goal ones; the all-goal streak: the all-goal ones only);
 - *rest*: not active, on one of the rest weekdays;
 - *missed*: anything else.
 
 Folding the days in order: an active day extends the run and every 7th active day of a
-run earns a freeze (at most 2 held); break and rest days change nothing; a missed past
-day consumes a held freeze (it is *frozen*) or, with none held, ends the run (and its
-freezes). Today is never folded as missed: it is pending until it ends. A run's length
+run earns a freeze (at most 2 held); skipped, break and rest days change nothing; a
+missed past day consumes a held freeze (it is *frozen*) or, with none held, ends the run
+(and its freezes). Today is never folded as missed: it is pending until it ends. A run's length
 counts its active days; it starts and ends on active days.
+
+For :data:`GRACE` after a change of timezone or day start, the streak's today is the
+one in the settings before the change when that keeps the streak (:func:`grace`): a user
+who flies east does not lose the day they were still in at home.
 
 The fold is what makes the reads flat: the projection keeps the fold of every day before
 a checkpoint (``Fold``, a few runs and dates), and a read folds only the days from the
@@ -24,7 +31,7 @@ checkpoint to today, which the user's projection holds (``recent_days``).
 
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -45,10 +52,16 @@ LOOKAHEAD_DAYS = 800
 ALL_GOALS = "*"
 """The scope key of the streak of all goals together."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GRACE = timedelta(hours=36)
+"""How long after a change of settings the today of the settings before it may count."""
+HORIZON_DAYS = 1098
+"""How far back the projection keeps what judges a day (the settings history, the frozen
+dates): the widest heatmap, three years, ending today."""
 
 
 class Kind(StrEnum):
     ACTIVE = "active"
+    SKIPPED = "skipped"
     BREAK = "break"
     REST = "rest"
     MISSED = "missed"
@@ -165,6 +178,20 @@ def current_settings(history: list[DaySettings]) -> DaySettings | None:
     return max(history, key=lambda s: s.at, default=None)
 
 
+def kept_settings(history: list[DaySettings], horizon: date) -> list[DaySettings]:
+    """The history without the settings that ended before ``horizon`` (the one in effect
+    on it stays, and applies to every day before it from then on).
+
+    What bounds the history: the reads judge at most :data:`HORIZON_DAYS` back from today
+    by their own settings (the widest heatmap), and the days before only count again when
+    the folds are made from scratch (a log backdated that far, an import, a rebuild),
+    which then judge them by the oldest settings kept. The caller refolds from scratch
+    when anything is dropped, so the projection and a rebuild agree."""
+    ordered = sorted(history, key=lambda s: s.effective)
+    first = max((i for i, s in enumerate(ordered) if s.effective <= horizon), default=0)
+    return ordered[first:]
+
+
 def local_date(instant: datetime, timezone: str) -> date:
     return instant.astimezone(zone(timezone)).date()
 
@@ -173,18 +200,63 @@ def user_today(history: list[DaySettings], now: datetime, timezone: str = "UTC")
     """The user's today at ``now`` by their latest settings (momentum_libs.localday);
     with no settings known, midnight to midnight in ``timezone``."""
     latest = current_settings(history) or DaySettings(effective=date.min, at=now, timezone=timezone)
+    return _today_by(latest, now)
+
+
+def _today_by(settings: DaySettings, now: datetime) -> LocalDay:
     floor = None
-    if latest.effective_from is not None:
-        floor = DayFloor(latest.effective, latest.effective_from)
-    return today(now, zone(latest.timezone), parse_day_start(latest.day_start), floor)
+    if settings.effective_from is not None:
+        floor = DayFloor(settings.effective, settings.effective_from)
+    return today(now, zone(settings.timezone), parse_day_start(settings.day_start), floor)
+
+
+def skipped_dates(change: DaySettings) -> tuple[date, date] | None:
+    """The date a change of settings jumped over, as an inclusive span: after its
+    effective date (the user's today when they made it) and before the first today under
+    it. Only a move east across the date line skips one (Pago Pago at 23:30 is 00:30 of
+    the day after tomorrow in Kiritimati), and never more than one: offsets span 26
+    hours and day starts 6, so a wider gap means ``at`` is not the instant of the change
+    (an event's clock apart from the one that chose its date), and nothing is skipped."""
+    first_today = _today_by(change, change.at).date
+    if (first_today - change.effective).days != 2:
+        return None
+    return change.effective + ONE_DAY, change.effective + ONE_DAY
+
+
+@dataclass(frozen=True)
+class Grace:
+    """The today of the settings before the latest change, while :data:`GRACE` lasts."""
+
+    today: LocalDay
+    ends_at: datetime
+    """When the grace ends: the change's instant + :data:`GRACE`."""
+
+    @property
+    def day_ends_at(self) -> datetime:
+        """When that today stops counting: its end, or the grace's if that is earlier."""
+        return min(self.today.ends_at, self.ends_at)
+
+
+def grace(history: list[DaySettings], now: datetime) -> Grace | None:
+    """The old settings' today at ``now``, within :data:`GRACE` of the latest change;
+    None out of it, or with no settings before that change."""
+    latest = current_settings(history)
+    if latest is None or not latest.at <= now < latest.at + GRACE:
+        return None
+    before = current_settings([s for s in history if s.effective < latest.effective])
+    if before is None:
+        return None
+    return Grace(_today_by(before, now), latest.at + GRACE)
 
 
 @dataclass(frozen=True)
 class Calendar:
-    """What decides a scope's days but its minutes: the settings history and its breaks."""
+    """What decides a scope's days but its minutes: the settings history (and the dates
+    its changes skipped) and its breaks."""
 
     settings: list[DaySettings]
     breaks: list[tuple[date, date]]
+    skipped: list[tuple[date, date]]
 
     @classmethod
     def of(
@@ -195,7 +267,10 @@ class Calendar:
             for b in breaks.values()
             if not b.deleted and (b.goal_id is None or b.goal_id == scope)
         ]
-        return cls(sorted(settings, key=lambda s: s.effective), spans)
+        ordered = sorted(settings, key=lambda s: s.effective)
+        # The first settings apply to every day before them too: they skipped nothing.
+        skipped = [span for s in ordered[1:] if (span := skipped_dates(s)) is not None]
+        return cls(ordered, spans, skipped)
 
     def settings_on(self, day: date) -> DaySettings | None:
         """The settings in effect on ``day``; before the first change, the first ones."""
@@ -208,6 +283,8 @@ class Calendar:
         settings = self.settings_on(day)
         if minutes >= (settings.daily_goal_minutes if settings else 1):
             return Kind.ACTIVE
+        if any(start <= day <= end for start, end in self.skipped):
+            return Kind.SKIPPED
         if any(start <= day <= end for start, end in self.breaks):
             return Kind.BREAK
         if settings is not None and WEEKDAYS[day.weekday()] in settings.rest_weekdays:
@@ -220,6 +297,18 @@ class Calendar:
         if settings is None:
             return day_bounds(day, zone("UTC"), parse_day_start("00:00")).ends_at
         return day_bounds(day, zone(settings.timezone), parse_day_start(settings.day_start)).ends_at
+
+
+def horizon(day: date) -> date:
+    """:data:`HORIZON_DAYS` before ``day``."""
+    return day - timedelta(days=min(HORIZON_DAYS, (day - date.min).days))
+
+
+def kept_frozen(fold: Fold, since: date) -> Fold:
+    """``fold`` with the frozen dates from ``since`` on. Only the heatmap reads them; the
+    fold's own steps never do, so older ones are dropped to bound the fold, and a heatmap
+    reaching before ``since`` folds from scratch."""
+    return fold.model_copy(update={"frozen": [d for d in fold.frozen if d >= since]})
 
 
 def _end_run(fold: Fold) -> None:
@@ -312,8 +401,16 @@ def _status(kind: Kind) -> TodayStatus:
     return _STATUS.get(kind, "pending")
 
 
-def view(settled: Fold, calendar: Calendar, minutes: Mapping[date, int], day: date) -> StreakView:
-    """The streak on ``day`` (today), given the fold of every day before it."""
+def view(
+    settled: Fold,
+    calendar: Calendar,
+    minutes: Mapping[date, int],
+    day: date,
+    day_ends_at: datetime | None = None,
+) -> StreakView:
+    """The streak on ``day`` (today), given the fold of every day before it.
+
+    ``day_ends_at``: when today ends, if not by its own settings (a grace's old today)."""
     kind = calendar.kind(day, minutes.get(day, 0))
     after = settled.model_copy(deep=True)
     if kind is Kind.ACTIVE:
@@ -327,7 +424,9 @@ def view(settled: Fold, calendar: Calendar, minutes: Mapping[date, int], day: da
         longest=max([current, *(r.length for r in after.best)]),
         last_active=after.last_active,
         at_risk=current > 0 and kind is Kind.MISSED and settled.freezes == 0,
-        expires_at=_expires_at(after, calendar, minutes, day, kind) if current else None,
+        expires_at=(
+            _expires_at(after, calendar, minutes, day, kind, day_ends_at) if current else None
+        ),
         freezes=after.freezes,
         next_in_days=None if after.freezes >= MAX_FREEZES else EARN_EVERY - current % EARN_EVERY,
         runs=runs,
@@ -335,7 +434,12 @@ def view(settled: Fold, calendar: Calendar, minutes: Mapping[date, int], day: da
 
 
 def _expires_at(
-    after: Fold, calendar: Calendar, minutes: Mapping[date, int], day: date, kind: Kind
+    after: Fold,
+    calendar: Calendar,
+    minutes: Mapping[date, int],
+    day: date,
+    kind: Kind,
+    day_ends_at: datetime | None,
 ) -> datetime | None:
     """The end of the first day, from today, that would end the run if nothing more were
     logged (logs already made for later days count); None if none does in the lookahead."""
@@ -345,8 +449,44 @@ def _expires_at(
         d = first + timedelta(days=n)
         step(fold, d, calendar.kind(d, minutes.get(d, 0)))
         if fold.run is None:
-            return calendar.day_end(d)
+            return day_ends_at if d == day and day_ends_at else calendar.day_end(d)
     return None
+
+
+def grace_view(
+    old: Fold, new: Fold, calendar: Calendar, minutes: Mapping[date, int], grace: Grace, day: date
+) -> StreakView | None:
+    """The streak on a grace's old today (``old``: the fold of the days before it), when
+    that one keeps the streak where the new today ``day`` (``new``: the fold of the days
+    before it) does not; None when the new today stands.
+
+    The new today would judge the days from the old today on as past: it does not keep
+    the streak when one of them is missed while the run goes on, spending a freeze or
+    ending the run, though it is still today in the old settings. The streak then lives
+    while it lives on either today, and on the old one until the grace ends at most."""
+    if not _missed_before(old, calendar, minutes, grace.today.date, day):
+        return None
+    kept = view(old, calendar, minutes, grace.today.date, grace.day_ends_at)
+    in_old = min(kept.expires_at or grace.ends_at, grace.ends_at)
+    if new.run is None or old.run is None or new.run.start != old.run.start:
+        return replace(kept, expires_at=in_old)  # the new today's run is another one
+    on_new = view(new, calendar, minutes, day).expires_at  # kept by a freeze there
+    return replace(kept, expires_at=None if on_new is None else max(in_old, on_new))
+
+
+def _missed_before(
+    fold: Fold, calendar: Calendar, minutes: Mapping[date, int], first: date, until: date
+) -> bool:
+    """Whether folding [first, until) onto ``fold`` meets a missed day while a run goes on."""
+    fold = fold.model_copy(deep=True)
+    day = first
+    while day < until:
+        kind = calendar.kind(day, minutes.get(day, 0))
+        if kind is Kind.MISSED and fold.run is not None:
+            return True
+        step(fold, day, kind)
+        day += ONE_DAY
+    return False
 
 
 def day_state(
@@ -359,7 +499,8 @@ def day_state(
     if kind is Kind.ACTIVE:
         return "active"
     if day == today_:
-        return "pending"
+        # As the streak's today: a rest, break or skipped day asks for nothing.
+        return "pending" if kind is Kind.MISSED else kind.value
     if settled.first_active is None or day < settled.first_active:
         return "none"
     if kind is not Kind.MISSED:

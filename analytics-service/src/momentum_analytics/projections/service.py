@@ -183,14 +183,19 @@ def folds_from(
     base: Mapping[str, rules.Fold],
 ) -> dict[str, rules.Fold]:
     """Every scope's fold of the days before ``until``, from ``base`` (the days before
-    ``start``) and ``days`` (every day of [start, until) with minutes)."""
+    ``start``) and ``days`` (every day of [start, until) with minutes); with the frozen
+    dates of :data:`rules.HORIZON_DAYS` before ``until`` (``rules.kept_frozen``)."""
+    since = rules.horizon(until)
     return {
-        scope: rules.advance(
-            base.get(scope) or rules.Fold(),
-            rules.Calendar.of(user.day_settings, user.breaks, scope),
-            scope_minutes(days, scope),
-            start,
-            until,
+        scope: rules.kept_frozen(
+            rules.advance(
+                base.get(scope) or rules.Fold(),
+                rules.Calendar.of(user.day_settings, user.breaks, scope),
+                scope_minutes(days, scope),
+                start,
+                until,
+            ),
+            since,
         )
         for scope in scopes(user)
     }
@@ -361,19 +366,26 @@ class ProjectionService:
     # -- users -----------------------------------------------------------------------
     async def _settings(self, uid: str, changes: list[rules.DaySettings]) -> bool:
         """A user.* event: its settings join the history (from their effective dates; its
-        own state is the last of ``changes``, restored past days' come before it)."""
+        own state is the last of ``changes``, restored past days' come before it), which
+        keeps :data:`rules.HORIZON_DAYS` before it (``rules.kept_settings``)."""
         user = await self._user(uid)
         if user.deleted:
             return True
         change = changes[-1]
         history = rules.with_all(user.day_settings, changes)
-        update: dict[str, object] = {} if history is None else {"day_settings": history}
+        update: dict[str, object] = {}
+        dirty = None
+        if history is not None:
+            kept = rules.kept_settings(history, rules.horizon(change.effective))
+            update["day_settings"] = kept
+            # Dropped settings judge their days anew by the oldest kept: refold them all.
+            first = min(c.effective for c in changes)
+            dirty = first if len(kept) == len(history) else date.min
         if user.timezone_at is None or change.at > user.timezone_at:
             update |= {"timezone": change.timezone, "timezone_at": change.at}
         if not update:
             return True
         new = user.model_copy(update=update)
-        dirty = None if history is None else min(c.effective for c in changes)
         return await self._recompute_and_commit(user.version, new, {}, set(), set(), dirty)
 
     async def _break(self, uid: str, break_id: str, fact: rules.BreakFact) -> bool:

@@ -99,7 +99,11 @@ class WeeklySummary(_Fresh):
 
 
 class StreakToday(_Out):
-    date: dt.date = Field(description="The user's local today (their timezone and day start)")
+    date: dt.date = Field(
+        description="The user's local today (their timezone and day start); for 36 hours "
+        "after a change of those, the today of the settings before it when that one keeps "
+        "the streak and the new one would not"
+    )
     status: Literal["done", "pending", "rest", "break"] = Field(
         description="done: active; rest: a rest weekday; break: on a break; pending: "
         "not active yet (it is never frozen before it ends)"
@@ -171,7 +175,9 @@ class StreakRuns(_Fresh):
     )
 
 
-HeatmapState = Literal["active", "rest", "break", "frozen", "missed", "pending", "future", "none"]
+HeatmapState = Literal[
+    "active", "skipped", "rest", "break", "frozen", "missed", "pending", "future", "none"
+]
 
 
 class HeatmapDay(_Out):
@@ -179,8 +185,9 @@ class HeatmapDay(_Out):
     minutes: int
     level: int
     state: HeatmapState = Field(
-        description="active, rest, break, frozen, missed, pending (today, not active yet), "
-        "future, or none (before the first active day)"
+        description="active, skipped (a date a move east across the date line jumped "
+        "over), rest, break, frozen, missed, pending (today, not active, not a rest or break "
+        "day), future (after the streak's today), or none (before the first active day)"
     )
 
 

@@ -26,7 +26,7 @@ from momentum_analytics.reads.schemas import (
     WeeklySummary,
 )
 
-MAX_HEATMAP_DAYS = 1098
+MAX_HEATMAP_DAYS = rules.HORIZON_DAYS
 DEFAULT_HEATMAP_DAYS = 365
 
 
@@ -72,6 +72,12 @@ class ReadService:
         except (ZoneInfoNotFoundError, ValueError):  # a zone this host's tzdata lacks
             return rules.user_today([], self.clock.now()).date
 
+    def _grace(self, user: UserProjection) -> rules.Grace | None:
+        try:
+            return rules.grace(user.day_settings, self.clock.now())
+        except (ZoneInfoNotFoundError, ValueError):  # as in _today
+            return None
+
     def _scope(self, user: UserProjection, goal_id: str | None) -> str:
         if goal_id is None:
             return rules.ALL_GOALS
@@ -80,14 +86,34 @@ class ReadService:
             raise ProblemError(404, "Goal not found.")
         return goal_id
 
-    async def _settled(self, user: UserProjection, scope: str, today: date) -> Settled:
+    async def _streak_now(
+        self, user: UserProjection, scope: str, since: date | None = None
+    ) -> tuple[Settled, rules.StreakView]:
+        """The scope's streak now: on the user's today, or for rules.GRACE after a change of
+        settings on the today of the settings before it, when that one keeps the streak
+        and the new one does not (rules.grace_view). ``since``: see _settled."""
+        today = self._today(user)
+        settled = await self._settled(user, scope, today, since)
+        current = settled.view()
+        grace = self._grace(user)
+        if grace is None or grace.today.date >= today:
+            return settled, current
+        old = await self._settled(user, scope, grace.today.date, since)
+        kept = rules.grace_view(old.fold, settled.fold, old.calendar, old.minutes, grace, today)
+        return (settled, current) if kept is None else (old, kept)
+
+    async def _settled(
+        self, user: UserProjection, scope: str, today: date, since: date | None = None
+    ) -> Settled:
         """The scope's fold up to today: the kept fold and the recent days on top of it
         (flat in history); when the fold is not kept for a today that late (a projection
-        older than it, a clock moved back), from every month."""
+        older than it, a clock moved back), or ``since`` (the first day whose frozen state
+        is wanted) is older than the frozen dates it keeps, from every month."""
         at = user.folds_at
         base: rules.Fold | None
         days: dict[str, DayTotal]
-        if at is not None and at == user.recent_from and at <= today:
+        kept = at is not None and (since is None or since >= rules.horizon(at))
+        if kept and at is not None and at == user.recent_from and at <= today:
             base, start, days = user.folds.get(scope), at, user.recent_days
         else:
             every = await self.repo.months_of_user(user.id)
@@ -136,7 +162,7 @@ class ReadService:
     async def dashboard(self, user_id: str) -> Dashboard:
         user = await self._user(user_id)
         today = self._today(user)
-        streak = (await self._settled(user, rules.ALL_GOALS, today)).view()
+        _, streak = await self._streak_now(user, rules.ALL_GOALS)
         start = week_of(today)
         end = start + timedelta(days=6)
         goal = user.active_goal
@@ -191,7 +217,7 @@ class ReadService:
     async def streak(self, user_id: str, goal_id: str | None = None) -> Streak:
         user = await self._user(user_id)
         scope = self._scope(user, goal_id)
-        streak = (await self._settled(user, scope, self._today(user))).view()
+        _, streak = await self._streak_now(user, scope)
         return Streak(
             current_streak=streak.current,
             longest_streak=streak.longest,
@@ -211,8 +237,7 @@ class ReadService:
         """The runs, the one going on included: the longest first, or the latest first."""
         user = await self._user(user_id)
         scope = self._scope(user, goal_id)
-        settled = await self._settled(user, scope, self._today(user))
-        streak = settled.view()
+        settled, streak = await self._streak_now(user, scope)
         ended = {(r.start, r.end) for r in streak.runs}
         runs = [*streak.runs, *(r for r in settled.fold.best if (r.start, r.end) not in ended)]
         if order == "longest":
@@ -241,8 +266,9 @@ class ReadService:
                 ["query", "to"], f"The range may span at most {MAX_HEATMAP_DAYS} days."
             )
         days = await self._minutes(user, first, last, None)
-        today = self._today(user)
-        settled = await self._settled(user, rules.ALL_GOALS, today)
+        # The streak's today, which a grace may keep on the old settings' (rules.grace).
+        settled, _ = await self._streak_now(user, rules.ALL_GOALS, first)
+        today = settled.today
         minutes = {**settled.minutes, **dict(days)}
         busiest = max((m for _, m in days), default=0)
         return Heatmap(
