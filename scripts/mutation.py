@@ -46,12 +46,17 @@ ANALYTICS_TESTS = [  # fast killers first: the run stops at the first failure
     "analytics-service/tests/test_process.py",
 ]
 TARGETS: dict[str, list[str]] = {
-    "analytics-service/src/momentum_analytics/projections/rules.py": ANALYTICS_TESTS,
+    "analytics-service/src/momentum_analytics/projections/rules.py": [
+        "analytics-service/tests/test_streak_rules.py",  # the engine's own tests kill fastest
+        "analytics-service/tests/test_streak_store_property.py",
+        *ANALYTICS_TESTS,
+    ],
     "analytics-service/src/momentum_analytics/reads/service.py": ANALYTICS_TESTS,
     "analytics-service/src/momentum_analytics/projections/service.py": ANALYTICS_TESTS,
     "libs/src/momentum_libs/outbox.py": ["libs/tests/test_outbox.py", "libs/tests/test_tracing.py"],
     "libs/src/momentum_libs/relay.py": [
         "libs/tests/test_outbox.py",
+        "libs/tests/test_relay_once.py",
         "libs/tests/test_metrics.py",
         "libs/tests/test_tracing.py",
     ],
