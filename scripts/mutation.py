@@ -63,7 +63,11 @@ TARGETS: dict[str, list[str]] = {
         "libs/tests/test_metrics.py",
         "libs/tests/test_tracing.py",
     ],
-    "libs/src/momentum_libs/consumer.py": ["libs/tests/test_consumer.py"],
+    # test_retention.py: the trimmed-unread repair, and the consumer on a Redis 6.2.
+    "libs/src/momentum_libs/consumer.py": [
+        "libs/tests/test_consumer.py",
+        "libs/tests/test_retention.py",
+    ],
 }
 RESULTS = ROOT / ".mutation" / "results.jsonl"
 # Calls whose removal or change only alters what is logged: not behaviour under test.
