@@ -52,6 +52,7 @@ TARGETS: dict[str, list[str]] = {
     "analytics-service/src/momentum_analytics/projections/rules.py": [
         "analytics-service/tests/test_streak_rules.py",
         "analytics-service/tests/test_streak_store_property.py",
+        "analytics-service/tests/test_projection_edges.py",
         "analytics-service/tests/test_reads.py",
     ],
     "analytics-service/src/momentum_analytics/reads/service.py": ANALYTICS_TESTS,
