@@ -4,7 +4,7 @@ property: random logs, breaks, setting changes and timezone moves folded in two 
 an independent reference below that recomputes every day from scratch.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -216,6 +216,35 @@ def test_settings_history_keeps_one_change_per_date_the_latest() -> None:
     history = rules.with_settings(history, b)
     assert history is not None and [s.daily_goal_minutes for s in history] == [9]
     assert rules.with_settings(history, a) is None  # older: a late delivery changes nothing
+    assert rules.with_settings(history, b) is None  # the same again: a duplicate, too
+
+
+def test_the_fold_keeps_the_50_most_recent_and_the_50_longest_ended_runs() -> None:
+    """docs/api.md: 50 of each, so /analytics/streaks pages are exact. 53 runs of 1 to 6
+    days (no freeze earned), each ended by a missed day."""
+    lengths = [1 + k % 6 for k in range(53)]
+    offsets: list[int] = []
+    for length in lengths:
+        first = offsets[-1] + 2 if offsets else 0
+        offsets.extend(range(first, first + length))
+    end = MON + timedelta(days=offsets[-1] + 2)  # the last run's missed day is folded too
+    fold = rules.advance(Fold(), cal(), on(*offsets), date.min, end)
+    assert fold.run is None
+    assert [r.length for r in fold.recent] == lengths[-50:]
+    assert [r.length for r in fold.best] == sorted(lengths, reverse=True)[:50]
+
+
+def test_expires_at_looks_800_days_ahead() -> None:
+    """A break of 799 days after a done today: the day after it ends the streak. One of
+    800 days: no day within the lookahead does."""
+    after_today = MON + timedelta(days=1)
+
+    def break_of(days: int) -> Calendar:
+        return cal(breaks=((after_today, after_today + timedelta(days=days - 1)),))
+
+    ends = streak(break_of(799), on(0), 0).expires_at
+    assert ends == datetime.combine(MON + timedelta(days=801), time(), UTC)
+    assert streak(break_of(800), on(0), 0).expires_at is None
 
 
 # -- the property ------------------------------------------------------------------------
