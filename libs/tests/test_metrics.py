@@ -214,14 +214,26 @@ async def test_outbox_backlog_is_scraped_and_the_relay_counts_what_it_publishes(
     published = sample("momentum_relay_published_total")
     dead = sample("momentum_relay_dead_lettered_total")
     invalid = sample("momentum_relay_failures_total", reason="invalid_entry")
+    already = sample("momentum_relay_already_published_total")
+    collection = Memo.get_pymongo_collection()
+    first = await collection.find_one({"owner": "u1"})
+    assert first is not None
     assert await relay.drain_once() == 3
     assert sample("momentum_relay_published_total") == published + 2
     assert sample("momentum_relay_dead_lettered_total") == dead + 1
     assert sample("momentum_relay_failures_total", reason="invalid_entry") == invalid + 1
+    assert sample("momentum_relay_already_published_total") == already
     assert await gauges_of(relay) == {
         ("momentum_outbox_pending_documents", "memos"): 0,
         ("momentum_outbox_oldest_pending_age_seconds", "memos"): 0,
     }
+
+    # As if a relay's clear had failed after its XADD: the event is pending again.
+    pending_again = {"outbox": first["outbox"], "outbox_pending": True}
+    await collection.update_one({"_id": first["_id"]}, {"$set": pending_again})
+    assert await relay.drain_once() == 1
+    assert sample("momentum_relay_published_total") == published + 2
+    assert sample("momentum_relay_already_published_total") == already + 1
 
 
 async def test_a_failed_relay_pass_is_counted_by_reason(
