@@ -217,6 +217,16 @@ def test_settings_history_keeps_one_change_per_date_the_latest() -> None:
     assert history is not None and [s.daily_goal_minutes for s in history] == [9]
     assert rules.with_settings(history, a) is None  # older: a late delivery changes nothing
     assert rules.with_settings(history, b) is None  # the same again: a duplicate, too
+    later = DaySettings(effective=MON + timedelta(days=7), at=T0, daily_goal_minutes=3)
+    two_dates = rules.with_settings(history, later)
+    assert two_dates is not None
+    assert rules.with_settings(two_dates, a) is None  # late, among other dates' changes
+
+
+def test_with_no_settings_known_a_minute_makes_a_day_active() -> None:
+    calendar = Calendar(settings=[], breaks=[])
+    assert calendar.kind(MON, 1) is rules.Kind.ACTIVE
+    assert calendar.kind(MON, 0) is rules.Kind.MISSED
 
 
 def test_the_fold_keeps_the_50_most_recent_and_the_50_longest_ended_runs() -> None:
