@@ -81,7 +81,8 @@ def test_freezes_are_earned_every_7_active_days_at_most_2_and_cover_past_misses(
     assert fold.frozen == [MON + timedelta(days=7)]
     # 21 active days earn 3, but only 2 are held: three misses in a row break the run.
     three = on(*range(21))
-    assert streak(cal(), three, 21).freezes == 2
+    full = streak(cal(), three, 21)
+    assert (full.freezes, full.next_in_days) == (2, None)  # none to earn while 2 are held
     assert streak(cal(), {**three, **on(24)}, 24).current == 1
     assert streak(cal(), {**three, **on(23)}, 23).current == 22
 
