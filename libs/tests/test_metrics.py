@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import stop_background
@@ -21,6 +23,7 @@ from momentum_libs.outbox import OUTBOX_INDEX, OutboxDocument, OutboxRepository
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.settings import ServiceSettings
+from momentum_libs.stores import start_nx_mongo
 from momentum_libs.testing.metrics import sample
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -211,14 +214,26 @@ async def test_outbox_backlog_is_scraped_and_the_relay_counts_what_it_publishes(
     published = sample("momentum_relay_published_total")
     dead = sample("momentum_relay_dead_lettered_total")
     invalid = sample("momentum_relay_failures_total", reason="invalid_entry")
+    already = sample("momentum_relay_already_published_total")
+    collection = Memo.get_pymongo_collection()
+    first = await collection.find_one({"owner": "u1"})
+    assert first is not None
     assert await relay.drain_once() == 3
     assert sample("momentum_relay_published_total") == published + 2
     assert sample("momentum_relay_dead_lettered_total") == dead + 1
     assert sample("momentum_relay_failures_total", reason="invalid_entry") == invalid + 1
+    assert sample("momentum_relay_already_published_total") == already
     assert await gauges_of(relay) == {
         ("momentum_outbox_pending_documents", "memos"): 0,
         ("momentum_outbox_oldest_pending_age_seconds", "memos"): 0,
     }
+
+    # As if a relay's clear had failed after its XADD: the event is pending again.
+    pending_again = {"outbox": first["outbox"], "outbox_pending": True}
+    await collection.update_one({"_id": first["_id"]}, {"$set": pending_again})
+    assert await relay.drain_once() == 1
+    assert sample("momentum_relay_published_total") == published + 2
+    assert sample("momentum_relay_already_published_total") == already + 1
 
 
 async def test_a_failed_relay_pass_is_counted_by_reason(
@@ -239,6 +254,55 @@ async def test_a_failed_relay_pass_is_counted_by_reason(
         await stop_background(task)
         await dead_redis.aclose()
     assert sample("momentum_relay_failures_total", reason="unexpected") == 0
+
+
+async def test_a_relay_with_mongodb_down_counts_each_pass_and_publishes_once_it_is_back(
+    redis: Redis, namespace: str, tmp_path: Path, eventually: Eventually
+) -> None:
+    """MongoDB stopped under a running relay: every failed pass is counted as MongoDB's
+    (not Redis's, not unexpected), the relay retries with a doubling pause up to its cap
+    instead of dying, and the pending event goes out once MongoDB is back on the same
+    port with the same data."""
+    data = tmp_path / "mongo"
+    url, server = start_nx_mongo(data, log_dir=tmp_path)
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    client = mongo_client(url, 300)
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Memo], sweep_interval_s=0.05, max_backoff_s=0.4)
+    task: asyncio.Task[None] | None = None
+    # Captured, not rendered: a rendered traceback per failed pass is slow.
+    with structlog.testing.capture_logs() as logged:
+        try:
+            await init_documents(client, f"{namespace}metrics", [Memo])
+            await OutboxRepository(Memo).insert(Memo(owner="u1"), event(), publish=False)
+            server.stop()
+            before = {
+                reason: sample("momentum_relay_failures_total", reason=reason)
+                for reason in ("mongodb_unavailable", "redis_unavailable", "unexpected")
+            }
+            task = asyncio.create_task(relay.run())
+
+            async def failed_4_times() -> bool:
+                now = sample("momentum_relay_failures_total", reason="mongodb_unavailable")
+                return now >= before["mongodb_unavailable"] + 4
+
+            await eventually(failed_4_times)
+            assert not task.done()  # still retrying
+            _, server = start_nx_mongo(data, port=port, log_dir=tmp_path)
+
+            async def out() -> bool:
+                return await redis.xlen(stream) == 1
+
+            await eventually(out)
+        finally:
+            if task is not None:
+                await stop_background(task)
+            server.stop()
+            await client.close()
+    for reason in ("redis_unavailable", "unexpected"):
+        assert sample("momentum_relay_failures_total", reason=reason) == before[reason]
+    retries = [e["retry_in_s"] for e in logged if e["event"] == "outbox_relay_error"]
+    assert retries[:4] == [0.1, 0.2, 0.4, 0.4]
 
 
 # -- consumers ---------------------------------------------------------------------------------

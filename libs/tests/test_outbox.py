@@ -21,6 +21,7 @@ from momentum_libs.outbox import (
 )
 from momentum_libs.problems import ProblemError
 from momentum_libs.relay import OutboxRelay
+from momentum_libs.retention import StreamRetention
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .conftest import drop_keys
+from .test_retention import old_then_new
 
 Eventually = Callable[..., Awaitable[None]]
 
@@ -526,6 +528,29 @@ async def test_run_publishes_at_once_when_notified_and_an_idle_relay_waits_for_t
         assert scans.count == 3  # one pass per notify, then it waits again
         assert ids(await published(redis, stream))[-1] == later.event_id
         assert not task.done()
+    finally:
+        await stop(task)
+
+
+async def test_run_trims_the_stream_by_its_retention_after_a_pass(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """The relay is what runs retention: entries older than it keeps go after a pass."""
+    stream = f"{namespace}events"
+    old = await old_then_new(redis, stream, new=0)
+    retention = StreamRetention(redis, stream, retention_s=3600, interval_s=3600)
+    relay = OutboxRelay(redis, stream, [Note], retention=retention, sweep_interval_s=3600)
+    _, written = await create("u1", "a")
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def trimmed() -> bool:
+            left = await redis.xlen(stream)
+            return (
+                0 < left < len(old) and ids(await published(redis, stream))[-1] == written.event_id
+            )
+
+        await eventually(trimmed)
     finally:
         await stop(task)
 
