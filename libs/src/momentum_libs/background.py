@@ -8,6 +8,9 @@ from typing import Any
 FIRST_PAUSE_S = 0.1
 """How long a background loop waits after its first failure in a row."""
 
+LONGEST_PAUSE_S = 5.0
+"""The longest wait of a consumer's loop between failures (a store that stays down)."""
+
 
 def next_pause(pause_s: float, cap_s: float) -> float:
     """The wait after one more failure in a row, from the last one: doubled, up to ``cap_s``

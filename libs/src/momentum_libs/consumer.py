@@ -78,7 +78,12 @@ import structlog
 from pymongo.errors import ConnectionFailure, NetworkTimeout
 from redis.exceptions import RedisError, ResponseError
 
-from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
+from momentum_libs.background import (
+    FIRST_PAUSE_S,
+    LONGEST_PAUSE_S,
+    next_pause,
+    stop_if_cancelling,
+)
 from momentum_libs.events import (
     DEAD_CONSUMER,
     DEAD_DELIVERIES,
@@ -105,8 +110,6 @@ Repair = Callable[[list[str]], Awaitable[None]]
 """Makes good what the group lost in the trimmed windows (``"<group> <from> <to>"``);
 returns once it has."""
 
-
-_MAX_BACKOFF_S = 5.0
 
 # A repair's lease lives this long unless renewed (every third of it, while it runs).
 _REPAIR_LEASE_MS = 30_000
@@ -318,13 +321,13 @@ class StreamConsumer:
                     retry_in_s=backoff,
                 )
                 await asyncio.sleep(backoff)
-                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
             except Exception:
                 log.exception(
                     "consumer_error", stream=self.stream, group=self.group, retry_in_s=backoff
                 )
                 await asyncio.sleep(backoff)
-                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
 
     async def forget_dead_consumers(self) -> list[str]:
         """Remove the group's other consumers idle for ``forget_idle_ms`` with nothing pending."""

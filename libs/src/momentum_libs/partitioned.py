@@ -38,7 +38,12 @@ from collections.abc import Callable
 import structlog
 from redis.exceptions import RedisError
 
-from momentum_libs.background import FIRST_PAUSE_S, next_pause, stop_if_cancelling
+from momentum_libs.background import (
+    FIRST_PAUSE_S,
+    LONGEST_PAUSE_S,
+    next_pause,
+    stop_if_cancelling,
+)
 from momentum_libs.consumer import (
     RELEASE_IF_MINE_SCRIPT,
     BatchHandler,
@@ -63,7 +68,6 @@ log = structlog.get_logger(__name__)
 ConsumersOf = Callable[[str], list[StreamConsumer]]
 """The consumers a replica runs for a partition it holds (the partition's first)."""
 
-_MAX_BACKOFF_S = 5.0
 
 # KEYS[1]: the replicas' sorted set. ARGV: this replica, the lease (ms). Scores are
 # Redis's clock, so the replicas' own clocks need not agree. Returns the live replicas.
@@ -213,12 +217,12 @@ class PartitionedConsumer:
                 )
                 self._stop_if_lapsed()
                 await asyncio.sleep(backoff)
-                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
             except Exception:
                 log.exception("consumer_leases_error", group=self.group, retry_in_s=backoff)
                 self._stop_if_lapsed()
                 await asyncio.sleep(backoff)
-                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
 
     async def balance_once(self) -> list[int]:
         """One round: announce this replica, renew its leases, give up extras, take free
@@ -285,7 +289,7 @@ class PartitionedConsumer:
             except (RedisError, OSError) as exc:
                 log.warning("consumer_take_over_failed", stream=consumer.stream, error=str(exc))
                 await asyncio.sleep(backoff)
-                backoff = next_pause(backoff, _MAX_BACKOFF_S)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
                 continue
             if taken:
                 log.info(
