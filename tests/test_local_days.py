@@ -29,9 +29,9 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def settled(stack: Stack, account: Account, events: int) -> None:
-    """Wait until the user's ``events``-th user.* event is on the stream and tracking's
-    consumer has handled (and acknowledged) it: from then on tracking applies it."""
+def settled(stack: Stack, account: Account, events: int, group: str = TRACKING_GROUP) -> None:
+    """Wait until the user's ``events``-th user.* event is on the stream and the consumer
+    of ``group`` (tracking's) has handled (and acknowledged) it: from then on it applies it."""
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     try:
 
@@ -47,7 +47,7 @@ def settled(stack: Stack, account: Account, events: int) -> None:
 
         entry = wait_for(latest, lambda found: found is not None)
         assert entry is not None
-        consumed(stack, TRACKING_GROUP, entry)
+        consumed(stack, group, entry)
     finally:
         client.close()
 

@@ -2,7 +2,8 @@
 rest weekdays, breaks (all goals and one goal's), freezes, today's status, at_risk,
 expires_at, the runs list and the heatmap's day states, for users in New York and Berlin
 across their DST days, Kiritimati (UTC+14), Pago Pago (UTC-11), Kathmandu (+5:45), and a
-day_start on a DST day.
+day_start on a DST day; and timezone moves (a date skipped across the date line, a date
+repeated, the 36-hour grace), one of them on a DST day with a day_start.
 
 Analytics is fed by events: each read waits (a bound, not a speed assertion) until it
 shows what the writes before it imply, then asserts the whole answer.
@@ -19,6 +20,8 @@ from momentum_libs.devstack import Stack
 from .conftest import Account, assert_problem
 from .test_local_days import created, post_break, settled, user_at
 from .test_tracking_e2e import create_goal, wait_for
+
+ANALYTICS_GROUP = "analytics"
 
 
 def user_with(
@@ -251,3 +254,138 @@ def test_day_start_on_new_yorks_fall_back_day(
     assert body["today"] == {"date": "2026-10-31", "status": "done"}
     # 10-31's day ends at 11-01 04:00 EST; the streak ends with 11-01's, at 11-02 04:00 EST.
     assert body["expires_at"] == "2026-11-02T09:00:00Z"
+
+
+# -- timezone changes (issue 15, item 8) ---------------------------------------------------
+# Analytics reckons a change from its user.updated's changed_at, taken from auth's clock:
+# the stack's test clock, which also moves analytics' "now".
+
+
+def move_to(gateway: httpx.Client, stack: Stack, account: Account, timezone: str, n: int) -> None:
+    """Change the user's timezone now (their ``n``-th user.* event) and wait until
+    analytics has applied it, so a read cannot answer from the settings before."""
+    r = gateway.patch("/users/me", json={"timezone": timezone}, headers=account.headers)
+    assert r.status_code == 200, r.text
+    settled(stack, account, n, group=ANALYTICS_GROUP)
+
+
+def test_pago_pago_to_kiritimati_late_in_the_day_skips_a_date_that_breaks_nothing(
+    gateway: httpx.Client, stack: Stack, stack_clock: FileClock
+) -> None:
+    account = user_with(gateway, stack, stack_clock, "Pacific/Pago_Pago")
+    goal = create_goal(gateway, account)["id"]
+    # 23:30 on 03-10 in Pago Pago is 00:30 on 03-12 in Kiritimati: 03-11 is never today.
+    stack_clock.set("2026-03-10T23:30:00-11:00")
+    log_days(gateway, account, goal, "2026-03-03", 8)  # 03-03..10: a freeze earned
+    move_to(gateway, stack, account, "Pacific/Kiritimati", 2)
+    stack_clock.set("2026-03-13T20:00:00+14:00")  # beyond the 36 hours
+    # 03-12 was missed: the freeze covers it; 03-11 (skipped) needed none.
+    assert streak_of(gateway, account, 8) == {
+        "current_streak": 8,
+        "longest_streak": 8,
+        "last_activity_date": "2026-03-10",
+        "goal_id": None,
+        "today": {"date": "2026-03-13", "status": "pending"},
+        "at_risk": True,
+        "expires_at": "2026-03-13T10:00:00Z",  # midnight in Kiritimati
+        "freezes": {"available": 0, "max": 2, "next_in_days": 6},
+    }
+    assert states(gateway, account, "2026-03-10", "2026-03-14") == {
+        "2026-03-10": "active",
+        "2026-03-11": "skipped",
+        "2026-03-12": "frozen",
+        "2026-03-13": "pending",
+        "2026-03-14": "future",
+    }
+
+
+def test_kiritimati_to_pago_pago_repeats_the_date_and_keeps_the_streak(
+    gateway: httpx.Client, stack: Stack, stack_clock: FileClock
+) -> None:
+    account = user_with(gateway, stack, stack_clock, "Pacific/Kiritimati")
+    goal = create_goal(gateway, account)["id"]
+    stack_clock.set("2026-03-10T09:00:00+14:00")
+    log_days(gateway, account, goal, "2026-03-03", 7)  # 03-03..09: a freeze earned
+    move_to(gateway, stack, account, "Pacific/Pago_Pago", 2)
+    # 09:30 in Kiritimati is 08:30 on 03-09 in Pago Pago: today stays 03-10, which ends
+    # at midnight in Pago Pago; the freeze then covers it, and 03-11 ends the streak.
+    stack_clock.set("2026-03-10T09:30:00+14:00")
+    expected = {
+        "current_streak": 7,
+        "longest_streak": 7,
+        "last_activity_date": "2026-03-09",
+        "goal_id": None,
+        "today": {"date": "2026-03-10", "status": "pending"},
+        "at_risk": False,
+        "expires_at": "2026-03-12T11:00:00Z",
+        "freezes": {"available": 1, "max": 2, "next_in_days": 7},
+    }
+    assert streak_of(gateway, account, 7) == expected
+    stack_clock.set("2026-03-10T20:00:00-11:00")  # 03-10 again, beyond the 36 hours
+    assert streak_of(gateway, account, 7) == expected
+    assert states(gateway, account, "2026-03-09", "2026-03-11") == {
+        "2026-03-09": "active",
+        "2026-03-10": "pending",
+        "2026-03-11": "future",
+    }
+
+
+def test_new_york_to_berlin_the_grace_keeps_the_day_still_today_in_new_york(
+    gateway: httpx.Client, stack: Stack, stack_clock: FileClock
+) -> None:
+    account = user_with(gateway, stack, stack_clock, "America/New_York")
+    goal = create_goal(gateway, account)["id"]
+    # 20:00 on 03-20 in New York, 01:00 on 03-21 in Berlin: a 6-day streak, no freeze,
+    # nothing logged on the 20th yet.
+    stack_clock.set("2026-03-20T20:00:00-04:00")
+    log_days(gateway, account, goal, "2026-03-14", 6)
+    move_to(gateway, stack, account, "Europe/Berlin", 2)
+    stack_clock.set("2026-03-21T02:00:00+01:00")  # 21:00 in New York
+    assert streak_of(gateway, account, 6) == {
+        "current_streak": 6,
+        "longest_streak": 6,
+        "last_activity_date": "2026-03-19",
+        "goal_id": None,
+        "today": {"date": "2026-03-20", "status": "pending"},
+        "at_risk": True,
+        "expires_at": "2026-03-21T04:00:00Z",  # midnight in New York, within the 36 hours
+        "freezes": {"available": 0, "max": 2, "next_in_days": 1},
+    }
+    assert states(gateway, account, "2026-03-19", "2026-03-21") == {
+        "2026-03-19": "active",
+        "2026-03-20": "pending",
+        "2026-03-21": "future",
+    }
+    stack_clock.set("2026-03-21T06:00:00+01:00")  # the 20th is over in New York too
+    body = streak_of(gateway, account, 0)
+    assert (body["today"], body["expires_at"]) == (
+        {"date": "2026-03-21", "status": "pending"},
+        None,
+    )
+
+
+def test_a_move_on_berlins_dst_day_with_a_day_start_keeps_the_day_until_it_starts(
+    gateway: httpx.Client, stack: Stack, stack_clock: FileClock
+) -> None:
+    account = user_with(gateway, stack, stack_clock, "Europe/Berlin", "04:00")
+    goal = create_goal(gateway, account)["id"]
+    # 2026-03-29, CET to CEST at 02:00: at 23:00 CEST, nothing logged on the 29th, a 6-day
+    # streak; Kiritimati is at 11:00 on the 30th.
+    stack_clock.set("2026-03-29T23:00:00+02:00")
+    log_days(gateway, account, goal, "2026-03-23", 6)
+    move_to(gateway, stack, account, "Pacific/Kiritimati", 3)
+    stack_clock.set("2026-03-30T03:30:00+02:00")  # before 04:00: still the 29th in Berlin
+    assert streak_of(gateway, account, 6) == {
+        "current_streak": 6,
+        "longest_streak": 6,
+        "last_activity_date": "2026-03-28",
+        "goal_id": None,
+        "today": {"date": "2026-03-29", "status": "pending"},
+        "at_risk": True,
+        "expires_at": "2026-03-30T02:00:00Z",  # 04:00 CEST, the day start after the change
+        "freezes": {"available": 0, "max": 2, "next_in_days": 1},
+    }
+    log_days(gateway, account, goal, "2026-03-29", 1)  # the old today, logged in time
+    body = streak_of(gateway, account, 7)
+    assert body["today"] == {"date": "2026-03-30", "status": "pending"}  # Kiritimati's
+    assert body["at_risk"] is False  # the 7th day earned a freeze

@@ -544,7 +544,11 @@ def test_derived_runs_are_analytics_runs_and_an_import_restores_past_days(
     assert report["settings_status"] == "applying"
     wait_for(lambda: settings_of(gateway, again), lambda s: s["daily_goal_minutes"] == 40)
     assert wait_for(lambda: streak_figures(gateway, again), lambda f: f == figures) == figures
-    history = json.loads(export(gateway, again, "json")[1])["user"]["settings_history"]
+    # The export is tracking's: its consumer applies the user.updated apart from analytics'.
+    history = wait_for(
+        lambda: json.loads(export(gateway, again, "json")[1])["user"]["settings_history"],
+        lambda h: len(h) == 2,
+    )
     assert [h["effective_date"] for h in history] == ["2026-01-05", "2026-01-22"]
     # The days before the account keep their settings; from its first day on, the file's
     # current ones (not the forged entry).

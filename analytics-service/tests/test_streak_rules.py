@@ -357,6 +357,22 @@ def test_a_move_on_the_dst_day_ends_the_old_today_by_its_own_clock() -> None:
     assert view.expires_at == datetime(2026, 3, 29, 22, tzinfo=UTC)  # midnight CEST
 
 
+def test_the_change_is_reckoned_from_changed_at_when_the_event_states_it() -> None:
+    # A user.updated whose changed_at (auth's clock) is apart from its occurred_at (a
+    # test clock, a late delivery): the skipped date and the grace come from changed_at.
+    history = moved(HOME, "2026-03-10T23:30:00-11:00", "Pacific/Kiritimati")
+    instant = history[-1].at
+    stated = history[-1].model_copy(update={"at": T0 + timedelta(days=400), "changed_at": instant})
+    now = instant + timedelta(hours=1)
+    assert rules.skipped_dates(stated) == (date(2026, 3, 11), date(2026, 3, 11))
+    got = rules.grace([*HOME, stated], now)
+    assert got is not None and got.ends_at == instant + rules.GRACE
+    # Without it (an older event), occurred_at stands for the change's instant.
+    unstated = stated.model_copy(update={"changed_at": None})
+    assert rules.skipped_dates(unstated) is None
+    assert rules.grace([*HOME, unstated], now) is None
+
+
 def test_the_settings_history_and_frozen_dates_keep_three_years() -> None:
     history = [
         DaySettings(effective=date(2020, 1, 1) + timedelta(days=400 * n), at=T0) for n in range(6)

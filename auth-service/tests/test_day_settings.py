@@ -50,6 +50,7 @@ async def test_settings_change_with_their_date_on_the_event(
     settings, client = clocked
     clock.set("2026-06-10T01:30:00+02:00")  # Berlin, 10 June, 01:30
     acc = await new_account(client, timezone="Europe/Berlin")
+    clock.set("2026-06-10T01:45:00+02:00")
     body = {"rest_weekdays": ["sun", "sat"], "day_start": "04:00", "daily_goal_minutes": 20}
     response = await client.patch("/users/me", json=body, headers=acc.headers)
     assert response.status_code == 200, response.text
@@ -59,17 +60,27 @@ async def test_settings_change_with_their_date_on_the_event(
 
     [registered] = await events_of(settings, acc.user["id"], EventType.USER_REGISTERED)
     assert registered.typed_payload().effective_date == date(2026, 6, 10)
+    registered_at = datetime.fromisoformat("2026-06-09T23:30:00+00:00")  # the test clock's
+    assert registered.typed_payload().changed_at == registered_at
     [updated] = await events_of(settings, acc.user["id"], EventType.USER_UPDATED)
-    assert updated.typed_payload() == UserPayload(
+    changed = UserPayload(
         timezone="Europe/Berlin",
         day_start="04:00",
         rest_weekdays=["sat", "sun"],
         daily_goal_minutes=20,
         effective_date=date(2026, 6, 10),
         effective_from=datetime.fromisoformat("2026-06-09T22:00:00+00:00"),
+        changed_at=datetime.fromisoformat("2026-06-09T23:45:00+00:00"),
     )
+    assert updated.typed_payload() == changed
+    # A new name restates the day settings: their change's instant stays the same.
+    clock.set("2026-06-10T03:00:00+02:00")
+    response = await client.patch("/users/me", json={"display_name": "Ada"}, headers=acc.headers)
+    assert response.status_code == 200, response.text
+    renamed = (await events_of(settings, acc.user["id"], EventType.USER_UPDATED))[-1]
+    assert renamed.typed_payload() == changed
 
-    # 01:30 is before 04:00, but today does not go back to 9 June: it was the 10th
+    # 01:45 is before 04:00, but today does not go back to 9 June: it was the 10th
     # when the setting changed. It ends at 04:00 on the 11th.
     today = (await client.get("/users/me/today", headers=acc.headers)).json()
     assert today == {

@@ -34,6 +34,7 @@ SAMPLES: dict[type[BaseModel], BaseModel] = {
         daily_goal_minutes=20,
         effective_date=date(2026, 1, 6),
         effective_from=datetime(2026, 1, 6, 3, tzinfo=UTC),
+        changed_at=datetime(2026, 1, 6, 9, 30, tzinfo=UTC),
     ),
     BreakPayload: BreakPayload(
         break_id="b1",

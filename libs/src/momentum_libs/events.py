@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from momentum_libs.localday import parse_day_start, zone
-from momentum_libs.timestamps import UtcDatetime, as_utc
+from momentum_libs.timestamps import UtcDatetime, to_milliseconds
 
 STREAM_FIELD = "event"
 
@@ -123,7 +123,10 @@ class UserPayload(_Payload):
     ``rest_weekdays`` [], ``daily_goal_minutes`` 1). ``effective_date`` is the user's
     local date from which this state applies (their today when they changed it, under
     the settings before; the date they registered), ``effective_from`` that day's first
-    instant: days before it keep the settings they had."""
+    instant: days before it keep the settings they had. ``changed_at`` is the instant they
+    changed (or the user registered), on the clock that chose ``effective_date``; None
+    (events older than the field, accounts that have not changed them since): the
+    envelope's ``occurred_at`` stands for it."""
 
     timezone: str
     day_start: str | None = None
@@ -131,6 +134,7 @@ class UserPayload(_Payload):
     daily_goal_minutes: int | None = None
     effective_date: date | None = None
     effective_from: UtcDatetime | None = None
+    changed_at: UtcDatetime | None = None
     restored: list[PastDaySettings] | None = Field(
         None,
         max_length=MAX_RESTORED_SETTINGS,
@@ -252,8 +256,7 @@ class Envelope(BaseModel):
     def _utc_milliseconds(cls, value: datetime) -> datetime:
         # MongoDB keeps milliseconds and may hand back naive UTC: an event read back from an
         # outbox must equal the event written, whichever way it was stored.
-        value = as_utc(value)
-        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+        return to_milliseconds(value)
 
     @classmethod
     def create(cls, type_: EventType, user_id: str, payload: _Payload) -> "Envelope":

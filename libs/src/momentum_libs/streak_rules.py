@@ -73,15 +73,27 @@ class _Model(BaseModel):
 
 class DaySettings(_Model):
     """The user's day settings from ``effective`` (a local date) on, as a user.* event
-    said at ``at``; days before ``effective`` keep the settings they had."""
+    said at ``at``; days before ``effective`` keep the settings they had.
+
+    ``at`` orders the events (the newest wins); ``changed_at`` is when the settings
+    changed, on the clock that chose ``effective`` (a later event that restates them, a
+    rename, keeps it), and what the skipped dates and the grace are reckoned from
+    (:attr:`changed`)."""
 
     effective: date
     at: datetime
+    changed_at: datetime | None = None
     timezone: str = "UTC"
     day_start: str = "00:00"
     rest_weekdays: list[str] = []
     daily_goal_minutes: int = 1
     effective_from: datetime | None = None
+
+    @property
+    def changed(self) -> datetime:
+        """The instant of the change: ``changed_at``, or for settings stated without it
+        (older events and projections), the event's ``at``."""
+        return self.changed_at or self.at
 
 
 class BreakFact(_Model):
@@ -143,6 +155,7 @@ def settings_change(payload: UserPayload, at: datetime, registered: bool) -> Day
         rest_weekdays=list(payload.rest_weekdays or []),
         daily_goal_minutes=payload.daily_goal_minutes or 1,
         effective_from=payload.effective_from,
+        changed_at=payload.changed_at,
     )
 
 
@@ -215,9 +228,10 @@ def skipped_dates(change: DaySettings) -> tuple[date, date] | None:
     effective date (the user's today when they made it) and before the first today under
     it. Only a move east across the date line skips one (Pago Pago at 23:30 is 00:30 of
     the day after tomorrow in Kiritimati), and never more than one: offsets span 26
-    hours and day starts 6, so a wider gap means ``at`` is not the instant of the change
-    (an event's clock apart from the one that chose its date), and nothing is skipped."""
-    first_today = _today_by(change, change.at).date
+    hours and day starts 6, so a wider gap means :attr:`DaySettings.changed` is not the
+    instant of the change (an old event's ``occurred_at``, on a clock apart from the one
+    that chose its date), and nothing is skipped."""
+    first_today = _today_by(change, change.changed).date
     if (first_today - change.effective).days != 2:
         return None
     return change.effective + ONE_DAY, change.effective + ONE_DAY
@@ -241,12 +255,12 @@ def grace(history: list[DaySettings], now: datetime) -> Grace | None:
     """The old settings' today at ``now``, within :data:`GRACE` of the latest change;
     None out of it, or with no settings before that change."""
     latest = current_settings(history)
-    if latest is None or not latest.at <= now < latest.at + GRACE:
+    if latest is None or not latest.changed <= now < latest.changed + GRACE:
         return None
     before = current_settings([s for s in history if s.effective < latest.effective])
     if before is None:
         return None
-    return Grace(_today_by(before, now), latest.at + GRACE)
+    return Grace(_today_by(before, now), latest.changed + GRACE)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def to_milliseconds(value: datetime) -> datetime:
+    """``value`` in UTC at MongoDB's precision, so what is sent equals what is read back."""
+    value = as_utc(value)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def rfc3339(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 

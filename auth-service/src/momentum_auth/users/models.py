@@ -22,6 +22,10 @@ class User(OutboxDocument):
     # goes back before it (momentum_libs.localday.today). None: an account from before.
     settings_from: str | None = None  # "YYYY-MM-DD"
     settings_from_at: UtcDatetime | None = None  # the first instant of that day
+    # The instant of that change (or registration), on the service's clock: analytics
+    # reckons the dates a move skipped and the 36-hour grace from it. None: not changed
+    # since before it was kept.
+    settings_changed_at: UtcDatetime | None = None
     # The local day the account was registered: an import restores the settings of the
     # days before it only. None: an account from before it was kept.
     first_day: str | None = None  # "YYYY-MM-DD"

@@ -20,6 +20,7 @@ from momentum_libs.ids import parse_object_id
 from momentum_libs.localday import DayFloor, LocalDay, local_day, parse_day_start, today, zone
 from momentum_libs.outbox import Change
 from momentum_libs.problems import ProblemError
+from momentum_libs.timestamps import to_milliseconds
 from momentum_libs.tokens import AccessClaims
 from pydantic import ValidationError
 
@@ -67,6 +68,7 @@ def user_event(
         daily_goal_minutes=user.daily_goal_minutes,
         effective_date=date.fromisoformat(user.settings_from) if user.settings_from else None,
         effective_from=user.settings_from_at,
+        changed_at=user.settings_changed_at,
         restored=restored,
     )
     return Envelope.create(type_, str(user.id), payload)
@@ -107,7 +109,11 @@ def _profile_change(user: User, data: UserUpdate, now: datetime) -> Change | Non
     if fields.keys() & set(DAY_SETTINGS):
         # From the day the user is in now, by the settings they had until now.
         day = user_today(user, now)
-        fields.update(settings_from=day.date.isoformat(), settings_from_at=day.starts_at)
+        fields.update(
+            settings_from=day.date.isoformat(),
+            settings_from_at=day.starts_at,
+            settings_changed_at=to_milliseconds(now),
+        )
     return fields, user_event(EventType.USER_UPDATED, user.model_copy(update=fields))
 
 
@@ -133,7 +139,8 @@ class UserService:
 
     async def register(self, data: UserCreate) -> User:
         now = utcnow()
-        first = local_day(self._clock.now(), zone(data.timezone))
+        registered_at = to_milliseconds(self._clock.now())
+        first = local_day(registered_at, zone(data.timezone))
         user = User(
             email=data.email,
             password_hash=await self._passwords.hash(data.password),
@@ -141,6 +148,7 @@ class UserService:
             timezone=data.timezone,
             settings_from=first.date.isoformat(),
             settings_from_at=first.starts_at,
+            settings_changed_at=registered_at,
             first_day=first.date.isoformat(),
             created_at=now,
             updated_at=now,
