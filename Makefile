@@ -72,7 +72,7 @@ openapi: install
 	$(RUN) python scripts/export_openapi.py
 
 bench: install
-	$(RUN) python -m bench
+	$(RUN) python -m bench --notes bench/results/analysis.md
 
 # Mutation testing of the riskiest modules (long: not part of `make test`). Narrow it with
 # e.g. MUTATION_ARGS="--module streaks --jobs 2"; see scripts/mutation.py.
