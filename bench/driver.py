@@ -121,6 +121,11 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
         stop.set()
+        # The run is over: a SIGTERM that arrives now ("end early") must not kill the
+        # process before it prints what it measured (the loop's teardown would restore
+        # the default action; a caller's stop() can race the end of duration_s).
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         await barrier.abort()
         await asyncio.gather(*tasks, return_exceptions=True)
 
