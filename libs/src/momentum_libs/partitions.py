@@ -20,6 +20,7 @@ consumers read on: that is how P is changed on a live system (docs/operations.md
 """
 
 import zlib
+from collections.abc import Callable
 
 from momentum_libs.cli import ToolError
 from momentum_libs.redis_client import RedisClient
@@ -37,6 +38,11 @@ DRAINING = "draining"
 def partition_of(user_id: str, partitions: int) -> int:
     """The partition holding ``user_id``'s events."""
     return zlib.crc32(user_id.encode("utf-8")) % partitions
+
+
+def users_of(index: int, partitions: int) -> Callable[[str], bool]:
+    """Whether a user's events go to partition ``index`` (every user's, when P = 1)."""
+    return lambda user_id: partition_of(user_id, partitions) == index
 
 
 def partition_stream(stream: str, index: int, partitions: int) -> str:

@@ -34,9 +34,11 @@ async def run(
     after: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_user_done: Callable[[], None] | None = None,
+    include: Callable[[str], bool] | None = None,
 ) -> RebuildReport:
-    """Rebuild ``user_ids``, or every user (after ``after``) when None; ``on_start`` gets
-    how many users when they are named (every user is paged: their number is not read)."""
+    """Rebuild ``user_ids``, or every user (after ``after``; those ``include`` accepts) when
+    None; ``on_start`` gets how many users when they are named (every user is paged:
+    their number is not read)."""
     timeout_ms = settings.store_timeout_ms
     bulk_ms = max(timeout_ms, BULK_OPERATION_TIMEOUT_MS)
     audit = settings.mongo_audit_file
@@ -59,7 +61,7 @@ async def run(
             settings.clock,
         )
         if user_ids is None:
-            return await rebuilder.rebuild_all(after, on_user_done)
+            return await rebuilder.rebuild_all(after, on_user_done, include)
         if on_start is not None:
             on_start(len(user_ids))
         return await rebuilder.rebuild(user_ids, on_user_done)

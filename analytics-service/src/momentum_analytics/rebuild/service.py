@@ -276,14 +276,19 @@ class Rebuilder:
         return report
 
     async def rebuild_all(
-        self, after: str | None = None, on_user_done: Callable[[], None] | None = None
+        self,
+        after: str | None = None,
+        on_user_done: Callable[[], None] | None = None,
+        include: Callable[[str], bool] | None = None,
     ) -> RebuildReport:
         """Rebuild every user tracking or analytics knows (those after ``after``: resume a
-        stopped run with the ``after`` of its last ``rebuild_progress`` line)."""
+        stopped run with the ``after`` of its last ``rebuild_progress`` line), or of them
+        those ``include`` accepts (a partition's users: the repair of its trimmed events)."""
         report = RebuildReport()
         started = time.perf_counter()
         async for page in self.user_id_pages(after):
-            await self._rebuild_some(page, report, on_user_done)
+            chosen = page if include is None else [u for u in page if include(u)]
+            await self._rebuild_some(chosen, report, on_user_done)
             log.info("rebuild_progress", users=report.users, logs=report.logs, after=page[-1])
         report.seconds = time.perf_counter() - started
         log.info("rebuild_done", **report.as_dict())
