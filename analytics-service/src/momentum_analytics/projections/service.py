@@ -120,7 +120,7 @@ def day_totals(
     for entry in entries:
         if entry.deleted or entry.goal_id in excluded_goals or entry.date not in totals:
             continue
-        day = totals[entry.date] or DayTotal()
+        day = totals[entry.date] or DayTotal.model_construct(t=0, g={})
         day.t += entry.minutes
         day.g[entry.goal_id] = day.g.get(entry.goal_id, 0) + entry.minutes
         totals[entry.date] = day
