@@ -1,7 +1,7 @@
 """Stream retention and the repair of entries trimmed unread, against the real Redis."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +299,18 @@ class PartitionedGroup(StreamConsumerSettings):
     consumer_name_prefix: str = "test"
 
 
+async def run_until(
+    run: Coroutine[Any, Any, None], done: Callable[[], bool], eventually: Eventually
+) -> None:
+    """Run a consumer until ``done()`` holds, then stop it."""
+    task = asyncio.create_task(run)
+    try:
+        await eventually(lambda: asyncio.sleep(0, result=done()))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_a_partitions_trimmed_events_are_repaired_for_that_partitions_users_only(
     redis: Redis, namespace: str, eventually: Eventually
 ) -> None:
@@ -326,12 +338,7 @@ async def test_a_partitions_trimmed_events_are_repaired_for_that_partitions_user
         repaired.append((windows, users))
 
     consumer, _ = log_consumers(settings, redis, lambda e: asyncio.sleep(0), repair=repair)
-    task = asyncio.create_task(consumer.run())
-    try:
-        await eventually(lambda: asyncio.sleep(0, result=bool(repaired)))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until(consumer.run(), lambda: bool(repaired), eventually)
     assert len(repaired) == 1  # the other partitions lost nothing
     windows, users = repaired[0]
     assert [w.split(" ")[0] for w in windows] == ["g"]
@@ -356,10 +363,5 @@ async def test_on_one_stream_the_repair_is_told_every_user(
         told.append(users)
 
     consumer, _ = log_consumers(settings, redis, lambda e: asyncio.sleep(0), repair=repair)
-    task = asyncio.create_task(consumer.run())
-    try:
-        await eventually(lambda: asyncio.sleep(0, result=bool(told)))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until(consumer.run(), lambda: bool(told), eventually)
     assert all(told[0](f"user-{n}") for n in range(200))
