@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import Envelope, EventType, LogPayload
 from momentum_libs.metrics import Gauges
 from momentum_libs.outbox import OutboxRepository
-from momentum_libs.partitioned import PartitionedConsumer
+from momentum_libs.partitioned import PartitionedConsumer, log_consumers
 from momentum_libs.partitions import (
     DRAINING,
     PartitionCountMismatchError,
@@ -27,11 +28,13 @@ from momentum_libs.partitions import (
 )
 from momentum_libs.redis_client import RedisClient, redis_client
 from momentum_libs.relay import OutboxRelay
+from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.testing.plugin import drop_namespace
 from momentum_libs.testing.waiting import eventually
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis, RedisCluster
 from redis.crc import key_slot
+from structlog.testing import capture_logs
 
 from .partition_replica import Projection, projection_key, replica
 from .test_outbox import Note, mongo
@@ -336,3 +339,37 @@ async def test_the_groups_gauges_count_every_partition_whoever_holds_it(
     assert values["momentum_consumer_pending_entries"] == spanned
     assert values["momentum_consumer_lag_entries"] == 12 - spanned
     assert values["momentum_consumer_partitions_held"] == 0
+
+
+class OneStreamGroup(StreamConsumerSettings):
+    consumer_name_prefix: str = "test"
+
+
+async def test_a_one_stream_consumer_reads_nothing_while_the_log_records_another_p(
+    redis: Redis, namespace: str
+) -> None:
+    """Relays on P = 8, a consumer left on P = 1: it would read the one stream, which no
+    relay writes to, and idle unseen. It reads nothing and says why until the log's P is 1."""
+    settings = OneStreamGroup(events_stream=f"{namespace}events", consumer_group=GROUP)
+    await redis.set(partitions_key(settings.events_stream), 8)
+    await redis.xadd(settings.events_stream, log_event("u1", 1).to_stream_fields())  # type: ignore[arg-type]
+    seen: list[Envelope] = []
+
+    async def handle(envelope: Envelope) -> None:
+        seen.append(envelope)
+
+    consumer, _ = log_consumers(settings, redis, handle)
+    assert isinstance(consumer, StreamConsumer)
+    await consumer.ensure_group()
+    with capture_logs() as logs:
+        task = asyncio.create_task(consumer.run())
+        try:
+            await until(lambda: asyncio.sleep(0, result=bool(logs)))
+            assert seen == []
+            assert logs[0]["event"] == "consumer_partitions_mismatch"
+            assert "has 8 partitions" in logs[0]["error"]
+            await redis.set(partitions_key(settings.events_stream), 1)
+            await until(lambda: asyncio.sleep(0, result=len(seen) == 1))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

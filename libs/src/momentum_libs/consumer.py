@@ -63,6 +63,11 @@ the consumer wrote meanwhile came out short; found by tests/test_trim_repair_e2e
 about one run in three), so the remaining events are
 applied after the rebuild, in stream order.
 
+A consumer of the log's one stream (``whole_log``: P = 1) checks with the trimmed windows
+that the log's recorded P is 1 (:func:`momentum_libs.partitions.check_partitions`): with
+relays on another P it would idle unseen, their events in partitions it never reads; so it
+reads nothing, logs ``consumer_partitions_mismatch`` and checks again, backing off.
+
 The Redis client's ``socket_timeout`` must exceed ``block_ms``.
 """
 
@@ -95,6 +100,7 @@ from momentum_libs.events import (
     UnknownEventError,
 )
 from momentum_libs.metrics import ConsumerMetrics
+from momentum_libs.partitions import PartitionCountMismatchError, check_partitions
 from momentum_libs.redis_client import RedisClient
 from momentum_libs.retention import before, entry_key, text, trimmed_unread_key
 from momentum_libs.settings import StreamConsumerSettings
@@ -168,6 +174,7 @@ class StreamConsumer:
         forget_idle_ms: int = 3_600_000,
         repair: Repair | None = None,
         trim_check_ms: int = 10_000,
+        whole_log: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -199,6 +206,9 @@ class StreamConsumer:
         self._trim_check_ms = trim_check_ms
         self._next_trim_check_at = 0.0
         self._trimmed_unread = trimmed_unread_key(stream)
+        # The one stream of an unpartitioned log: the log's recorded P must be 1, or the
+        # relays publish into partitions this consumer never reads (it would idle, silent).
+        self._whole_log = whole_log
         self.metrics = ConsumerMetrics(redis, stream, group, self.dead_letter_stream)
 
     @classmethod
@@ -213,10 +223,12 @@ class StreamConsumer:
         *,
         dead_letter_stream: str | None = None,
         consumer_name: str | None = None,
+        whole_log: bool = False,
     ) -> "StreamConsumer":
         """This process's consumer, as the service's settings describe it; ``stream``: read
         another stream than the events (the group's replay stream, a partition) with the
-        same group; ``dead_letter_stream``, ``consumer_name``: other than the settings'."""
+        same group; ``dead_letter_stream``, ``consumer_name``: other than the settings'.
+        ``whole_log``: it reads the log's one stream (P = 1), and checks the log's P."""
         return cls(
             redis,
             stream or settings.events_stream,
@@ -231,6 +243,7 @@ class StreamConsumer:
             batch_handler=batch_handler,
             concurrency=settings.consumer_concurrency,
             repair=repair,
+            whole_log=whole_log,
         )
 
     async def ensure_group(self) -> None:
@@ -253,6 +266,8 @@ class StreamConsumer:
             self._next_forget_at = now + self._forget_idle_ms / 1000
             await self.forget_dead_consumers()
         if now >= self._next_trim_check_at:
+            if self._whole_log:  # raises until the log's P is 1: nothing is read meanwhile
+                await check_partitions(self._redis, self.stream, 1, publishing=False)
             self._next_trim_check_at = now + self._trim_check_ms / 1000
             await self.check_trimmed()
         reclaimed = await self._reclaim()
@@ -310,6 +325,10 @@ class StreamConsumer:
                     group_ready = True
                 await self.process_once()
                 backoff = FIRST_PAUSE_S
+            except PartitionCountMismatchError as exc:
+                log.error("consumer_partitions_mismatch", group=self.group, error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = next_pause(backoff, LONGEST_PAUSE_S)
             except (RedisError, OSError) as exc:
                 # Also covers NOGROUP after Redis came back empty: create the group again.
                 group_ready = False

@@ -342,7 +342,12 @@ def log_consumers(
     stream itself, so no second reader); its partitions repair one at a time."""
     if settings.events_partitions == 1:
         consumer = StreamConsumer.from_settings(
-            settings, redis, handler, batch_handler, repair=of_partition(repair, 0, 1)
+            settings,
+            redis,
+            handler,
+            batch_handler,
+            repair=of_partition(repair, 0, 1),
+            whole_log=True,
         )
         return consumer, replay_consumer(settings, redis, handler, batch_handler)
     return PartitionedConsumer.from_settings(
