@@ -451,3 +451,67 @@ async def test_a_replica_waiting_for_anothers_repair_reads_on_once_its_windows_a
     assert len(await waiting) == 1
     assert repaired == []  # repaired once, by the other replica
     assert await redis.exists(lease)  # still its
+
+
+async def pending_entries_trimmed_after_a_check(
+    redis: Redis, stream: str, group: str, eventually: Eventually
+) -> tuple[list[list[str]], list[str], list[str]]:
+    """A crashed consumer's pending entries, trimmed (an operator's XTRIM) after the
+    consumer's last check: its next reclaim meets them before any check. Returns the
+    repairs, the entries that were pending and those written."""
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(
+        redis,
+        stream,
+        group,
+        "c1",
+        lambda e: asyncio.sleep(0),
+        repair=repair,
+        block_ms=0,
+        claim_idle_ms=20,
+        trim_check_ms=600_000,  # no check after the first, unless the reclaim asks for one
+    )
+    assert await consumer.process_once() == 100  # its first check found nothing
+    pending = await read(redis, stream, group, 3, ack=False)  # then that consumer died
+    await redis.xtrim(stream, maxlen=OLD - 103, approximate=False)  # exactly those go too
+
+    async def found() -> bool:
+        await consumer.process_once()
+        return bool(repaired)
+
+    await eventually(found)
+    summary: Any = await redis.xpending(stream, group)
+    assert summary["pending"] == 0
+    assert await consumer.check_trimmed() == []  # repaired once, not found again
+    assert len(repaired) == 1
+    return repaired, pending, written
+
+
+async def test_pending_entries_trimmed_after_a_check_are_found_by_the_reclaim_on_redis_7(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """Redis 7's XAUTOCLAIM drops them from the pending list, idle or not, and names
+    them apart: were they ignored, they would be lost without a trace."""
+    group = f"{namespace}g"
+    repaired, pending, _ = await pending_entries_trimmed_after_a_check(
+        redis, f"{namespace}events", group, eventually
+    )
+    assert repaired == [[f"{group} {pending[0]} {pending[-1]}"]]
+
+
+async def test_pending_entries_trimmed_after_a_check_are_found_and_acked_on_redis_6_2(
+    redis_6: Redis, eventually: Eventually
+) -> None:
+    """Redis 6.2's answers a nil for each and keeps them pending: the check they call
+    for finds them (older than the first entry), records them and acks them, so the
+    next check does not find them again (and repair again)."""
+    repaired, pending, written = await pending_entries_trimmed_after_a_check(
+        redis_6, "events", "g", eventually
+    )
+    assert repaired == [[f"g {pending[0]} {written[103]}"]]
