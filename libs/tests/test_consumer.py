@@ -17,10 +17,14 @@ from momentum_libs.consumer import (
     default_consumer_name,
 )
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
+from momentum_libs.metrics import CONSUMER_DELIVERIES, CONSUMER_OUTCOMES
+from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo.errors import NetworkTimeout, ServerSelectionTimeoutError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from .conftest import drop_keys
 
 Eventually = Callable[..., Awaitable[None]]
 
@@ -718,3 +722,131 @@ async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_
     assert seen == [slow]  # u2's work was done and acked before the error came out
     pending: Any = await redis.xpending_range(c.stream, c.group, min="-", max="+", count=10)
     assert len(pending) == 1
+
+
+class ConsumerSettings(StreamConsumerSettings):
+    consumer_name_prefix: str = "svc"
+
+
+async def test_from_settings_takes_stream_group_name_and_dead_letters_unless_given_others(
+    redis: Redis, namespace: str
+) -> None:
+    settings = ConsumerSettings(
+        events_stream=f"{namespace}events", consumer_group=f"{namespace}group"
+    )
+    handler = Recorder()
+    c = StreamConsumer.from_settings(settings, redis, handler)
+    assert (c.stream, c.group) == (f"{namespace}events", f"{namespace}group")
+    assert c.consumer_name.startswith(f"svc-{socket.gethostname()}-{os.getpid()}-")
+    assert c.dead_letter_stream == settings.dead_letters
+    other = StreamConsumer.from_settings(
+        settings,
+        redis,
+        handler,
+        stream=f"{namespace}replay",
+        dead_letter_stream=f"{namespace}replay.dead",
+        consumer_name="replayer",
+    )
+    assert (other.stream, other.group, other.consumer_name, other.dead_letter_stream) == (
+        f"{namespace}replay",
+        f"{namespace}group",
+        "replayer",
+        f"{namespace}replay.dead",
+    )
+    # It reads the stream it was given.
+    await other.ensure_group()
+    e = event()
+    await redis.xadd(other.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    assert await other.process_once() == 1
+    assert handler.seen == [e]
+
+
+async def test_take_over_handles_all_that_is_pending_in_stream_order_whatever_its_idle_time(
+    redis: Redis, namespace: str
+) -> None:
+    handler = Recorder()
+    # batch_size 2: five pending entries take three XAUTOCLAIMs.
+    c = consumer(redis, namespace, handler, block_ms=10, batch_size=2, claim_idle_ms=600_000)
+    await c.ensure_group()
+    events = [event(f"u{i % 2}", tz) for i, tz in enumerate(["UTC", "Asia/Tokyo"] * 2 + ["UTC"])]
+    for e in events:
+        await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup(c.group, "previous-owner", {c.stream: ">"})  # its unfinished work
+    assert await c.process_once() == 0  # a reclaim would wait claim_idle_ms for them
+    assert await c.take_over() == 5
+    assert handler.seen == events
+    assert await pending_count(redis, c.stream, c.group) == 0
+    assert await c.take_over() == 0  # nothing pending: it returns at once
+
+
+class AckedMeanwhile(Redis):
+    """A real client whose XAUTOCLAIM is followed, before anything else, by the entries'
+    old holder finishing them (its XACK): the race between our claim and our XPENDING."""
+
+    async def xautoclaim(self, name: Any, groupname: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        reply = await super().xautoclaim(name, groupname, *args, **kwargs)
+        claimed = [entry[0] for entry in reply[1] if entry[0] is not None]
+        if claimed:
+            await self.xack(name, groupname, *claimed)
+        return reply
+
+
+async def test_an_entry_its_old_holder_acks_after_our_claim_is_left_alone(
+    redis_url: str, namespace: str
+) -> None:
+    client = AckedMeanwhile.from_url(redis_url, decode_responses=True, socket_timeout=10)
+    try:
+        handler = Recorder()
+        c = consumer(client, namespace, handler, block_ms=10, claim_idle_ms=20)
+        await c.ensure_group()
+        await client.xadd(c.stream, event().to_stream_fields())  # type: ignore[arg-type]
+        await client.xreadgroup(c.group, "slow", {c.stream: ">"})
+        await asyncio.sleep(0.05)  # past claim_idle_ms: the reclaim claims it
+        assert await c.process_once() == 0
+        assert handler.calls == {}  # done already: not handled twice
+        assert await pending_count(client, c.stream, c.group) == 0
+        assert await client.xlen(c.dead_letter_stream) == 0
+    finally:
+        await drop_keys(client, namespace)
+        await client.aclose()
+
+
+def deliveries(c: StreamConsumer) -> dict[str, float]:
+    """The group's delivery counters (momentum_consumer_deliveries_total) by outcome."""
+    return {
+        outcome: CONSUMER_DELIVERIES.labels(c.group, outcome)._value.get()
+        for outcome in CONSUMER_OUTCOMES
+    }
+
+
+async def test_each_delivery_is_counted_by_its_outcome(redis: Redis, namespace: str) -> None:
+    fails, unreachable, fine = event("u1"), event("u2"), event("u3")
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope == fails:
+            raise RuntimeError("cannot apply")
+        if envelope == unreachable:
+            raise ServerSelectionTimeoutError("no MongoDB")
+
+    c = consumer(redis, namespace, handler, block_ms=10, max_deliveries=3)
+    await c.ensure_group()
+    for e in (fails, unreachable, fine):
+        await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
+    await redis.xadd(c.stream, {"something": "else"})  # not an event: dead at once
+    assert await c.process_once() == 2
+    assert deliveries(c) == {"acked": 1, "failed": 2, "dead_lettered": 1}
+
+
+async def test_a_batchs_deliveries_are_counted_each(redis: Redis, namespace: str) -> None:
+    events = [event(user, tz) for user in ("u1", "u2") for tz in ("UTC", "Asia/Tokyo")]
+    for e in events:
+        await redis.xadd(f"{namespace}events", e.to_stream_fields())  # type: ignore[arg-type]
+
+    async def batch(envelopes: list[Envelope]) -> None:
+        if envelopes[0].user_id == "u2":
+            raise ServerSelectionTimeoutError("no MongoDB")
+
+    c = consumer(redis, namespace, Recorder(), block_ms=10, batch_handler=batch)
+    await c.ensure_group()
+    assert await c.process_once() == 2  # u1's batch; u2's waits for MongoDB
+    assert deliveries(c) == {"acked": 2, "failed": 2, "dead_lettered": 0}

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 from beanie import PydanticObjectId
+from momentum_libs import outbox as outbox_module
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, UserPayload
 from momentum_libs.mongo import init_documents, mongo_client
@@ -22,6 +23,7 @@ from momentum_libs.outbox import (
 from momentum_libs.problems import ProblemError
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.retention import StreamRetention
+from momentum_libs.retry import WRITE_ATTEMPTS
 from momentum_libs.testing.plugin import OwnRedis
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
@@ -736,3 +738,81 @@ async def test_tombstone_each_tombstones_every_document_the_batches_find(
     assert await OutboxRelay(redis, f"{namespace}events", [Note]).drain_once() == 7
     assert [await raw(note.id) for note in notes] == [None, None, None]
     assert await raw(kept.id) is not None
+
+
+async def test_a_written_document_reads_as_stored_pending_while_its_events_wait(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    """What ``write`` returns is what a read of the document gives, the pending flag too."""
+    repo = OutboxRepository(Note)
+    note, _ = await create("u1", "a")
+    renamed = await repo.write(note, {"text": "b"}, event("u1", "b"))
+    assert renamed is not None
+    quiet = await repo.write(renamed, {"text": "c"}, None)
+    assert quiet is not None
+    for written in (renamed, quiet):
+        stored = await raw(note.id)
+        assert stored is not None
+        assert bool(stored["outbox_pending"]) is True  # two events wait for the relay
+        assert written.outbox_pending is True
+
+
+def renamed_to(text: str) -> Callable[[Note], tuple[dict[str, Any], Envelope]]:
+    return lambda current: ({"text": text}, event(current.owner, text))
+
+
+async def test_change_writes_the_document_already_read_and_reads_again_only_after_a_lost_race(
+    mongo: AsyncMongoClient[Any],
+) -> None:
+    repo = OutboxRepository(Note)
+    note, _ = await create("u1", "a")
+    loads = 0
+
+    async def load() -> Note | None:
+        nonlocal loads
+        loads += 1
+        return await Note.get(note.id)
+
+    written = await repo.change(load, renamed_to("b"), first=note)
+    assert written is not None and written.text == "b"
+    assert loads == 0  # `first` is the first attempt's read
+    # `note` is stale now: the first attempt loses, the retry reads once and wins.
+    written = await repo.change(load, renamed_to("c"), first=note)
+    assert written is not None and written.text == "c"
+    assert loads == 1
+    stored = await raw(note.id)
+    assert stored is not None and stored["text"] == "c"
+
+
+async def test_each_lost_race_pauses_by_the_retry_policy_and_the_last_one_is_a_409(
+    mongo: AsyncMongoClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause itself is random (jitter): recorded here instead of slept."""
+    pauses: list[int] = []
+
+    async def recorded(attempt: int) -> None:
+        pauses.append(attempt)
+
+    monkeypatch.setattr(outbox_module, "backoff", recorded)
+    repo = OutboxRepository(Note)
+    note, _ = await create("u1", "a")
+    stale = await Note.get(note.id)
+    await change(note.id, "b")
+
+    async def load() -> Note | None:
+        return await Note.get(note.id)
+
+    written = await repo.change(load, renamed_to("c"), first=stale)
+    assert written is not None and written.text == "c"
+    assert pauses == [0]  # one lost race, one pause before the retry
+
+    async def always_stale() -> Note | None:
+        return stale
+
+    pauses.clear()
+    with pytest.raises(ProblemError) as lost:
+        await repo.change(always_stale, renamed_to("d"))
+    assert lost.value.status == 409
+    assert pauses[: WRITE_ATTEMPTS - 1] == list(range(WRITE_ATTEMPTS - 1))
+    stored = await raw(note.id)
+    assert stored is not None and stored["text"] == "c"

