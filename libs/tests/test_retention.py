@@ -590,3 +590,19 @@ async def test_pending_entries_trimmed_after_a_check_are_found_and_acked_on_redi
         redis_6, "events", "g", eventually
     )
     assert repaired == [[f"g {pending[0]} {written[103]}"]]
+
+
+async def test_the_check_acks_the_pending_entries_trimmed_and_only_those(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=0)
+    await redis.xgroup_create(stream, group, id="0")
+    pending = await read(redis, stream, group, 150, ack=False)  # a crashed consumer's
+    await redis.xtrim(stream, maxlen=OLD - 100, approximate=False)  # its first 100 go
+    # batch_size 30: the trimmed ones are acked over several XPENDINGs.
+    consumer = StreamConsumer(redis, stream, group, "c1", lambda e: asyncio.sleep(0), batch_size=30)
+    assert await consumer.check_trimmed() == [f"{group} {pending[0]} {written[100]}"]
+    left: Any = await redis.xpending_range(stream, group, min="-", max="+", count=200)
+    assert [p["message_id"] for p in left] == pending[100:]  # still in the stream
