@@ -368,12 +368,11 @@ async def test_on_one_stream_the_repair_is_told_every_user(
     assert all(told[0](f"user-{n}") for n in range(200))
 
 
-async def test_the_consumer_checks_for_trimmed_entries_every_trim_check_ms_not_only_at_start(
-    redis: Redis, namespace: str, eventually: Eventually
-) -> None:
-    stream = f"{namespace}events"
-    group = f"{namespace}g"
-    written = await old_then_new(redis, stream, new=0)
+async def repairing_consumer(
+    redis: Redis, stream: str, group: str, **options: Any
+) -> tuple[StreamConsumer, list[list[str]]]:
+    """A group created at 0 on ``stream`` (OLD entries, none read) and a consumer that has
+    read them once (its first check found nothing trimmed); the windows its repair is given."""
     await redis.xgroup_create(stream, group, id="0")
     repaired: list[list[str]] = []
 
@@ -381,16 +380,19 @@ async def test_the_consumer_checks_for_trimmed_entries_every_trim_check_ms_not_o
         repaired.append(windows)
 
     consumer = StreamConsumer(
-        redis,
-        stream,
-        group,
-        "c1",
-        lambda e: asyncio.sleep(0),
-        repair=repair,
-        block_ms=0,
-        trim_check_ms=50,
+        redis, stream, group, "c1", lambda e: asyncio.sleep(0), repair=repair, block_ms=0, **options
     )
     assert await consumer.process_once() == 100  # its first check found nothing
+    return consumer, repaired
+
+
+async def test_the_consumer_checks_for_trimmed_entries_every_trim_check_ms_not_only_at_start(
+    redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    stream = f"{namespace}events"
+    group = f"{namespace}g"
+    written = await old_then_new(redis, stream, new=0)
+    consumer, repaired = await repairing_consumer(redis, stream, group, trim_check_ms=50)
     assert repaired == []
     # Everything it has not read goes (Redis 7's entries-read tells): nothing to read on.
     await redis.xtrim(stream, maxlen=0, approximate=False)
@@ -535,24 +537,13 @@ async def pending_entries_trimmed_after_a_check(
     consumer's last check: its next reclaim meets them before any check. Returns the
     repairs, the entries that were pending and those written."""
     written = await old_then_new(redis, stream, new=0)
-    await redis.xgroup_create(stream, group, id="0")
-    repaired: list[list[str]] = []
-
-    async def repair(windows: list[str]) -> None:
-        repaired.append(windows)
-
-    consumer = StreamConsumer(
+    consumer, repaired = await repairing_consumer(
         redis,
         stream,
         group,
-        "c1",
-        lambda e: asyncio.sleep(0),
-        repair=repair,
-        block_ms=0,
         claim_idle_ms=20,
         trim_check_ms=600_000,  # no check after the first, unless the reclaim asks for one
     )
-    assert await consumer.process_once() == 100  # its first check found nothing
     pending = await read(redis, stream, group, 3, ack=False)  # then that consumer died
     await redis.xtrim(stream, maxlen=OLD - 103, approximate=False)  # exactly those go too
 
