@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from momentum_libs.mongo import mongo_client
-from momentum_libs.sharding import read_violations, violations
+from momentum_libs.sharding import EXPIRY_SWEEP, read_violations, violations
 
 
 def test_a_filter_without_the_shard_key_is_reported_with_its_field_names_only() -> None:
@@ -40,6 +40,10 @@ def test_unsharded_collections_and_broadcasts_by_design_pass() -> None:
         "delete", {"delete": "refresh_tokens", "deletes": [{"q": {"user_id": "u"}}]}
     )
     assert violations("find", {"find": "refresh_tokens", "filter": {"user_id": "u"}})
+    # The embedded server's expiry sweep, by its comment (it never runs on MongoDB).
+    sweep = {"delete": "daily_logs", "deletes": [{"q": {"purge_at": {"$lt": 1}}}]}
+    assert violations("delete", sweep)
+    assert not violations("delete", {**sweep, "comment": EXPIRY_SWEEP})
 
 
 async def test_the_client_records_what_it_sends(mongodb_url: str, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from momentum_libs.app import Lifespan, create_service_app
 from momentum_libs.background import BackgroundTasks
+from momentum_libs.expiry import Expiries
 from momentum_libs.mongo import init_documents, mongo_client
 from momentum_libs.partitioned import log_consumers
 from momentum_libs.problems import problem_response
@@ -52,6 +53,7 @@ def _build_state(
     consumer_redis: RedisClient,
     signing_key: SigningKey,
     background: BackgroundTasks,
+    expiries: Expiries,
 ) -> AuthState:
     """Every service once, with its repositories; the repositories wake the relay."""
     revocations = SessionRevocations(redis, settings.access_token_ttl_seconds + REVOCATION_MARGIN_S)
@@ -79,6 +81,7 @@ def _build_state(
         redis=redis,
         token_verifier=verifier,
         background=background,
+        expiries=expiries,
         signing_key=signing_key,
         relay=relay,
         consumer=consumer,
@@ -101,14 +104,19 @@ def _lifespan(settings: AuthSettings) -> Lifespan:
         )
         background = BackgroundTasks()
         try:
-            await init_documents(mongo, settings.mongodb_db, [User, Session, RefreshToken])
-            await ensure_session_expiry(settings.refresh_token_ttl_seconds)
-            state = _build_state(settings, mongo, redis, consumer_redis, signing_key, background)
+            expiries = await init_documents(
+                mongo, settings.mongodb_db, [User, Session, RefreshToken]
+            )
+            await ensure_session_expiry(expiries, settings.refresh_token_ttl_seconds)
+            state = _build_state(
+                settings, mongo, redis, consumer_redis, signing_key, background, expiries
+            )
             install_state(app, state)
             background.start(state.relay.run(), name="outbox-relay")
             background.start(state.consumer.run(), name="imported-settings-consumer")
             if state.replay_consumer is not None:
                 background.start(state.replay_consumer.run(), name="imported-settings-replay")
+            state.expiries.start_sweeping(background)
             yield
         finally:
             await background.stop()

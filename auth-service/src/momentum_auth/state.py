@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.expiry import Expiries
 from momentum_libs.partitioned import LogConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState, service_state
@@ -22,6 +23,7 @@ class AuthState(ServiceState):
     consumer: LogConsumer  # user.settings_imported
     # dead letters replayed to this group alone (a partitioned consumer reads its own)
     replay_consumer: StreamConsumer | None
+    expiries: Expiries  # the TTL indexes (swept by us on the embedded server)
     users: UserService
     tokens: TokenService
 

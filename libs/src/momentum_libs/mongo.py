@@ -7,6 +7,7 @@ from typing import Any
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 
+from momentum_libs.expiry import Expiries, create_indexes, is_embedded
 from momentum_libs.metrics import MongoCommandTimer
 from momentum_libs.sharding import ShardKeyAudit
 
@@ -44,5 +45,12 @@ def mongo_client(
 
 async def init_documents(
     client: AsyncMongoClient[dict[str, Any]], database: str, models: Sequence[type[Document]]
-) -> None:
-    await init_beanie(database=client[database], document_models=list(models))
+) -> Expiries:
+    """Beanie over ``models`` and every index they declare; the TTL ones are handled by
+    the :class:`Expiries` returned (whose ``start_sweeping`` the lifespan calls)."""
+    db = client[database]
+    # Indexes are ours to create: the embedded server takes its TTL ones without the option.
+    await init_beanie(database=db, document_models=list(models), skip_indexes=True)
+    expiries = Expiries(embedded=await is_embedded(db))
+    await create_indexes(models, expiries)
+    return expiries

@@ -54,6 +54,11 @@ command or collection): a filter holding all those fields (with those values) pa
 
 AUDITED = ("find", "update", "delete", "findAndModify", "aggregate")
 
+EXPIRY_SWEEP = "momentum-expiry-sweep"
+"""The ``comment`` of the embedded server's expiry sweep (:mod:`momentum_libs.expiry`). Like
+MongoDB's TTL monitor, which it stands in for, it deletes across users; it never runs
+on MongoDB, so it is no broadcast there."""
+
 
 def filters_of(command_name: str, command: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """The filters a command selects documents by."""
@@ -89,7 +94,7 @@ def is_broadcast_by_design(command_name: str, collection: str, query: Mapping[st
 def violations(command_name: str, command: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What the audit reports of one command: the collection and the filter's field names
     (not its values: a filter may hold an email)."""
-    if command_name not in AUDITED:
+    if command_name not in AUDITED or command.get("comment") == EXPIRY_SWEEP:
         return []
     collection = command.get(command_name)
     if not isinstance(collection, str):

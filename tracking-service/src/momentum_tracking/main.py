@@ -76,6 +76,7 @@ def create_app(
             state.background.start(state.consumer.run(), "user-events-consumer")
             if state.replay_consumer is not None:
                 state.background.start(state.replay_consumer.run(), "user-events-replay-consumer")
+            state.expiries.start_sweeping(state.background)
             stack.push_async_callback(state.background.stop)
             log.info(
                 "tracking_started", database=settings.mongodb_db, stream=settings.events_stream
@@ -122,7 +123,7 @@ async def _build(
     if settings.sessions_redis_url:
         sessions_redis = redis_client(settings.sessions_redis_url, timeout_ms)
         stack.push_async_callback(sessions_redis.aclose)
-    await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
+    expiries = await init_documents(mongo, settings.mongodb_db, DOCUMENT_MODELS)
 
     relay = OutboxRelay.from_settings(settings, redis, OUTBOX_MODELS)
     retention = timedelta(days=settings.tombstone_retention_days)
@@ -169,6 +170,7 @@ async def _build(
         relay=relay,
         consumer=consumer,
         replay_consumer=replay,
+        expiries=expiries,
         goals=goals,
         targets=targets,
         logs=logs,

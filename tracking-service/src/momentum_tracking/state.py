@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from momentum_libs.consumer import StreamConsumer
+from momentum_libs.expiry import Expiries
 from momentum_libs.partitioned import LogConsumer
 from momentum_libs.relay import OutboxRelay
 from momentum_libs.state import ServiceState
@@ -28,6 +29,7 @@ class TrackingState(ServiceState):
     # Dead letters replayed to this group alone; None: a partitioned log, whose replicas
     # read each partition's replay stream with the partition.
     replay_consumer: StreamConsumer | None
+    expiries: Expiries  # the TTL indexes (swept by us on the embedded server)
     goals: GoalService
     targets: TargetService
     logs: LogService

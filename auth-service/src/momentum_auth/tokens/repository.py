@@ -3,40 +3,32 @@
 from datetime import datetime
 
 from momentum_libs.clock import utcnow
+from momentum_libs.expiry import Expiries
 from momentum_libs.ids import parse_object_id
-from pymongo.errors import OperationFailure
+from pymongo import IndexModel
 
 from momentum_auth.tokens.models import RefreshToken, Session
 
 SESSION_TTL_INDEX = "refreshed_at_ttl"
-INDEX_OPTIONS_CONFLICT = 85
 # A session outlives its newest refresh token by this much: clocks of the service and of
 # MongoDB may differ, and a session must never go before its last token.
 SESSION_TTL_MARGIN_S = 3600
 
 
-async def ensure_session_expiry(refresh_token_ttl_seconds: int) -> None:
+async def ensure_session_expiry(expiries: Expiries, refresh_token_ttl_seconds: int) -> None:
     """The TTL index that drops a session after its newest refresh token expired (and a
     start for the sessions stored without one).
 
     Its lifetime is a setting, so it is kept here rather than in the model: a changed
-    setting changes the existing index (``collMod``) instead of failing start-up."""
+    setting changes the existing index instead of failing start-up."""
     collection = Session.get_pymongo_collection()
     # Sessions from before refreshed_at existed: from now on, they expire like the rest.
     await collection.update_many({"refreshed_at": None}, {"$currentDate": {"refreshed_at": True}})
     seconds = refresh_token_ttl_seconds + SESSION_TTL_MARGIN_S
-    try:
-        await collection.create_index(
-            [("refreshed_at", 1)], name=SESSION_TTL_INDEX, expireAfterSeconds=seconds
-        )
-    except OperationFailure as exc:
-        if exc.code != INDEX_OPTIONS_CONFLICT:
-            raise
-        await collection.database.command(
-            "collMod",
-            collection.name,
-            index={"name": SESSION_TTL_INDEX, "expireAfterSeconds": seconds},
-        )
+    await expiries.create(
+        collection,
+        IndexModel([("refreshed_at", 1)], name=SESSION_TTL_INDEX, expireAfterSeconds=seconds),
+    )
 
 
 class TokenRepository:
