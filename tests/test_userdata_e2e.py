@@ -406,8 +406,19 @@ def registered_again(gw: httpx.Client, account: Account) -> Account:
 
 
 def test_export_delete_register_import_restores_everything(gateway: httpx.Client) -> None:
-    account = new_account(gateway, timezone="Europe/Berlin")
-    day = {"day_start": "04:00", "rest_weekdays": ["sat"], "daily_goal_minutes": 15}
+    # Registered with the defaults, as the account the import goes to will be, and moved
+    # to Berlin by a change: the two histories then have the same shape, so they agree on
+    # "today" at any hour. Registered in Berlin, this account's first day would be
+    # Berlin's date, and between midnight and 04:00 there a change never takes the user
+    # back a day (the day floor), while the new account, which started in UTC, is still on
+    # the day before: a real difference of histories, not of the import.
+    account = new_account(gateway)
+    day = {
+        "timezone": "Europe/Berlin",
+        "day_start": "04:00",
+        "rest_weekdays": ["sat"],
+        "daily_goal_minutes": 15,
+    }
     patched = gateway.patch("/users/me", json=day, headers=account.headers)
     assert patched.status_code == 200, patched.text
     seeded = seed(gateway, account)
