@@ -34,12 +34,15 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.errors import StorageError
 from momentum_libs.problems import ProblemError
 from momentum_libs.redis_client import ClusterUrl, RedisClient
-from momentum_libs.tokens import TokenInvalidError, VerificationUnavailableError
+from momentum_libs.tokens import (
+    AccessTokenVerifier,
+    TokenInvalidError,
+    VerificationUnavailableError,
+)
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum_gateway.settings import GatewaySettings
-from momentum_gateway.verifier import RememberingVerifier
 
 if TYPE_CHECKING:  # runtime.py makes the limits: importing it here would be a cycle
     from momentum_gateway.runtime import RuntimeRef
@@ -244,7 +247,7 @@ def _ratelimit_field(window: WindowState | None, in_flight_left: int | None) -> 
     return ", ".join(items).encode()
 
 
-async def client_key(scope: Scope, verifier: RememberingVerifier) -> str:
+async def client_key(scope: Scope, verifier: AccessTokenVerifier) -> str:
     """``user:<subject>`` for a validly signed token, else ``address:<peer>``."""
     for name, value in scope["headers"]:
         if name == b"authorization":

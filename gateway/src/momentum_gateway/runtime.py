@@ -10,14 +10,13 @@ from typing import Any
 import httpx
 from momentum_libs.mongo import mongo_client
 from momentum_libs.redis_client import RedisClient, redis_client
-from momentum_libs.tokens import JwksKeys, SessionRevocations
+from momentum_libs.tokens import AccessTokenVerifier, JwksKeys, SessionRevocations
 from pymongo import AsyncMongoClient
 
 from momentum_gateway.client_limits import ClientLimits
 from momentum_gateway.openapi import OpenApiCache
 from momentum_gateway.settings import GatewaySettings
 from momentum_gateway.upstream import Upstream, open_upstreams
-from momentum_gateway.verifier import RememberingVerifier
 
 
 def _no_cookies() -> httpx.Cookies:
@@ -73,7 +72,7 @@ class Runtime:
     redis: RedisClient
     sessions_redis: RedisClient
     mongo: AsyncMongoClient[dict[str, Any]]
-    verifier: RememberingVerifier
+    verifier: AccessTokenVerifier
     openapi: OpenApiCache
     upstreams: dict[str, Upstream]
     client_limits: ClientLimits
@@ -89,7 +88,7 @@ class Runtime:
             sessions_redis, keep_seconds=settings.revoked_session_ttl_seconds
         )
         keys = JwksKeys(settings.jwks_url, client, cache_seconds=settings.jwks_cache_seconds)
-        verifier = RememberingVerifier(
+        verifier = AccessTokenVerifier(
             keys, settings.jwt_issuer, settings.jwt_audience, revocations
         )
         upstream_urls = settings.upstream_urls
