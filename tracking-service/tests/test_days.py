@@ -4,14 +4,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 import httpx
 import pytest
-from momentum_libs.clock import FileClock
+from momentum_libs.clock import Clock, FileClock
 from momentum_libs.events import Envelope, EventType, PastDaySettings, UserPayload
+from momentum_libs.localday import parse_day_start, today, zone
 from momentum_libs.testing.tokens import TestSigner
 from momentum_libs.testing.waiting import eventually
 from momentum_tracking.days.models import UserDays
+from momentum_tracking.days.repository import DaysRepository
+from momentum_tracking.days.service import DayService
 from momentum_tracking.main import create_app
 from momentum_tracking.settings import TrackingSettings
 from redis.asyncio import Redis
@@ -154,3 +158,34 @@ async def test_a_document_from_before_the_history_takes_the_next_event_and_keeps
         ("2026-03-02", 25),
     ]
     assert stored["daily_goal_minutes"] == 25
+
+
+class _FixedClock(Clock):
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2026-03-29T01:30:00+00:00",  # Europe's spring-forward hour
+        "2026-11-01T06:30:00+00:00",  # America's fall-back hour
+        "2026-12-31T11:59:00+00:00",  # just before Kiritimati's new year
+        "2026-07-04T23:59:59+00:00",
+        "2026-06-15T14:00:00+00:00",  # UTC-12 is past midnight, not past a 06:00 start
+    ],
+)
+def test_the_earliest_today_is_never_after_any_users_today(at: str) -> None:
+    """Log dates up to the day after it skip the settings read: if it were later than
+    someone's today, a log dated two days after their today would be let through."""
+    now = datetime.fromisoformat(at)
+    earliest = DayService(DaysRepository(), _FixedClock(now)).earliest_today()
+    todays = {
+        today(now, zone(name), parse_day_start(start)).date
+        for name in available_timezones()
+        for start in ("00:00", "03:15", "06:00")
+    }
+    assert earliest <= min(todays)

@@ -18,6 +18,7 @@ from momentum_libs import streak_rules
 from momentum_libs.clock import Clock
 from momentum_libs.events import UserPayload
 from momentum_libs.localday import (
+    LATEST_DAY_START,
     WIDEST_EAST,
     WIDEST_WEST,
     DayFloor,
@@ -89,6 +90,12 @@ class DayService:
     def __init__(self, days: DaysRepository, clock: Clock) -> None:
         self._days = days
         self._clock = clock
+
+    def earliest_today(self) -> date:
+        """The earliest today any user can be in now (the westernmost offset's, with the
+        latest day start): never after a user's today, since a floor only moves a today
+        later. Rules that a date before it would satisfy for every user need no read."""
+        return local_day(self._clock.now(), WIDEST_WEST, LATEST_DAY_START).date
 
     async def today(self, user_id: str) -> Today:
         now = self._clock.now()
