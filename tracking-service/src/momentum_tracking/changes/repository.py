@@ -7,6 +7,7 @@ from pymongo.errors import DuplicateKeyError
 from momentum_tracking.changes.models import ChangeEntry, ChangeHead
 
 HEAD_ATTEMPTS = 3
+MAX_HEADS_HELD = 10_000
 
 
 def entry_id(user_id: str, seq: int) -> str:
@@ -14,6 +15,13 @@ def entry_id(user_id: str, seq: int) -> str:
 
 
 class ChangeRepository:
+    def __init__(self) -> None:
+        # The number this process journaled last, per user: where its next probe starts,
+        # without reading the head first. It is never ahead of the stored numbers (each
+        # is one this process stored, and numbers only grow until the user is forgotten),
+        # so the probe's rule below holds from it as from the head.
+        self._last_journaled: dict[str, int] = {}
+
     async def head(self, user_id: str) -> int:
         """The highest number journaled for the user (0: none)."""
         raw = await ChangeHead.get_pymongo_collection().find_one(
@@ -35,16 +43,26 @@ class ChangeRepository:
         N-1 is there, and the numbers stay an unbroken run.
         """
         entries = ChangeEntry.get_pymongo_collection()
-        seq = await self.head(user_id) + 1
+        remembered = self._last_journaled.pop(user_id, None)
+        seq = (remembered if remembered is not None else await self.head(user_id)) + 1
         while True:
             doc = {"_id": entry_id(user_id, seq), "user_id": user_id, "seq": seq, **fields}
             try:
                 await entries.insert_one(doc)
                 break
             except DuplicateKeyError:
-                seq += 1
+                # Another replica journaled this user since (their partition moved): read
+                # its head once rather than probe every number it stored.
+                seq = seq + 1 if remembered is None else max(seq, await self.head(user_id)) + 1
+                remembered = None
         await self._raise_head(user_id, seq)
+        self._remember(user_id, seq)
         return seq
+
+    def _remember(self, user_id: str, seq: int) -> None:
+        while len(self._last_journaled) >= MAX_HEADS_HELD:
+            del self._last_journaled[next(iter(self._last_journaled))]  # the least recent
+        self._last_journaled[user_id] = seq
 
     async def _raise_head(self, user_id: str, seq: int) -> None:
         heads = ChangeHead.get_pymongo_collection()
@@ -73,5 +91,6 @@ class ChangeRepository:
         return run
 
     async def forget_user(self, user_id: str) -> None:
+        self._last_journaled.pop(user_id, None)
         await ChangeEntry.get_pymongo_collection().delete_many({"user_id": user_id})
         await ChangeHead.get_pymongo_collection().delete_one({"_id": user_id, "user_id": user_id})
