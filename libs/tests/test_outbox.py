@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -87,14 +88,16 @@ async def mongo(mongodb_url: str, namespace: str) -> AsyncIterator[AsyncMongoCli
 
 class PendingScans(monitoring.CommandListener):
     """Counts the relay's passes as MongoDB sees them: each pass finds the pending
-    documents of each class once."""
+    documents of each class it reads once (``count``; per collection: ``of``)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.of: Counter[str] = Counter()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find" and event.command.get("filter") == PENDING:
             self.count += 1
+            self.of[event.command["find"]] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -534,6 +537,69 @@ async def test_run_publishes_at_once_when_notified_and_an_idle_relay_waits_for_t
         await stop(task)
 
 
+async def test_a_pass_woken_by_a_write_reads_only_the_class_written(
+    scans: PendingScans, redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """A service's relay serves several classes: a write of one must not cost a read of
+    each other one. A leftover no write told of waits for the sweep, which reads all."""
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note, Memo], sweep_interval_s=3600)
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def first_sweep_done() -> bool:
+            return scans.of == {"notes": 1, "memos": 1}
+
+        await eventually(first_sweep_done)
+        leftover = event("u1", "memo")  # as a crashed replica leaves it: nobody notifies
+        await OutboxRepository(Memo).insert(Memo(owner="u1"), leftover)
+        _, note_created = await create("u1", "a")
+        relay.notify(Note)
+        await eventually(lambda: _published_ids(redis, stream, [note_created.event_id]))
+        await asyncio.sleep(0.2)
+        assert scans.of == {"notes": 2, "memos": 1}
+        relay.notify()  # of any class: all of them are read
+        await eventually(
+            lambda: _published_ids(redis, stream, [note_created.event_id, leftover.event_id])
+        )
+        assert scans.of == {"notes": 3, "memos": 2}
+    finally:
+        await stop(task)
+
+
+async def test_the_sweep_reads_every_class_however_often_one_is_written(
+    mongo: AsyncMongoClient[Any], redis: Redis, namespace: str, eventually: Eventually
+) -> None:
+    """Passes woken by writes of one class must not starve the sweep of the others."""
+    stream = f"{namespace}events"
+    relay = OutboxRelay(redis, stream, [Note, Memo], sweep_interval_s=0.5)
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.2)  # past the first sweep
+    leftover = event("u1", "memo")
+    await OutboxRepository(Memo).insert(Memo(owner="u1"), leftover)
+    repo = OutboxRepository(Note, relay.notify)
+
+    async def busy() -> None:
+        while True:
+            await repo.insert(Note(owner="u1", text="n"), event("u1", "n"))
+            await asyncio.sleep(0.02)
+
+    writes = asyncio.create_task(busy())
+    try:
+
+        async def swept() -> bool:
+            return leftover.event_id in ids(await published(redis, stream))
+
+        await eventually(swept, timeout_s=5)
+    finally:
+        await stop(writes)
+        await stop(task)
+
+
+async def _published_ids(redis: Redis, stream: str, expected: list[str]) -> bool:
+    return ids(await published(redis, stream)) == expected
+
+
 async def test_run_trims_the_stream_by_its_retention_after_a_pass(
     mongo: AsyncMongoClient[Any], redis: Redis, namespace: str, eventually: Eventually
 ) -> None:
@@ -652,7 +718,8 @@ class Wakeups:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self) -> None:
+    def __call__(self, model: type[OutboxDocument]) -> None:
+        assert model is Note  # the class written, so the relay reads only that one
         self.count += 1
 
 

@@ -87,8 +87,9 @@ class OwnedDocument(OutboxDocument):
 
 D = TypeVar("D", bound=OutboxDocument)
 
-Notify = Callable[[], None]
-"""Wakes the outbox relay after a write (it would find the event at its next sweep anyway)."""
+Notify = Callable[[type["OutboxDocument"]], None]
+"""Wakes the outbox relay after a write of that class of documents (it would find the event
+at its next sweep anyway)."""
 
 Change = tuple[Mapping[str, Any], Envelope | None]
 """The fields to set and the event telling of it (None: a change no consumer hears of)."""
@@ -97,7 +98,7 @@ Build = Callable[[D], Change | None]
 """The change to make to a document as read; None: nothing to change."""
 
 
-def _no_relay() -> None:
+def _no_relay(model: type["OutboxDocument"]) -> None:
     """The notify of a repository no relay serves (tools, tests of the repository alone)."""
 
 
@@ -167,12 +168,12 @@ class OutboxRepository(Generic[D]):
         doc.outbox_pending = True
         await doc.insert()
         if publish:
-            self._notify()
+            self._notify(self.model)
         return doc
 
     def publish(self) -> None:
         """Wake the relay for what this repository wrote with ``publish=False``."""
-        self._notify()
+        self._notify(self.model)
 
     async def write(
         self, doc: D, fields: Mapping[str, Any], event: Envelope | None, *, delete: bool = False
@@ -189,7 +190,7 @@ class OutboxRepository(Generic[D]):
         if result.matched_count != 1:
             return None
         if event is not None:
-            self._notify()
+            self._notify(self.model)
         changed = {k: v for k, v in fields.items() if not k.startswith("outbox")}
         changed.update(
             version=doc.version + 1, revision=doc.revision + 1, deleted=delete or doc.deleted

@@ -127,6 +127,7 @@ class OutboxRelay:
         self._claim_ttl_ms = int(claim_ttl_s * 1000)
         self._publish_once = redis.register_script(_PUBLISH_ONCE_SCRIPT)
         self._wakeup = asyncio.Event()
+        self._written: set[type[OutboxDocument]] = set()
         self.metrics = OutboxMetrics(self._models)
 
     @classmethod
@@ -158,27 +159,43 @@ class OutboxRelay:
             partitions=settings.events_partitions,
         )
 
-    def notify(self) -> None:
+    def notify(self, model: type[OutboxDocument] | None = None) -> None:
+        """A write of ``model`` (None: of any class) left an event: publish it now.
+
+        A pass woken so reads only the classes written since the last pass (a write of
+        logs costs no read of goals, targets, ...); a sweep, at least every
+        ``sweep_interval_s`` however busy the relay is, reads them all, and so finds what
+        no notify told of (a crashed replica's leftovers)."""
+        self._written.update(self._models if model is None else [model])
         self._wakeup.set()
 
     async def run(self) -> None:
         backoff = FIRST_PAUSE_S
+        loop = asyncio.get_running_loop()
+        next_sweep_at = loop.time()
         while True:
             stop_if_cancelling()
             self._wakeup.clear()
+            sweep = loop.time() >= next_sweep_at
+            models = [m for m in self._models if sweep or m in self._written]
+            self._written.clear()
             try:
-                while await self.drain_once() >= self._batch_size:
+                while await self.drain_once(models) >= self._batch_size:
                     pass  # more were waiting: keep going before sleeping
                 if self.retention is not None:
                     await self.retention.maybe_trim()
                 backoff = FIRST_PAUSE_S
-                wait = self._sweep_interval_s
+                if sweep:
+                    next_sweep_at = loop.time() + self._sweep_interval_s
+                wait = max(next_sweep_at - loop.time(), 0.0)
             except (RedisError, OSError) as exc:
+                self._written.update(models)  # the pass after the pause reads them again
                 self.metrics.failed(exc)
                 log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff)
                 wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
             except Exception as exc:
                 # MongoDB down or anything unexpected: retry, never die.
+                self._written.update(models)
                 self.metrics.failed(exc)
                 log.exception("outbox_relay_error", retry_in_s=backoff)
                 wait, backoff = backoff, next_pause(backoff, self._max_backoff_s)
@@ -187,8 +204,9 @@ class OutboxRelay:
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
 
-    async def drain_once(self) -> int:
-        """Publish what is pending now (up to a batch per model); returns events published.
+    async def drain_once(self, models: Sequence[type[OutboxDocument]] | None = None) -> int:
+        """Publish what is pending now (up to a batch per class; of ``models`` only, when
+        given); returns events published.
 
         Raises :class:`~momentum_libs.partitions.PartitionCountMismatchError` (and
         publishes nothing) while the log has another P than this relay."""
@@ -199,7 +217,7 @@ class OutboxRelay:
             )
             self._next_partitions_check_at = now + _PARTITIONS_CHECK_S
         published = 0
-        for model in self._models:
+        for model in self._models if models is None else models:
             published += await self._drain_model(model)
         return published
 
