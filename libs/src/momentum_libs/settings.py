@@ -180,7 +180,10 @@ class OutboxRelaySettings(ServiceSettings):
     relay_sweep_interval_s: float = Field(
         1.0,
         gt=0,
-        description="Outbox relay: seconds between sweeps of every document class (a write wakes it at once, for the class written)",
+        description=(
+            "Outbox relay: seconds between sweeps of every document class"
+            " (a write wakes it at once, for the class written)"
+        ),
     )
     relay_batch_size: int = Field(500, ge=1, description="Outbox relay: documents per pass")
     relay_max_backoff_s: float = Field(
