@@ -23,6 +23,7 @@ import httpx
 import jwt
 from redis.exceptions import RedisError
 
+from momentum_libs.memory import remember
 from momentum_libs.metrics import revocation_check_failed
 from momentum_libs.redis_client import RedisClient
 
@@ -189,15 +190,8 @@ class AccessTokenVerifier:
         if claims is not None:
             del self._verified[token]
         claims = await self._decode(token)
-        self._remember(token, claims)
+        remember(self._verified, token, claims, self._max_remembered)
         return claims
-
-    def _remember(self, token: str, claims: AccessClaims) -> None:
-        if self._max_remembered <= 0:
-            return
-        while len(self._verified) >= self._max_remembered:
-            del self._verified[next(iter(self._verified))]  # dicts keep insertion order
-        self._verified[token] = claims
 
     async def _decode(self, token: str) -> AccessClaims:
         try:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from momentum_libs.memory import remember
 from pymongo.errors import DuplicateKeyError
 
 from momentum_tracking.changes.models import ChangeEntry, ChangeHead
@@ -56,13 +57,8 @@ class ChangeRepository:
                 seq = seq + 1 if remembered is None else max(seq, await self.head(user_id)) + 1
                 remembered = None
         await self._raise_head(user_id, seq)
-        self._remember(user_id, seq)
+        remember(self._last_journaled, user_id, seq, MAX_HEADS_HELD)
         return seq
-
-    def _remember(self, user_id: str, seq: int) -> None:
-        while len(self._last_journaled) >= MAX_HEADS_HELD:
-            del self._last_journaled[next(iter(self._last_journaled))]  # the least recent
-        self._last_journaled[user_id] = seq
 
     async def _raise_head(self, user_id: str, seq: int) -> None:
         heads = ChangeHead.get_pymongo_collection()
