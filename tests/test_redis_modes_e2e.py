@@ -20,7 +20,8 @@ import pytest
 import redis
 from momentum_libs.devstack import Stack
 from momentum_libs.events import DEAD_ENTRY_ID, Envelope, EventType, LogPayload
-from momentum_libs.redis_client import is_cluster_url, sync_redis_client
+from momentum_libs.redis_client import sync_redis_client
+from momentum_libs.redis_urls import is_cluster_url
 from momentum_libs.testing.plugin import namespaced_stack, new_namespace
 from momentum_libs.testing.waiting import eventually_blocking
 

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from datetime import date, timedelta
 from typing import Any
@@ -191,3 +192,16 @@ async def test_all_with_an_include_rebuilds_only_the_users_it_accepts(service: S
             await projection_matches(service.repo, t)
         else:
             assert await service.repo.get_user(t.user_id) is None
+
+
+def test_the_rebuild_command_loads_neither_the_redis_client_nor_fastapi() -> None:
+    """The rebuild talks to MongoDB only: importing either cost every run about a second
+    (bench/results/analysis.md), paid by an operator rebuilding one user."""
+    code = (
+        "import sys, momentum_analytics.rebuild.cli\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'fastapi'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -1,9 +1,11 @@
 import asyncio
 
 import pytest
-from momentum_libs.redis_client import ClusterUrl, hash_tag, is_cluster_url, redis_client
+from momentum_libs.redis_client import redis_client
+from momentum_libs.redis_urls import ClusterUrl, is_cluster_url
 from momentum_libs.settings import StreamConsumerSettings
 from momentum_libs.stores import free_port
+from momentum_libs.stream_keys import has_hash_tag, hash_tag
 from momentum_libs.testing.plugin import OwnRedis
 from pydantic import ValidationError
 from redis.asyncio import RedisCluster
@@ -55,8 +57,9 @@ def test_a_malformed_cluster_url_is_refused_with_its_form(url: str) -> None:
 def test_hash_tags_as_redis_cluster_reads_them() -> None:
     assert hash_tag("{momentum.events}.dead.analytics") == "momentum.events"
     assert hash_tag("t1_{a}{b}") == "a"
-    assert hash_tag("{}x") is None
-    assert hash_tag("momentum.events") is None
+    assert hash_tag("{}x") == "{}x" and not has_hash_tag("{}x")  # an empty tag is none
+    assert hash_tag("momentum.events") == "momentum.events"
+    assert not has_hash_tag("momentum.events") and has_hash_tag("{momentum.events}.p3")
 
 
 async def test_on_a_cluster_a_client_routes_every_key_and_one_slot_takes_a_multi(

@@ -33,7 +33,8 @@ import structlog
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.errors import StorageError
 from momentum_libs.problems import ProblemError
-from momentum_libs.redis_client import ClusterUrl, RedisClient
+from momentum_libs.redis_client import RedisClient
+from momentum_libs.redis_urls import ClusterUrl
 from momentum_libs.tokens import (
     AccessTokenVerifier,
     TokenInvalidError,

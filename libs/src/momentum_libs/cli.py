@@ -15,9 +15,6 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from momentum_libs.settings import ServiceSettings
 
@@ -56,6 +53,12 @@ class ToolError(Exception):
 
 def explain(exc: BaseException, settings: ServiceSettings) -> str:
     """One line saying what failed and what to check; no traceback."""
+    # Imported here, on a failure only: importing the Redis client costs a tool that never
+    # talks to Redis (the analytics rebuild) about half a second at every start.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     hint = f"(is `make up` running? it writes {stack_env_path()}; or set the URL)"
     if isinstance(exc, ConnectionFailure):
         return f"MongoDB at {redacted(settings.mongodb_url)} is unreachable {hint}: {exc}"

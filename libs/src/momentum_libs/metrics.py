@@ -36,11 +36,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pymongo import monitoring
 from pymongo.errors import ConnectionFailure
-from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +44,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from momentum_libs.events import Envelope
+    from momentum_libs.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 
@@ -216,7 +212,8 @@ class _StoreTimer:
 
 
 _MONGODB = _StoreTimer("mongodb")
-_REDIS = _StoreTimer("redis")
+REDIS_COMMANDS = _StoreTimer("redis")
+"""Timed by the clients of redis_client.py."""
 
 
 class MongoCommandTimer(monitoring.CommandListener):
@@ -230,82 +227,6 @@ class MongoCommandTimer(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         _MONGODB.observe(event.command_name, event.duration_micros / 1e6)
-
-
-class TimedRedis(Redis):
-    """A Redis client that times every command, and each pipeline as one ``pipeline``
-    (or ``multi``) command: redis-py has no hook of its own outside OpenTelemetry."""
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        finally:
-            _REDIS.observe(args[0], time.perf_counter() - started)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "TimedPipeline":
-        return TimedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
-
-
-class TimedPipeline(Pipeline):
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        started = time.perf_counter()
-        try:
-            return await super().execute(raise_on_error)
-        finally:
-            command = "multi" if self.is_transaction else "pipeline"
-            _REDIS.observe(command, time.perf_counter() - started)
-
-
-def _cluster_unreachable(client: RedisCluster, exc: RedisClusterException) -> Exception:
-    """redis-py says "no node of the cluster answered" with a RedisClusterException, which
-    is no RedisError: every caller's ``except (RedisError, OSError)`` (a 503, a retry)
-    would miss it and a cluster outage would answer 500. While the client has no slot map
-    (``_initialize``: none fetched yet, or dropped after a node failed), that is what it
-    means; any other RedisClusterException (a command it cannot route) is a bug, kept."""
-    if client._initialize:
-        return RedisConnectionError(f"Redis Cluster unreachable: {exc}")
-    return exc
-
-
-class TimedRedisCluster(RedisCluster):
-    """:class:`TimedRedis` for a Redis Cluster: the same series, whichever node answers."""
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await super().execute_command(*args, **options)
-        except RedisClusterException as exc:
-            raise _cluster_unreachable(self, exc) from exc
-        finally:
-            _REDIS.observe(args[0], time.perf_counter() - started)
-
-    def pipeline(
-        self, transaction: Any | None = None, shard_hint: Any | None = None
-    ) -> "TimedClusterPipeline":
-        if shard_hint:  # as RedisCluster.pipeline: a cluster routes by key, not by hint
-            raise ValueError("shard_hint is not supported in cluster mode")
-        return TimedClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py
-
-
-class TimedClusterPipeline(ClusterPipeline):
-    async def initialize(self) -> "TimedClusterPipeline":
-        """Entering ``async with`` fetches the slot map first: the same outage to say."""
-        try:
-            await super().initialize()
-        except RedisClusterException as exc:
-            raise _cluster_unreachable(self.cluster_client, exc) from exc
-        return self
-
-    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        started = time.perf_counter()
-        try:
-            return await super().execute(raise_on_error, allow_redirections)
-        except RedisClusterException as exc:
-            raise _cluster_unreachable(self.cluster_client, exc) from exc
-        finally:
-            command = "multi" if self._transaction else "pipeline"
-            _REDIS.observe(command, time.perf_counter() - started)
 
 
 # -- scrape-time gauges ------------------------------------------------------------------------
@@ -350,6 +271,8 @@ class OutboxMetrics(ScrapedGauges):
     @staticmethod
     def failed(exc: BaseException) -> None:
         """Count a failed relay pass by a reason from a fixed set."""
+        from redis.exceptions import RedisError  # here: only the relay fails this way
+
         if isinstance(exc, RedisError | OSError):
             reason = "redis_unavailable"
         elif isinstance(exc, ConnectionFailure):
@@ -411,9 +334,7 @@ class ConsumerMetrics(ScrapedGauges):
     """One consumer group's counters and histograms (children made once), and its lag,
     pending entries and dead letters computed at scrape time."""
 
-    def __init__(
-        self, redis: Redis | RedisCluster, stream: str, group: str, dead_letters: str
-    ) -> None:
+    def __init__(self, redis: "RedisClient", stream: str, group: str, dead_letters: str) -> None:
         self._redis = redis
         self._stream = stream
         self._group = group
@@ -506,6 +427,8 @@ class PartitionedConsumerMetrics(ScrapedGauges):
         self.held = 0
 
     async def gauges(self, into: Gauges) -> None:
+        from redis.exceptions import ResponseError  # here: only a consumer's process scrapes it
+
         totals: dict[str, tuple[str, float]] = {}
         for partition in self._partitions:
             try:

@@ -42,7 +42,8 @@ from pymongo import IndexModel
 
 from momentum_libs.conditional import IfMatch, precondition_failed
 from momentum_libs.events import Envelope
-from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
+from momentum_libs.problems import conflict
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 from momentum_libs.tracing import current_traceparent
 
 OUTBOX_INDEX = IndexModel(

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from momentum_libs.cli import ToolError
 from momentum_libs.redis_client import RedisClient
-from momentum_libs.stream_keys import beside, hash_tag
+from momentum_libs.stream_keys import beside, has_hash_tag, hash_tag
 
 
 class PartitionCountMismatchError(ToolError, RuntimeError):
@@ -49,9 +49,9 @@ def partition_stream(stream: str, index: int, partitions: int) -> str:
     """Partition ``index`` of ``stream`` (``stream`` itself when there is only one)."""
     if partitions == 1:
         return stream
-    tag = hash_tag(stream)
-    if tag == stream:  # untagged: the partition's name becomes its own tag
+    if not has_hash_tag(stream):  # the partition's name becomes its own tag
         return f"{{{stream}.p{index}}}"
+    tag = hash_tag(stream)
     return stream.replace(f"{{{tag}}}", f"{{{tag}.p{index}}}", 1)
 
 

@@ -62,6 +62,13 @@ def _slug(status: int) -> str:
     return _title(status).lower().replace(" ", "-").replace("'", "")
 
 
+def conflict() -> ProblemError:
+    """A guarded write that lost its race every time the retry policy allows (retry.py)."""
+    return ProblemError(
+        409, "The resource kept changing while this request tried to write it; try again."
+    )
+
+
 def validation_problem(loc: list[str | int], msg: str) -> ProblemError:
     """A 422 for a rule a schema cannot say, shaped like FastAPI's own validation errors."""
     return ProblemError(

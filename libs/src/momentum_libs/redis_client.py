@@ -6,74 +6,99 @@ the schemes the ``limits`` library reads) a Redis Cluster, reached through any o
 nodes listed. Nothing else builds a Redis client.
 """
 
-from dataclasses import dataclass
-from urllib.parse import unquote
+import time
+from typing import Any
 
 import redis
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
-from momentum_libs.metrics import TimedRedis, TimedRedisCluster
+from momentum_libs.metrics import REDIS_COMMANDS
+from momentum_libs.redis_urls import ClusterUrl, is_cluster_url
 
 RedisClient = Redis | RedisCluster
 """What every process talks to Redis through: one node or a cluster, the same commands."""
 
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
+class TimedRedis(Redis):
+    """A Redis client that times every command, and each pipeline as one ``pipeline``
+    (or ``multi``) command: redis-py has no hook of its own outside OpenTelemetry."""
 
-def is_cluster_url(url: str) -> bool:
-    return url.split("://", 1)[0] in CLUSTER_SCHEMES
-
-
-@dataclass(frozen=True)
-class ClusterUrl:
-    """A ``redis+cluster://`` URL's seed nodes and credentials."""
-
-    nodes: list[tuple[str, int]]
-    username: str | None
-    password: str | None
-    ssl: bool
-
-    @classmethod
-    def parse(cls, url: str) -> "ClusterUrl":
-        """Raises ValueError, naming the URL's form, on anything else."""
-        scheme, _, rest = url.partition("://")
-        if scheme not in CLUSTER_SCHEMES:
-            raise ValueError(f"not a Redis Cluster URL ({'|'.join(CLUSTER_SCHEMES)}://…)")
-        location = rest.split("/", 1)[0].split("?", 1)[0]
-        credentials, _, hosts = location.rpartition("@")
-        username, _, password = credentials.partition(":")
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
         try:
-            nodes = [_host_port(node) for node in hosts.split(",")]
-        except ValueError:
-            raise ValueError(
-                "a Redis Cluster URL lists its nodes as host:port[,host:port…]"
-            ) from None
-        return cls(
-            nodes,
-            unquote(username) or None,
-            unquote(password) or None,
-            ssl=scheme == "rediss+cluster",
-        )
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            REDIS_COMMANDS.observe(args[0], time.perf_counter() - started)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "TimedPipeline":
+        return TimedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
-def hash_tag(key: str) -> str | None:
-    """The part of ``key`` Redis Cluster hashes to pick its slot (``{…}``), if any."""
-    start = key.find("{")
-    end = key.find("}", start + 1)
-    if start < 0 or end < 0 or end == start + 1:
-        return None
-    return key[start + 1 : end]
+class TimedPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return await super().execute(raise_on_error)
+        finally:
+            command = "multi" if self.is_transaction else "pipeline"
+            REDIS_COMMANDS.observe(command, time.perf_counter() - started)
 
 
-def _host_port(node: str) -> tuple[str, int]:
-    host, sep, port = node.strip().rpartition(":")
-    if not sep or not host:
-        raise ValueError(node)
-    return host.strip("[]"), int(port)
+def _cluster_unreachable(client: RedisCluster, exc: RedisClusterException) -> Exception:
+    """redis-py says "no node of the cluster answered" with a RedisClusterException, which
+    is no RedisError: every caller's ``except (RedisError, OSError)`` (a 503, a retry)
+    would miss it and a cluster outage would answer 500. While the client has no slot map
+    (``_initialize``: none fetched yet, or dropped after a node failed), that is what it
+    means; any other RedisClusterException (a command it cannot route) is a bug, kept."""
+    if client._initialize:
+        return RedisConnectionError(f"Redis Cluster unreachable: {exc}")
+    return exc
+
+
+class TimedRedisCluster(RedisCluster):
+    """:class:`TimedRedis` for a Redis Cluster: the same series, whichever node answers."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        except RedisClusterException as exc:
+            raise _cluster_unreachable(self, exc) from exc
+        finally:
+            REDIS_COMMANDS.observe(args[0], time.perf_counter() - started)
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> "TimedClusterPipeline":
+        if shard_hint:  # as RedisCluster.pipeline: a cluster routes by key, not by hint
+            raise ValueError("shard_hint is not supported in cluster mode")
+        return TimedClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py
+
+
+class TimedClusterPipeline(ClusterPipeline):
+    async def initialize(self) -> "TimedClusterPipeline":
+        """Entering ``async with`` fetches the slot map first: the same outage to say."""
+        try:
+            await super().initialize()
+        except RedisClusterException as exc:
+            raise _cluster_unreachable(self.cluster_client, exc) from exc
+        return self
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except RedisClusterException as exc:
+            raise _cluster_unreachable(self.cluster_client, exc) from exc
+        finally:
+            command = "multi" if self._transaction else "pipeline"
+            REDIS_COMMANDS.observe(command, time.perf_counter() - started)
 
 
 def redis_client(url: str, timeout_ms: int, *, block_ms: int = 0) -> RedisClient:

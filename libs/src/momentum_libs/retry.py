@@ -8,8 +8,6 @@ write again. Every such loop, in every service, takes its bound and its pause fr
 import asyncio
 import random
 
-from momentum_libs.problems import ProblemError
-
 WRITE_ATTEMPTS = 20
 """How often a guarded write is tried before the request gives up with a 409."""
 
@@ -25,9 +23,3 @@ def pause_s(attempt: int) -> float:
 async def backoff(attempt: int) -> None:
     # Jitter, so writers racing for one document do not collide again in step.
     await asyncio.sleep(random.uniform(0, pause_s(attempt)))  # noqa: S311
-
-
-def conflict() -> ProblemError:
-    return ProblemError(
-        409, "The resource kept changing while this request tried to write it; try again."
-    )

@@ -12,7 +12,8 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from momentum_libs.clock import Clock, clock_for
-from momentum_libs.redis_client import hash_tag, is_cluster_url
+from momentum_libs.redis_urls import is_cluster_url
+from momentum_libs.stream_keys import has_hash_tag, hash_tag
 
 EVENTS_STREAM = "{momentum.events}"
 """The default stream name. Its hash tag (``{…}``) puts the derived dead-letter and replay
@@ -132,7 +133,7 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _stream_slot_on_a_cluster(self) -> "ServiceSettings":
-        if is_cluster_url(self.redis_url) and hash_tag(self.events_stream) is None:
+        if is_cluster_url(self.redis_url) and not has_hash_tag(self.events_stream):
             raise ValueError(
                 f"MOMENTUM_EVENTS_STREAM={self.events_stream!r} has no hash tag: on a Redis "
                 "Cluster it needs one, e.g. {momentum.events} (docs/operations.md)"

@@ -17,9 +17,13 @@ def hash_tag(key: str) -> str:
     return key
 
 
+def has_hash_tag(key: str) -> bool:
+    return hash_tag(key) != key
+
+
 def beside(stream: str, suffix: str) -> str:
     """A key in ``stream``'s slot, named ``stream`` + ``suffix`` (with a tag added if the
     stream has none)."""
-    if hash_tag(stream) != stream:
+    if has_hash_tag(stream):
         return f"{stream}{suffix}"  # the stream's own tag comes first: it decides the slot
     return f"{{{stream}}}{suffix}"

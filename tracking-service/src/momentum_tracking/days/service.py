@@ -27,7 +27,8 @@ from momentum_libs.localday import (
     today,
     zone,
 )
-from momentum_libs.retry import WRITE_ATTEMPTS, backoff, conflict
+from momentum_libs.problems import conflict
+from momentum_libs.retry import WRITE_ATTEMPTS, backoff
 from momentum_libs.timestamps import as_utc
 
 from momentum_tracking.days.models import UserDays
