@@ -12,6 +12,17 @@ A small runner of our own rather than mutmut: mutmut 3 runs the tests in-process
 in the SIGKILL test) that import the workspace packages by path; a copy of the source
 trees first on ``PYTHONPATH`` is seen by both, with no change to the test layout.
 
+Only the tests that run the mutated statement run for a mutant (a survivor otherwise costs a
+full run of every file, minutes each): once per module, its tests run under coverage with a
+context per test (pytest-cov's ``--cov-context=test``), which maps each line of the module to the
+node ids that executed it in setup, call or teardown. A mutant runs ``pytest -x`` on the node ids
+that executed any line of its innermost statement (a superset of those reaching the mutated
+expression). It falls back to the module's whole test list when a line of that statement ran
+outside any test (import time: module level, class bodies, ``def`` lines) or when no test context
+reached it (code run only in a subprocess). The tests that start the service in a subprocess
+(``SUBPROCESS_TESTS``; coverage of the parent does not see the child, and a SIGKILLed child saves
+none) are added to every selection, so no test that may execute the line is left out.
+
 Usage: ``python scripts/mutation.py [--module SUBSTRING ...] [--line N ...] [--jobs N] [--list]``.
 Writes ``.mutation/results.jsonl`` (``--out``; one line per mutant) and prints the score per module
 and in total, with each survivor.
@@ -30,6 +41,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import coverage
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_TREES = ("libs/src", "analytics-service/src")
@@ -70,6 +83,11 @@ TARGETS: dict[str, list[str]] = {
         "libs/tests/test_retention.py",
     ],
 }
+# Tests whose subprocess imports the module under test: run with every mutant (see above).
+SUBPROCESS_TESTS = [
+    "analytics-service/tests/test_rebuild.py::test_rebuild_of_three_years_equals_the_live_projection",
+    "analytics-service/tests/test_process.py::test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice",
+]
 RESULTS = ROOT / ".mutation" / "results.jsonl"
 # Calls whose removal or change only alters what is logged: not behaviour under test.
 NOT_MUTATED_CALLS = {"log", "logger", "structlog"}
@@ -103,6 +121,7 @@ class Mutant:
     module: str
     number: int
     line: int
+    statement: tuple[int, int]  # first and last line of the innermost statement around it
     description: str
     source: str  # the whole mutated module
 
@@ -204,6 +223,12 @@ def mutants_of(module: str) -> list[Mutant]:
     lines = source.splitlines(keepends=True)
     tree = ast.parse(source)
     skipped = _skipped_nodes(tree)
+    statement_of: dict[int, ast.stmt] = {}  # id(node) -> its innermost enclosing statement
+    for parent in ast.walk(tree):
+        for child in ast.iter_child_nodes(parent):
+            own = child if isinstance(child, ast.stmt) else statement_of.get(id(parent))
+            if own is not None:
+                statement_of[id(child)] = own
     found: list[Mutant] = []
     for node in ast.walk(tree):
         if id(node) in skipped or not hasattr(node, "lineno"):
@@ -214,18 +239,52 @@ def mutants_of(module: str) -> list[Mutant]:
                 compile(mutated, module, "exec")
             except SyntaxError:
                 continue
-            found.append(Mutant(module, len(found), node.lineno, description, mutated))
+            statement = statement_of[id(node)]
+            span = (statement.lineno, statement.end_lineno or statement.lineno)
+            found.append(Mutant(module, len(found), node.lineno, span, description, mutated))
     return sorted(found, key=lambda m: (m.line, m.number))
 
 
-def baseline_seconds(tests: list[str], copy: Path) -> float:
+def baseline(module: str, copy: Path) -> tuple[float, dict[int, set[str]]]:
+    """Seconds the module's tests take unmutated, and for each line of the module the node ids
+    of the tests that executed it ("" for a line run outside any test, e.g. at import)."""
+    data_file = copy / ".coverage-mutation"
+    rcfile = copy / ".coveragerc-mutation"
+    rcfile.write_text(f"[run]\ninclude = {copy / module}\ndata_file = {data_file}\n")
+    # A bare --cov: given a file as its source, coverage measures nothing; the rcfile's
+    # include narrows it to the module.
+    coverage_args = ["--cov", f"--cov-config={rcfile}", "--cov-context=test"]
     started = time.monotonic()
     result = subprocess.run(
-        _pytest(tests), cwd=copy, env=_env(copy), capture_output=True, text=True
-    )
+        [*_pytest(TARGETS[module]), *coverage_args, "--cov-report="],
+        cwd=copy, env=_env(copy), capture_output=True, text=True,
+    )  # fmt: skip
     if result.returncode != 0:
         sys.exit(f"the tests fail without any mutant:\n{result.stdout[-3000:]}")
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    by_line = data.contexts_by_lineno(str(copy / module))
+    data_file.unlink()
+    if not by_line:  # every mutant would run everything, slowly and silently
+        sys.exit(f"coverage measured no line of {module}")
+    # pytest-cov names a context "<node id>|setup", "|run" or "|teardown".
+    return seconds, {
+        n: {c.rpartition("|")[0] if "|" in c else c for c in cs} for n, cs in by_line.items()
+    }
+
+
+def tests_for(mutant: Mutant, by_line: dict[int, set[str]]) -> list[str]:
+    """The node ids that executed the mutant's statement, with the subprocess tests; the
+    module's whole list if a line of it ran outside a test or no test reached it."""
+    everything = TARGETS[mutant.module]
+    first, last = mutant.statement
+    contexts = set().union(*(by_line.get(n, set()) for n in range(first, last + 1)))
+    if not contexts or "" in contexts:
+        return everything
+    chosen = contexts | {t for t in SUBPROCESS_TESTS if t.partition("::")[0] in everything}
+    order = {path: i for i, path in enumerate(everything)}  # the fast killers still go first
+    return sorted(chosen, key=lambda t: (order.get(t.partition("::")[0], len(order)), t))
 
 
 def _pytest(tests: list[str]) -> list[str]:
@@ -249,14 +308,14 @@ def _fresh_copy() -> Path:
     return copy
 
 
-def run_mutant(mutant: Mutant, copy: Path, timeout_s: float) -> dict[str, object]:
+def run_mutant(mutant: Mutant, tests: list[str], copy: Path, timeout_s: float) -> dict[str, object]:
     target = copy / mutant.module
     original = target.read_text()
     target.write_text(mutant.source)
     started = time.monotonic()
     try:
         result = subprocess.run(
-            _pytest(TARGETS[mutant.module]),
+            _pytest(tests),
             cwd=copy,
             env=_env(copy),
             capture_output=True,
@@ -270,7 +329,7 @@ def run_mutant(mutant: Mutant, copy: Path, timeout_s: float) -> dict[str, object
         target.write_text(original)
     record = asdict(mutant)
     del record["source"]
-    record.update(status=status, seconds=round(time.monotonic() - started, 1))
+    record.update(status=status, seconds=round(time.monotonic() - started, 1), tests=len(tests))
     return record
 
 
@@ -325,7 +384,10 @@ def main() -> int:
         print(f"{len(mutants)} mutants")
         return 0
     copies = [_fresh_copy() for _ in range(args.jobs)]
-    bounds = {module: 3 * baseline_seconds(TARGETS[module], copies[0]) + 30 for module in modules}
+    # The bound stays that of the whole list (under coverage, so a little longer): a mutant
+    # that spins is still caught, and a slow selection is never mistaken for one.
+    baselines = {module: baseline(module, copies[0]) for module in modules}
+    bounds = {module: 3 * seconds + 30 for module, (seconds, _) in baselines.items()}
     args.out.parent.mkdir(exist_ok=True)
     records: list[dict[str, object]] = []
     free = list(copies)
@@ -333,7 +395,8 @@ def main() -> int:
     def one(mutant: Mutant) -> dict[str, object]:
         copy = free.pop()
         try:
-            return run_mutant(mutant, copy, bounds[mutant.module])
+            tests = tests_for(mutant, baselines[mutant.module][1])
+            return run_mutant(mutant, tests, copy, bounds[mutant.module])
         finally:
             free.append(copy)
 
