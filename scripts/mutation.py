@@ -32,6 +32,7 @@ import argparse
 import ast
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,10 @@ SUBPROCESS_TESTS = [
     "analytics-service/tests/test_process.py::test_sigkill_mid_burst_loses_nothing_and_counts_nothing_twice",
 ]
 RESULTS = ROOT / ".mutation" / "results.jsonl"
+# Each process's address space, set on the runner and so inherited by every test run: a
+# mutant that loops appending (a month counter that never wraps) otherwise grows until the
+# machine swaps, long before its timeout. A test run needs well under 2 GiB.
+MEMORY_LIMIT_BYTES = 4 * 2**30
 # Calls whose removal or change only alters what is logged: not behaviour under test.
 NOT_MUTATED_CALLS = {"log", "logger", "structlog"}
 
@@ -383,6 +388,7 @@ def main() -> int:
             print(f"{m.module}:{m.line}: {m.description}")
         print(f"{len(mutants)} mutants")
         return 0
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     copies = [_fresh_copy() for _ in range(args.jobs)]
     # The bound stays that of the whole list (under coverage, so a little longer): a mutant
     # that spins is still caught, and a slow selection is never mistaken for one.
