@@ -28,6 +28,7 @@ from momentum_libs.stores import (
     free_port,
     resolve_redis,
     start_nx_mongo,
+    stop_together,
 )
 
 
@@ -254,10 +255,9 @@ class Stack:
         return [p.pid for p in [*self.stores, *self.services.values()] if p.running()]
 
     def stop(self) -> None:
-        for proc in reversed(list(self.services.values())):
-            proc.stop()
-        for proc in reversed(self.stores):
-            proc.stop()
+        # The services before the stores: they close their connections on the way out.
+        stop_together(reversed(list(self.services.values())))
+        stop_together(reversed(self.stores))
 
     def __enter__(self) -> "Stack":
         return self.start()
