@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
+from momentum_analytics.projections import service as projection_service
 from momentum_analytics.projections.models import (
     DayTotal,
     GoalState,
@@ -17,13 +18,17 @@ from momentum_analytics.projections.models import (
 )
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.projections.service import (
+    ConflictError,
     ProjectionService,
     pick_active_goal,
     recount_days,
+    retry_on_conflict,
 )
 from momentum_analytics.reads.service import ReadService
 from momentum_libs import streak_rules as rules
+from momentum_libs.clock import Clock
 from momentum_libs.events import Envelope
+from momentum_libs.retry import WRITE_ATTEMPTS
 
 DAY = timedelta(days=1)
 
@@ -352,3 +357,79 @@ async def test_events_after_a_user_deletion_are_handled_not_retried(
     user = await projections.repo.get_user(t.user_id)
     assert user is not None and user.deleted and user.goals == {}
     assert await stored_days(projections.repo, t.user_id) == {}
+
+
+async def test_each_lost_race_pauses_by_the_retry_policy_and_the_last_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The house's one policy (momentum_libs.retry): a pause after each lost race, the
+    attempt numbers growing, and a ConflictError once every attempt lost."""
+    pauses: list[int] = []
+
+    async def record(attempt: int) -> None:  # in place of the jittered sleep
+        pauses.append(attempt)
+
+    monkeypatch.setattr(projection_service, "backoff", record)
+    outcomes = iter([False, False, True])
+
+    async def third_time_lucky() -> bool:
+        return next(outcomes)
+
+    await retry_on_conflict(third_time_lucky, "unused")
+    assert pauses == [0, 1]
+
+    pauses.clear()
+
+    async def always_lost() -> bool:
+        return False
+
+    with pytest.raises(ConflictError, match="kept losing"):
+        await retry_on_conflict(always_lost, "kept losing")
+    assert pauses == list(range(WRITE_ATTEMPTS))
+
+
+class FixedClock(Clock):
+    def __init__(self, instant: str) -> None:
+        self.instant = datetime.fromisoformat(instant)
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+def occurred(events: list[Envelope], instant: str) -> list[Envelope]:
+    at = datetime.fromisoformat(instant)
+    return [e.model_copy(update={"occurred_at": at}) for e in events]
+
+
+async def test_a_move_east_keeps_the_streak_on_the_day_still_today_at_home(
+    projections: ProjectionService,
+) -> None:
+    """The read's grace (rules.grace_view): New York to Berlin at 20:00 in New York with
+    nothing logged that day. Berlin's today would judge the 20th as missed; the streak
+    stays on New York's 20th, pending, until New York's midnight. With the 20th logged
+    too there is nothing to keep: the new today stands."""
+    t = FakeTracking()
+    t.register("America/New_York")
+    await apply(projections, occurred(t.take(), "2026-03-01T12:00:00+00:00"))
+    goal = t.create_goal()
+    for n in range(6):
+        t.create_log(goal, date(2026, 3, 14) + n * DAY, 30)
+    t.set_timezone("Europe/Berlin")
+    await apply(projections, occurred(t.take(), "2026-03-21T00:00:00+00:00"))
+    at_nine_in_new_york = ReadService(projections.repo, FixedClock("2026-03-21T01:00:00+00:00"))
+    kept = await at_nine_in_new_york.streak(t.user_id)
+    assert (kept.today.date, kept.today.status) == (date(2026, 3, 20), "pending")
+    assert (kept.current_streak, kept.at_risk) == (6, True)
+    assert kept.expires_at == datetime(2026, 3, 21, 4, tzinfo=UTC)
+
+    done = FakeTracking()
+    done.register("America/New_York")
+    await apply(projections, occurred(done.take(), "2026-03-01T12:00:00+00:00"))
+    goal = done.create_goal()
+    for n in range(7):  # the 20th logged too, before the move
+        done.create_log(goal, date(2026, 3, 14) + n * DAY, 30)
+    done.set_timezone("Europe/Berlin")
+    await apply(projections, occurred(done.take(), "2026-03-21T00:00:00+00:00"))
+    stands = await at_nine_in_new_york.streak(done.user_id)
+    assert (stands.today.date, stands.today.status) == (date(2026, 3, 21), "pending")
+    assert stands.current_streak == 7

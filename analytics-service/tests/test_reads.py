@@ -402,3 +402,36 @@ async def test_dashboard_without_an_active_goal_sums_the_week_of_every_goal(
     assert body["weekly_target_minutes"] is None and body["weekly_progress_percent"] is None
     summary = (await service.get("/analytics/weekly-summary", t.user_id)).json()
     assert summary["logged_minutes"] == body["weekly_logged_minutes"]
+
+
+async def test_a_goals_streak_and_runs_count_that_goal_only(service: Service) -> None:
+    """``goal_id`` scopes the streak and its runs; an unknown or deleted goal is a 404."""
+    t = FakeTracking()
+    piano = t.create_goal("Piano")
+    chess = t.create_goal("Chess", active=False)
+    doomed = t.create_goal("Doomed", active=False)
+    today = today_utc()
+    for n in range(3):  # piano: today and the two days before
+        t.create_log(piano, today - timedelta(days=n), 20)
+    t.create_log(chess, today - timedelta(days=1), 15)  # chess: yesterday alone
+    t.create_log(chess, today - timedelta(days=5), 15)
+    t.create_log(doomed, today, 5)
+    t.delete_goal(doomed)
+    await service.send(t)
+
+    piano_streak = (await service.get("/analytics/streak", t.user_id, goal_id=piano)).json()
+    assert (piano_streak["goal_id"], piano_streak["current_streak"]) == (piano, 3)
+    chess_streak = (await service.get("/analytics/streak", t.user_id, goal_id=chess)).json()
+    assert (chess_streak["current_streak"], chess_streak["longest_streak"]) == (1, 1)
+    assert chess_streak["last_activity_date"] == (today - timedelta(days=1)).isoformat()
+    runs = (await service.get("/analytics/streaks", t.user_id, goal_id=chess)).json()
+    assert [(r["start"], r["length"]) for r in runs["items"]] == [
+        ((today - timedelta(days=1)).isoformat(), 1),
+        ((today - timedelta(days=5)).isoformat(), 1),
+    ]
+    for path in ("/analytics/streak", "/analytics/streaks"):
+        for goal in (doomed, "0" * 24):
+            response = await service.get(path, t.user_id, goal_id=goal)
+            assert response.status_code == 404, (path, goal)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["detail"] == "Goal not found."
