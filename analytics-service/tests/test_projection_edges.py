@@ -27,7 +27,7 @@ from momentum_analytics.projections.service import (
 from momentum_analytics.reads.service import ReadService
 from momentum_libs import streak_rules as rules
 from momentum_libs.clock import Clock
-from momentum_libs.events import Envelope
+from momentum_libs.events import BreakPayload, Envelope, EventType
 from momentum_libs.retry import WRITE_ATTEMPTS
 
 DAY = timedelta(days=1)
@@ -433,3 +433,29 @@ async def test_a_move_east_keeps_the_streak_on_the_day_still_today_at_home(
     stands = await at_nine_in_new_york.streak(done.user_id)
     assert (stands.today.date, stands.today.status) == (date(2026, 3, 21), "pending")
     assert stands.current_streak == 7
+
+
+def break_event(user_id: str, kind: EventType, first: date, last: date, version: int) -> Envelope:
+    payload = BreakPayload(
+        break_id="b1", goal_id=None, start_date=first, end_date=last, kind="sick", version=version
+    )
+    return Envelope.create(kind, user_id, payload)
+
+
+async def test_a_break_keeps_the_streak_over_its_days_until_it_is_deleted(
+    projections: ProjectionService,
+) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    today = today_utc()
+    for back in (5, 4, 3, 0):  # two days missed before today
+        t.create_log(goal, today - back * DAY, 30)
+    await apply(projections, t.take())
+    reads = ReadService(projections.repo)
+    assert (await reads.streak(t.user_id)).current_streak == 1
+    sick = (today - 2 * DAY, today - DAY)
+    await apply(projections, [break_event(t.user_id, EventType.BREAK_CREATED, *sick, 1)])
+    kept = await reads.streak(t.user_id)
+    assert (kept.current_streak, kept.longest_streak) == (4, 4)
+    await apply(projections, [break_event(t.user_id, EventType.BREAK_DELETED, *sick, 2)])
+    assert (await reads.streak(t.user_id)).current_streak == 1

@@ -435,3 +435,20 @@ async def test_a_goals_streak_and_runs_count_that_goal_only(service: Service) ->
             assert response.status_code == 404, (path, goal)
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["detail"] == "Goal not found."
+
+
+async def test_runs_in_recent_order_come_latest_first(service: Service) -> None:
+    t = FakeTracking()
+    goal = t.create_goal()
+    today = today_utc()
+    for back in (12, 11, 10, 5, 2, 1, 0):  # runs of 3, 1 and 3 days, the last going on
+        t.create_log(goal, today - timedelta(days=back), 20)
+    await service.send(t)
+    body = (await service.get("/analytics/streaks", t.user_id, order="recent")).json()
+    assert [(r["start"], r["length"]) for r in body["items"]] == [
+        ((today - timedelta(days=2)).isoformat(), 3),
+        ((today - timedelta(days=5)).isoformat(), 1),
+        ((today - timedelta(days=12)).isoformat(), 3),
+    ]
+    two = (await service.get("/analytics/streaks", t.user_id, order="recent", limit=2)).json()
+    assert [r["length"] for r in two["items"]] == [3, 1]
