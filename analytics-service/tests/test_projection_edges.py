@@ -27,7 +27,7 @@ from momentum_analytics.projections.service import (
 from momentum_analytics.reads.service import ReadService
 from momentum_libs import streak_rules as rules
 from momentum_libs.clock import Clock
-from momentum_libs.events import BreakPayload, Envelope, EventType
+from momentum_libs.events import BreakPayload, Envelope, EventType, PastDaySettings, UserPayload
 from momentum_libs.retry import WRITE_ATTEMPTS
 
 DAY = timedelta(days=1)
@@ -341,8 +341,9 @@ async def test_a_goal_event_after_a_deletion_that_died_before_its_wipe_wipes(
 async def test_events_after_a_user_deletion_are_handled_not_retried(
     projections: ProjectionService,
 ) -> None:
-    """The deletion, its duplicate and straggling goal events each succeed at once: a
-    handler that failed here would have them retried and dead-lettered."""
+    """The deletion, its duplicate and straggling goal, settings and break events each
+    succeed at once: a handler that failed here would have them retried and
+    dead-lettered."""
     t = FakeTracking()
     goal = t.create_goal()
     t.create_log(goal, date(2026, 3, 5), 40)
@@ -350,12 +351,16 @@ async def test_events_after_a_user_deletion_are_handled_not_retried(
     t.delete_user()
     (deleted,) = t.take()
     t.activate_goal(goal)
-    stragglers = t.take()
+    t.set_timezone("Europe/Berlin")  # what the account said just before its deletion
+    sick = (date(2026, 3, 6), date(2026, 3, 7))
+    stragglers = [*t.take(), break_event(t.user_id, EventType.BREAK_CREATED, *sick, 1)]
     await apply(projections, [deleted, deleted])
     assert await stored_days(projections.repo, t.user_id) == {}
     await apply(projections, stragglers)
     user = await projections.repo.get_user(t.user_id)
     assert user is not None and user.deleted and user.goals == {}
+    # Nothing of the erased account is kept again, its settings and breaks included.
+    assert (user.day_settings, user.timezone_at, user.breaks) == ([], None, {})
     assert await stored_days(projections.repo, t.user_id) == {}
 
 
@@ -459,3 +464,63 @@ async def test_a_break_keeps_the_streak_over_its_days_until_it_is_deleted(
     assert (kept.current_streak, kept.longest_streak) == (4, 4)
     await apply(projections, [break_event(t.user_id, EventType.BREAK_DELETED, *sick, 2)])
     assert (await reads.streak(t.user_id)).current_streak == 1
+    # The creation delivered again after the deletion: the tombstone is newer, it stays.
+    await apply(projections, [break_event(t.user_id, EventType.BREAK_CREATED, *sick, 1)])
+    assert (await reads.streak(t.user_id)).current_streak == 1
+
+
+def settings_event(
+    user_id: str, kind: EventType, effective: date, goal_minutes: int, **extra: Any
+) -> Envelope:
+    """A user.* event whose settings apply from ``effective``, sent that day at noon UTC."""
+    payload = UserPayload(
+        timezone="UTC", daily_goal_minutes=goal_minutes, effective_date=effective, **extra
+    )
+    envelope = Envelope.create(kind, user_id, payload)
+    at = datetime.combine(effective, datetime.min.time(), UTC) + timedelta(hours=12)
+    return envelope.model_copy(update={"occurred_at": at})
+
+
+async def test_restored_settings_rejudge_the_days_from_the_oldest_they_restore(
+    projections: ProjectionService,
+) -> None:
+    """An import restores settings of days before the account: the days from the oldest
+    restored date on are judged again, not only those from the event's own date."""
+    t = FakeTracking()
+    today = today_utc()
+    joined = settings_event(t.user_id, EventType.USER_REGISTERED, today - 20 * DAY, 1)
+    goal = t.create_goal()
+    for back in range(15, 31):  # 16 days of 10 minutes, 30 to 15 days ago
+        t.create_log(goal, today - back * DAY, 10)
+    await apply(projections, [joined, *t.take()])
+    reads = ReadService(projections.repo)
+    assert (await reads.streak(t.user_id)).longest_streak == 16
+    restored = PastDaySettings(
+        effective_date=today - 40 * DAY, timezone="UTC", daily_goal_minutes=30
+    )
+    imported = settings_event(t.user_id, EventType.USER_UPDATED, today, 1, restored=[restored])
+    await apply(projections, [imported])
+    # Up to 21 days ago the restored goal of 30 minutes judges them: 6 days stay active.
+    assert (await reads.streak(t.user_id)).longest_streak == 6
+
+
+async def test_settings_dropped_past_the_horizon_rejudge_every_day(
+    projections: ProjectionService,
+) -> None:
+    """A change whose horizon passes an older change drops the one before it; the days
+    that one judged are judged again by the oldest kept (rules.kept_settings)."""
+    t = FakeTracking()
+    today = today_utc()
+    joined = settings_event(t.user_id, EventType.USER_REGISTERED, today - 1500 * DAY, 1)
+    stricter = settings_event(t.user_id, EventType.USER_UPDATED, today - 1200 * DAY, 30)
+    goal = t.create_goal()
+    for back in range(1396, 1401):  # 5 days of 10 minutes under the first settings
+        t.create_log(goal, today - back * DAY, 10)
+    await apply(projections, [joined, stricter, *t.take()])
+    reads = ReadService(projections.repo)
+    assert (await reads.streak(t.user_id)).longest_streak == 5
+    relaxed = settings_event(t.user_id, EventType.USER_UPDATED, today, 1)
+    await apply(projections, [relaxed])
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and [s.daily_goal_minutes for s in user.day_settings] == [30, 1]
+    assert (await reads.streak(t.user_id)).longest_streak == 0
