@@ -14,6 +14,7 @@ from momentum_analytics.projections.models import (
     GoalState,
     LogEntry,
     MonthDays,
+    UserProjection,
     empty_month,
 )
 from momentum_analytics.projections.repository import ProjectionRepository
@@ -524,3 +525,62 @@ async def test_settings_dropped_past_the_horizon_rejudge_every_day(
     user = await projections.repo.get_user(t.user_id)
     assert user is not None and [s.daily_goal_minutes for s in user.day_settings] == [30, 1]
     assert (await reads.streak(t.user_id)).longest_streak == 0
+
+
+class CommitRacedRepository(ProjectionRepository):
+    """The real repository; ``before_commit`` runs once, just before a user commit."""
+
+    before_commit: Callable[[], Awaitable[None]] | None = None
+
+    async def commit_user(self, user: UserProjection, expected_version: int) -> bool:
+        hook, self.before_commit = self.before_commit, None
+        if hook is not None:
+            await hook()
+        return await super().commit_user(user, expected_version)
+
+
+async def test_a_deletion_losing_its_commit_to_another_replica_tries_again(
+    projections: ProjectionService,
+) -> None:
+    """Another replica commits the user between the deletion's read and its tombstone:
+    the tombstone's guard fails, and the deletion must start over, not wipe and stop (the
+    user would stay live, its goals kept, and later events would count again)."""
+    raced = CommitRacedRepository(projections.repo.db)
+    t = FakeTracking()
+    goal = t.create_goal()
+    t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(projections, t.take())
+    t.activate_goal(goal)
+    other_replicas_events = t.take()
+    t.delete_user()
+
+    async def the_other_replica_commits_first() -> None:
+        await apply(projections, other_replicas_events)
+
+    raced.before_commit = the_other_replica_commits_first
+    await apply(ProjectionService(raced), t.take())
+    user = await raced.get_user(t.user_id)
+    assert user is not None and user.deleted and user.goals == {}
+    assert await stored_days(raced, t.user_id) == {}
+
+
+async def test_a_break_moved_into_the_recent_window_rejudges_the_days_it_left(
+    projections: ProjectionService,
+) -> None:
+    """Days older than the recent window live in the kept folds: a break moved from there
+    into the window must refold from its old start, where the days it left are missed
+    again (refolding from its new start would keep them as a break)."""
+    t = FakeTracking()
+    goal = t.create_goal()
+    today = today_utc()
+    for back in (16, 15, 14, 13, 10, 9):  # missed: 12 and 11 days ago
+        t.create_log(goal, today - back * DAY, 30)
+    await apply(projections, t.take())
+    reads = ReadService(projections.repo)
+    assert (await reads.streak(t.user_id)).longest_streak == 4
+    first = break_event(t.user_id, EventType.BREAK_CREATED, today - 12 * DAY, today - 11 * DAY, 1)
+    await apply(projections, [first])
+    assert (await reads.streak(t.user_id)).longest_streak == 6
+    later = break_event(t.user_id, EventType.BREAK_UPDATED, today - 3 * DAY, today - 2 * DAY, 2)
+    await apply(projections, [later])
+    assert (await reads.streak(t.user_id)).longest_streak == 4
