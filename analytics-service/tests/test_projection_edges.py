@@ -14,6 +14,7 @@ from momentum_analytics.projections.models import (
     GoalState,
     LogEntry,
     MonthDays,
+    TargetFact,
     UserProjection,
     empty_month,
 )
@@ -317,11 +318,12 @@ class WipeCrashingRepository(ProjectionRepository):
         await super().wipe_user_data(user_id)
 
 
-async def test_a_goal_event_after_a_deletion_that_died_before_its_wipe_wipes(
-    projections: ProjectionService,
+@pytest.mark.parametrize("straggler", ["goal", "log"])
+async def test_an_event_after_a_deletion_that_died_before_its_wipe_wipes(
+    projections: ProjectionService, straggler: str
 ) -> None:
-    """The tombstone is committed, the process dies before the wipe; a straggling goal
-    event handled before the deletion's redelivery leaves nothing either."""
+    """The tombstone is committed, the process dies before the wipe; a straggling goal or
+    log event handled before the deletion's redelivery leaves nothing either."""
     repo = WipeCrashingRepository(projections.repo.db)
     service = ProjectionService(repo)
     t = FakeTracking()
@@ -334,7 +336,10 @@ async def test_a_goal_event_after_a_deletion_that_died_before_its_wipe_wipes(
     with pytest.raises(CrashError):
         await service.handle(deleted)
     assert await stored_days(repo, t.user_id) != {}  # the crash left the days behind
-    t.activate_goal(goal)
+    if straggler == "goal":
+        t.activate_goal(goal)
+    else:
+        t.create_log(goal, date(2026, 3, 6), 15)
     await apply(service, t.take())
     assert await stored_days(repo, t.user_id) == {}
 
@@ -342,7 +347,7 @@ async def test_a_goal_event_after_a_deletion_that_died_before_its_wipe_wipes(
 async def test_events_after_a_user_deletion_are_handled_not_retried(
     projections: ProjectionService,
 ) -> None:
-    """The deletion, its duplicate and straggling goal, settings and break events each
+    """The deletion, its duplicate and straggling goal, settings, log and break events each
     succeed at once: a handler that failed here would have them retried and
     dead-lettered."""
     t = FakeTracking()
@@ -354,6 +359,7 @@ async def test_events_after_a_user_deletion_are_handled_not_retried(
     t.activate_goal(goal)
     t.set_timezone("Europe/Berlin")  # what the account said just before its deletion
     sick = (date(2026, 3, 6), date(2026, 3, 7))
+    t.create_log(goal, date(2026, 3, 6), 15)
     stragglers = [*t.take(), break_event(t.user_id, EventType.BREAK_CREATED, *sick, 1)]
     await apply(projections, [deleted, deleted])
     assert await stored_days(projections.repo, t.user_id) == {}
@@ -584,3 +590,37 @@ async def test_a_break_moved_into_the_recent_window_rejudges_the_days_it_left(
     later = break_event(t.user_id, EventType.BREAK_UPDATED, today - 3 * DAY, today - 2 * DAY, 2)
     await apply(projections, [later])
     assert (await reads.streak(t.user_id)).longest_streak == 4
+
+
+class TargetRacedRepository(ProjectionRepository):
+    """The real repository; ``before_put_target`` runs once, just before a target write."""
+
+    before_put_target: Callable[[], Awaitable[None]] | None = None
+
+    async def put_target(self, fact: TargetFact) -> bool:
+        hook, self.before_put_target = self.before_put_target, None
+        if hook is not None:
+            await hook()
+        return await super().put_target(fact)
+
+
+async def test_a_target_written_while_its_user_is_deleted_is_wiped(
+    projections: ProjectionService,
+) -> None:
+    """The user's deletion (tombstone and wipe, on another replica) lands between the
+    target event's check of the user and its write: the target must not outlive it."""
+    raced = TargetRacedRepository(projections.repo.db)
+    t = FakeTracking()
+    goal = t.create_goal()
+    await apply(projections, t.take())
+    t.set_target(goal, date(2026, 3, 2), 120)
+    target_events = t.take()
+    t.delete_user()
+    deletion = t.take()
+
+    async def the_deletion_lands_first() -> None:
+        await apply(projections, deletion)
+
+    raced.before_put_target = the_deletion_lands_first
+    await apply(ProjectionService(raced), target_events)
+    assert await raced.targets_of_user(t.user_id) == []
