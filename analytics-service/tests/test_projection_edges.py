@@ -157,9 +157,11 @@ async def test_a_crash_before_the_commit_then_a_late_move_leaves_no_stale_streak
 ) -> None:
     """v1 on March 5, v2 moves it to March 6, v3 to April 2; v3 overtakes v2 and takes the
     log off March 5 in passing, then dies before the user's commit. Its redelivery cannot
-    see March 5 any more: the late v2, which moved the log off March 5, recounts it."""
+    see March 5 any more: the late v2, which moved the log off March 5, recounts it. On
+    March 10, so that March 5 is in the user's recent days (older days are refolded from
+    the months whatever was touched)."""
     repo = CrashingRepository(projections.repo.db)
-    service = ProjectionService(repo)
+    service = ProjectionService(repo, FixedClock("2026-03-10T12:00:00+00:00"))
     t = FakeTracking()
     goal = t.create_goal()
     t.create_log(goal, date(2026, 3, 4), 10)  # March 4 and 5 make a run of two
@@ -183,9 +185,11 @@ async def test_an_overtaking_update_redelivered_after_a_crash_recounts_the_days_
 ) -> None:
     """v1 on March 5, v2 moves it to April 5, v3 to April 6; v3 overtakes v2, takes the
     log off March, and dies before the user's commit. Its redelivery finds itself in
-    April already, and must still recount March 5 for the user (v2 is not in yet)."""
+    April already, and must still recount March 5 for the user (v2 is not in yet). On
+    March 10, so that March 5 is in the user's recent days (older days are refolded from
+    the months whatever was touched)."""
     repo = CrashingRepository(projections.repo.db)
-    service = ProjectionService(repo)
+    service = ProjectionService(repo, FixedClock("2026-03-10T12:00:00+00:00"))
     t = FakeTracking()
     goal = t.create_goal()
     t.create_log(goal, date(2026, 3, 4), 10)
@@ -624,3 +628,26 @@ async def test_a_target_written_while_its_user_is_deleted_is_wiped(
     raced.before_put_target = the_deletion_lands_first
     await apply(ProjectionService(raced), target_events)
     assert await raced.targets_of_user(t.user_id) == []
+
+
+async def test_an_update_overtaking_within_one_month_recounts_the_day_it_left(
+    projections: ProjectionService,
+) -> None:
+    """v1 on March 5, v2 moves it to March 10, v3 to March 12; v3 arrives first. It says
+    it left March 10, but the month holds it on March 5: that day is recounted too. On
+    March 14, so that the days are in the user's recent days."""
+    service = ProjectionService(projections.repo, FixedClock("2026-03-14T12:00:00+00:00"))
+    t = FakeTracking()
+    goal = t.create_goal()
+    log_id = t.create_log(goal, date(2026, 3, 5), 40)
+    await apply(service, t.take())
+    t.update_log(log_id, day=date(2026, 3, 10))
+    t.update_log(log_id, day=date(2026, 3, 12))
+    v2, v3 = t.take()
+    await apply(service, [v3])
+    user = await projections.repo.get_user(t.user_id)
+    assert user is not None and {d: day.t for d, day in user.recent_days.items()} == {
+        "2026-03-12": 40
+    }
+    await apply(service, [v2])  # late: changes nothing
+    await projection_matches(projections.repo, t)
