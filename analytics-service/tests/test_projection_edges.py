@@ -40,6 +40,20 @@ async def apply(projections: ProjectionService, events: Iterable[Envelope]) -> N
         await projections.handle(envelope)
 
 
+async def moved_twice(
+    service: ProjectionService, t: FakeTracking, first: date, second: date, third: date
+) -> tuple[Envelope, Envelope]:
+    """A log of 40 minutes applied on ``first``; the updates moving it to ``second``, then
+    to ``third``, not applied."""
+    goal = t.create_goal()
+    log_id = t.create_log(goal, first, 40)
+    await apply(service, t.take())
+    t.update_log(log_id, day=second)
+    t.update_log(log_id, day=third)
+    v2, v3 = t.take()
+    return v2, v3
+
+
 def today_utc() -> date:
     return datetime.now(UTC).date()
 
@@ -137,12 +151,7 @@ async def test_an_update_overtaking_the_one_before_moves_the_log_at_once(
 ) -> None:
     """v1 on a March day, v2 moves it to April, v3 to May; v3 arrives before v2."""
     t = FakeTracking()
-    goal = t.create_goal()
-    log_id = t.create_log(goal, date(2026, 3, 5), 40)
-    await apply(projections, t.take())
-    t.update_log(log_id, day=date(2026, 4, 5))
-    t.update_log(log_id, day=date(2026, 5, 5))
-    v2, v3 = t.take()
+    v2, v3 = await moved_twice(projections, t, date(2026, 3, 5), date(2026, 4, 5), date(2026, 5, 5))
     await apply(projections, [v3])
     assert await stored_days(projections.repo, t.user_id) == {"2026-05-05": 40}
     await projection_matches(projections.repo, t)
@@ -638,12 +647,7 @@ async def test_an_update_overtaking_within_one_month_recounts_the_day_it_left(
     March 14, so that the days are in the user's recent days."""
     service = ProjectionService(projections.repo, FixedClock("2026-03-14T12:00:00+00:00"))
     t = FakeTracking()
-    goal = t.create_goal()
-    log_id = t.create_log(goal, date(2026, 3, 5), 40)
-    await apply(service, t.take())
-    t.update_log(log_id, day=date(2026, 3, 10))
-    t.update_log(log_id, day=date(2026, 3, 12))
-    v2, v3 = t.take()
+    v2, v3 = await moved_twice(service, t, date(2026, 3, 5), date(2026, 3, 10), date(2026, 3, 12))
     await apply(service, [v3])
     user = await projections.repo.get_user(t.user_id)
     assert user is not None and {d: day.t for d, day in user.recent_days.items()} == {
