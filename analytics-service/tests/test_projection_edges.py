@@ -28,9 +28,9 @@ from momentum_analytics.projections.service import (
 )
 from momentum_analytics.reads.service import ReadService
 from momentum_libs import streak_rules as rules
-from momentum_libs.clock import Clock
 from momentum_libs.events import BreakPayload, Envelope, EventType, PastDaySettings, UserPayload
 from momentum_libs.retry import WRITE_ATTEMPTS
+from momentum_libs.testing.clocks import FixedClock
 
 DAY = timedelta(days=1)
 
@@ -413,16 +413,8 @@ async def test_each_lost_race_pauses_by_the_retry_policy_and_the_last_gives_up(
     assert pauses == list(range(WRITE_ATTEMPTS))
 
 
-class FixedClock(Clock):
-    def __init__(self, instant: str) -> None:
-        self.instant = datetime.fromisoformat(instant)
-
-    def now(self) -> datetime:
-        return self.instant
-
-
-def occurred(events: list[Envelope], instant: str) -> list[Envelope]:
-    at = datetime.fromisoformat(instant)
+def occurred(events: list[Envelope], instant: datetime | str) -> list[Envelope]:
+    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
     return [e.model_copy(update={"occurred_at": at}) for e in events]
 
 
@@ -496,9 +488,8 @@ def settings_event(
     payload = UserPayload(
         timezone="UTC", daily_goal_minutes=goal_minutes, effective_date=effective, **extra
     )
-    envelope = Envelope.create(kind, user_id, payload)
     at = datetime.combine(effective, datetime.min.time(), UTC) + timedelta(hours=12)
-    return envelope.model_copy(update={"occurred_at": at})
+    return occurred([Envelope.create(kind, user_id, payload)], at)[0]
 
 
 async def test_restored_settings_rejudge_the_days_from_the_oldest_they_restore(

@@ -8,9 +8,10 @@ from zoneinfo import available_timezones
 
 import httpx
 import pytest
-from momentum_libs.clock import Clock, FileClock
+from momentum_libs.clock import FileClock
 from momentum_libs.events import Envelope, EventType, PastDaySettings, UserPayload
 from momentum_libs.localday import parse_day_start, today, zone
+from momentum_libs.testing.clocks import FixedClock
 from momentum_libs.testing.tokens import TestSigner
 from momentum_libs.testing.waiting import eventually
 from momentum_tracking.days.models import UserDays
@@ -160,14 +161,6 @@ async def test_a_document_from_before_the_history_takes_the_next_event_and_keeps
     assert stored["daily_goal_minutes"] == 25
 
 
-class _FixedClock(Clock):
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 @pytest.mark.parametrize(
     "at",
     [
@@ -182,7 +175,7 @@ def test_the_earliest_today_is_never_after_any_users_today(at: str) -> None:
     """Log dates up to the day after it skip the settings read: if it were later than
     someone's today, a log dated two days after their today would be let through."""
     now = datetime.fromisoformat(at)
-    earliest = DayService(DaysRepository(), _FixedClock(now)).earliest_today()
+    earliest = DayService(DaysRepository(), FixedClock(now)).earliest_today()
     todays = {
         today(now, zone(name), parse_day_start(start)).date
         for name in available_timezones()
