@@ -92,7 +92,7 @@ SUBPROCESS_TESTS = [
 RESULTS = ROOT / ".mutation" / "results.jsonl"
 # Each process's address space, set on the runner and so inherited by every test run: a
 # mutant that loops appending (a month counter that never wraps) otherwise grows until the
-# machine swaps, long before its timeout. A test run needs well under 2 GiB.
+# machine swaps, long before its timeout. The analytics tests pass under it (prlimit).
 MEMORY_LIMIT_BYTES = 4 * 2**30
 # Calls whose removal or change only alters what is logged: not behaviour under test.
 NOT_MUTATED_CALLS = {"log", "logger", "structlog"}

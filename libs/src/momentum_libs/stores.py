@@ -116,13 +116,13 @@ def stop_together(procs: Iterable[ManagedProcess], grace_s: float = 8.0) -> None
     """SIGTERM to each, then SIGKILL to those still running ``grace_s`` later: the grace
     runs for all at once. Stopped one after another, a loaded stack's four services took
     up to four graces, and ``make up`` overran a supervisor's minute after its SIGTERM."""
-    running = [p for p in procs if p.proc is not None]
-    for managed in running:
+    started = [p for p in procs if p.proc is not None]
+    for managed in started:
         assert managed.proc is not None
         if managed.proc.poll() is None:
             managed.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    for managed in running:
+    for managed in started:
         assert managed.proc is not None
         try:
             managed.proc.wait(max(deadline - time.monotonic(), 0))
