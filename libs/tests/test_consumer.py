@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
+from momentum_libs.background import stop_background
 from momentum_libs.consumer import (
     DEAD_DELIVERIES,
     DEAD_ENTRY_ID,
@@ -373,9 +374,7 @@ async def test_run_survives_redis_stopping_and_resumes_when_it_is_back(
         assert not task.done()
         assert handler.seen == [before, after]
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_background(task)
         await client.aclose()
 
 
@@ -561,9 +560,7 @@ async def test_a_consumer_that_stops_leaves_the_group(
         await eventually(handled)
     assert [e for e in logged if e["log_level"] != "info"] == []  # a clean start, no retry
     assert c.consumer_name in await consumer_names(redis, c.stream, c.group)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_background(task)
     assert await consumer_names(redis, c.stream, c.group) == set()
 
 
@@ -693,9 +690,7 @@ async def test_a_cycle_failing_unexpectedly_is_retried_with_back_off_and_run_goe
         failures = [e for e in logged if e["event"] == "consumer_error"]
         assert 1 <= len(failures) <= 6
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_background(task)
 
 
 async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_work(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from beanie import Document
-from momentum_libs.background import BackgroundTasks
+from momentum_libs.background import BackgroundTasks, stop_background
 from momentum_libs.clock import utcnow
 from momentum_libs.expiry import Expiries, create_indexes, is_embedded
 from momentum_libs.mongo import init_documents, mongo_client
@@ -167,8 +167,7 @@ async def test_the_sweep_runs_among_the_background_loops_until_stopped(
         await db["tickets"].insert_one({"expires_at": utcnow() - timedelta(seconds=1)})
         await eventually(swept)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_background(task)
     expiries.start_sweeping(background)
     assert "expiry-sweep" in running_tasks()
     await background.stop()

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from beanie import PydanticObjectId
 from momentum_libs import outbox as outbox_module
+from momentum_libs.background import stop_background
 from momentum_libs.conditional import IfMatch
 from momentum_libs.events import Envelope, EventType, UserPayload
 from momentum_libs.mongo import init_documents, mongo_client
@@ -281,9 +282,7 @@ async def test_redis_down_writes_succeed_then_everything_is_published_exactly_on
 
         await eventually(all_cleared)
         assert not task.done()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_background(task)
         events = await published(client, stream)
         assert len(ids(events)) == len(set(ids(events)))  # no event twice
         assert set(ids(events)) == set(ids(expected))
@@ -502,12 +501,6 @@ async def test_the_etag_follows_writes_not_the_relay_and_if_match_is_checked_in_
     assert unchanged is not None and unchanged.text == "second"
 
 
-async def stop(task: "asyncio.Task[None]") -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def test_run_publishes_at_once_when_notified_and_an_idle_relay_waits_for_the_sweep(
     scans: PendingScans, redis: Redis, namespace: str, eventually: Eventually
 ) -> None:
@@ -534,7 +527,7 @@ async def test_run_publishes_at_once_when_notified_and_an_idle_relay_waits_for_t
         assert ids(await published(redis, stream))[-1] == later.event_id
         assert not task.done()
     finally:
-        await stop(task)
+        await stop_background(task)
 
 
 async def test_a_pass_woken_by_a_write_reads_only_the_class_written(
@@ -564,7 +557,7 @@ async def test_a_pass_woken_by_a_write_reads_only_the_class_written(
         )
         assert scans.of == {"notes": 3, "memos": 2}
     finally:
-        await stop(task)
+        await stop_background(task)
 
 
 async def test_the_sweep_reads_every_class_however_often_one_is_written(
@@ -592,8 +585,8 @@ async def test_the_sweep_reads_every_class_however_often_one_is_written(
 
         await eventually(swept, timeout_s=5)
     finally:
-        await stop(writes)
-        await stop(task)
+        await stop_background(writes)
+        await stop_background(task)
 
 
 async def _published_ids(redis: Redis, stream: str, expected: list[str]) -> bool:
@@ -620,7 +613,7 @@ async def test_run_trims_the_stream_by_its_retention_after_a_pass(
 
         await eventually(trimmed)
     finally:
-        await stop(task)
+        await stop_background(task)
 
 
 async def test_run_stops_on_one_cancel_even_when_a_store_client_swallows_it(

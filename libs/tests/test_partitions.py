@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from momentum_libs.background import stop_background
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import Envelope, EventType, LogPayload
 from momentum_libs.metrics import Gauges
@@ -76,9 +77,7 @@ async def running(consumers: list[PartitionedConsumer]) -> AsyncIterator[list[as
     try:
         yield tasks
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(stop_background(task) for task in tasks))
 
 
 # -- names, slots, the recorded count ---------------------------------------------------------
@@ -164,8 +163,7 @@ async def test_replicas_take_fair_shares_and_one_that_stops_hands_them_over(
             return sorted(map(len, held)) == [2, 3, 3] and len({p for h in held for p in h}) == P
 
         await until(shared)
-        tasks[0].cancel()
-        await asyncio.gather(tasks[0], return_exceptions=True)
+        await stop_background(tasks[0])
 
         async def two_share() -> bool:
             held = [r.held for r in replicas[1:]]
@@ -198,8 +196,7 @@ async def test_a_users_order_holds_across_a_handover_of_unfinished_entries(
     await publish(redis, stream, [log_event("u1", seq) for seq in range(1, 6)])
     async with running([first]) as tasks:
         await asyncio.wait_for(stuck.wait(), 30)
-        tasks[0].cancel()
-        await asyncio.gather(tasks[0], return_exceptions=True)
+        await stop_background(tasks[0])
     partition = partition_stream(stream, partition_of("u1", P), P)
     pending: Any = await redis.xpending(partition, GROUP)
     assert pending["pending"] >= 1  # what it had not finished is still pending
@@ -371,5 +368,4 @@ async def test_a_one_stream_consumer_reads_nothing_while_the_log_records_another
             await redis.set(partitions_key(settings.events_stream), 1)
             await until(lambda: asyncio.sleep(0, result=len(seen) == 1))
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stop_background(task)

