@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from momentum_libs.background import stop_background
 from momentum_libs.outbox import OutboxRepository
 from momentum_libs.redis_client import redis_client
 from momentum_libs.relay import OutboxRelay
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from .conftest import Eventually
-from .test_outbox import Note, create, event, ids, mongo, published, raw, stop
+from .test_outbox import Note, create, event, ids, mongo, published, raw
 
 __all__ = ["mongo"]  # the fixture, used by name
 
@@ -71,7 +72,7 @@ async def test_three_relays_publish_each_of_2000_writes_once(
         entries = ids(await published(reader, stream))
     finally:
         for task, client in zip(tasks, clients, strict=True):
-            await stop(task)
+            await stop_background(task)
             await client.aclose()
         await reader.aclose()
     per_event = len(entries) / len(set(entries))
