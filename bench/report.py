@@ -325,7 +325,7 @@ def _flood_section(f: dict[str, Any]) -> list[str]:
         f"## Login flood — bursts of {f['burst']} logins from one address, "
         "another user's GET /auth/me meanwhile",
         "",
-        "| gateway limits | /auth/me p50 ms | p99 ms | max ms | /auth/me not 200 | "
+        "| gateway limits | /auth/me p50 ms | p99 ms | max ms | /auth/me not 200 (statuses) | "
         "attacker's answers |",
         "|---|---|---|---|---|---|",
     ]
@@ -337,10 +337,12 @@ def _flood_section(f: dict[str, Any]) -> list[str]:
     for label, name in (row for row in rows if row[0] in f):
         me = f[label]["victim_auth_me"]
         attack = f[label].get("attacker", {}).get("statuses", {})
-        answers = ", ".join(f"{s}: {n}" for s, n in sorted(attack.items())) or "none"
+        answers = _statuses(attack) or "none"
+        refused = _statuses({s: n for s, n in me.get("statuses", {}).items() if s != "200"})
         lines.append(
             f"| {name} | {_fmt(me['p50_ms'])} | {_fmt(me['p99_ms'])} | {_fmt(me['max_ms'])} | "
-            f"{me['errors']} of {me['count'] + me['errors']} | {answers} |"
+            f"{me['errors']} of {me['count'] + me['errors']}"
+            f"{f' ({refused})' if refused else ''} | {answers} |"
         )
     lines += [
         "",
@@ -348,9 +350,15 @@ def _flood_section(f: dict[str, Any]) -> list[str]:
         f"another account is logged in {f['burst']} times at once, again as soon as a "
         "burst is answered (the httpx driver, its own process). *Defaults*: "
         "`MOMENTUM_GATEWAY_CLIENT_MAX_IN_FLIGHT` and the rate window as shipped; *off*: "
-        "both 0, the gateway before per-client limits. " + f.get("note", ""),
+        "both 0, the gateway before per-client limits. A 429 of the victim's is its own "
+        "rate window (`MOMENTUM_GATEWAY_RATE_LIMIT_REQUESTS` a minute per client): alone "
+        "on the machine, one sequential client sends faster than that. " + f.get("note", ""),
     ]
     return lines
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
 
 
 REQUIRED: dict[str, tuple[str, ...]] = {
