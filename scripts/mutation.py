@@ -30,13 +30,17 @@ and in total, with each survivor.
 
 import argparse
 import ast
+import contextlib
 import json
 import os
+import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -264,12 +268,11 @@ def baseline(module: str, copy: Path) -> tuple[float, dict[int, set[str]]]:
     # include narrows it to the module.
     coverage_args = ["--cov", f"--cov-config={rcfile}", "--cov-context=test"]
     started = time.monotonic()
-    result = subprocess.run(
-        [*_pytest(TARGETS[module]), *coverage_args, "--cov-report="],
-        cwd=copy, env=_env(copy), capture_output=True, text=True,
-    )  # fmt: skip
-    if result.returncode != 0:
-        sys.exit(f"the tests fail without any mutant:\n{result.stdout[-3000:]}")
+    returncode, output = _run_tests(
+        [*_pytest(TARGETS[module]), *coverage_args, "--cov-report="], copy
+    )
+    if returncode != 0:
+        sys.exit(f"the tests fail without any mutant:\n{output[-3000:]}")
     seconds = time.monotonic() - started
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
@@ -302,6 +305,43 @@ def _pytest(tests: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
+_RUNNING: set["subprocess.Popen[str]"] = set()
+_STOPPING = threading.Event()
+_FAILED = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+
+
+def _run_tests(command: list[str], copy: Path, timeout_s: float | None = None) -> tuple[int, str]:
+    """Run pytest in a process group of its own, so that a timeout or Ctrl-C also stops the
+    stores its tests started (nx-27017, redis-server), not only pytest."""
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
+    proc = subprocess.Popen(
+        command, cwd=copy, env=_env(copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    _RUNNING.add(proc)
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+        return proc.returncode, output
+    finally:
+        _RUNNING.discard(proc)
+        if proc.returncode is None:
+            _kill_group(proc)
+
+
+def _kill_group(proc: "subprocess.Popen[str]") -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _stop_all() -> None:
+    """Ctrl-C: no new test run starts, and every running one goes with its stores."""
+    _STOPPING.set()
+    for proc in list(_RUNNING):
+        _kill_group(proc)
+
+
 def _env(copy: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(str(copy / tree) for tree in SOURCE_TREES)
@@ -322,16 +362,12 @@ def run_mutant(mutant: Mutant, tests: list[str], copy: Path, timeout_s: float) -
     original = target.read_text()
     target.write_text(mutant.source)
     started = time.monotonic()
+    killed_by: list[str] = []
     try:
-        result = subprocess.run(
-            _pytest(tests),
-            cwd=copy,
-            env=_env(copy),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-        status = "killed" if result.returncode != 0 else "survived"
+        returncode, output = _run_tests(_pytest(tests), copy, timeout_s)
+        status = "killed" if returncode != 0 else "survived"
+        # Which test failed: a kill that does not reproduce by hand names its flaky test.
+        killed_by = _FAILED.findall(output)
     except subprocess.TimeoutExpired:
         status = "timeout"
     finally:
@@ -339,6 +375,8 @@ def run_mutant(mutant: Mutant, tests: list[str], copy: Path, timeout_s: float) -
     record = asdict(mutant)
     del record["source"]
     record.update(status=status, seconds=round(time.monotonic() - started, 1), tests=len(tests))
+    if killed_by:
+        record["killed_by"] = killed_by
     return record
 
 
@@ -397,31 +435,37 @@ def main() -> int:
         return 0
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     copies = [_fresh_copy() for _ in range(args.jobs)]
-    # The bound stays that of the whole list (under coverage, so a little longer): a mutant
-    # that spins is still caught, and a slow selection is never mistaken for one.
-    baselines = {module: baseline(module, copies[0]) for module in modules}
-    bounds = {module: 3 * seconds + 30 for module, (seconds, _) in baselines.items()}
-    args.out.parent.mkdir(exist_ok=True)
-    records: list[dict[str, object]] = []
     free = list(copies)
-
-    def one(mutant: Mutant) -> dict[str, object]:
-        copy = free.pop()
-        try:
-            tests = tests_for(mutant, baselines[mutant.module][1])
-            return run_mutant(mutant, tests, copy, bounds[mutant.module])
-        finally:
-            free.append(copy)
-
+    records: list[dict[str, object]] = []
+    pool = ThreadPoolExecutor(args.jobs)
     try:
-        with args.out.open("w") as out, ThreadPoolExecutor(args.jobs) as pool:
+        # The bound stays that of the whole list (under coverage, so a little longer): a
+        # mutant that spins is still caught, and a slow selection is never mistaken for one.
+        baselines = {module: baseline(module, copies[0]) for module in modules}
+        bounds = {module: 3 * seconds + 30 for module, (seconds, _) in baselines.items()}
+
+        def one(mutant: Mutant) -> dict[str, object]:
+            copy = free.pop()
+            try:
+                tests = tests_for(mutant, baselines[mutant.module][1])
+                return run_mutant(mutant, tests, copy, bounds[mutant.module])
+            finally:
+                free.append(copy)
+
+        args.out.parent.mkdir(exist_ok=True)
+        with args.out.open("w") as out:
             for record in pool.map(one, mutants):
                 records.append(record)
                 out.write(json.dumps(record) + "\n")
                 out.flush()
                 where = f"{record['module']}:{record['line']}"
                 print(f"{record['status']:8} {where} {record['description']}", flush=True)
+    except KeyboardInterrupt:
+        _stop_all()  # before the pool's shutdown, which waits for the mutants it runs
+        pool.shutdown(cancel_futures=True)
+        sys.exit(f"mutation: interrupted; {len(records)} results are in {args.out}")
     finally:
+        pool.shutdown()
         for copy in copies:
             shutil.rmtree(copy, ignore_errors=True)
     report(records)
