@@ -325,18 +325,20 @@ def _run_tests(command: list[str], copy: Path, timeout_s: float | None = None) -
         return proc.returncode, output
     finally:
         _RUNNING.discard(proc)
-        if proc.returncode is None:
+        if proc.returncode is None:  # a timeout or Ctrl-C here: kill the group, then reap it
             _kill_group(proc)
+            proc.communicate()
 
 
 def _kill_group(proc: "subprocess.Popen[str]") -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
 
 
 def _stop_all() -> None:
-    """Ctrl-C: no new test run starts, and every running one goes with its stores."""
+    """Ctrl-C: no new test run starts, and every running one goes with its stores. Only
+    the signal: the worker thread reading a run's output sees it end and reaps it (two
+    threads reading one pipe would race)."""
     _STOPPING.set()
     for proc in list(_RUNNING):
         _kill_group(proc)
