@@ -448,8 +448,22 @@ def make(
     return verifier, keys
 
 
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens the verifier checked in full (signature and claims), in order."""
+    checked: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr("momentum_libs.tokens.jwt.decode", counting_decode)
+    return checked
+
+
 async def test_a_verified_token_is_not_parsed_again(
-    signer: TestSigner, revocations: SessionRevocations
+    signer: TestSigner, revocations: SessionRevocations, decodes: list[str]
 ) -> None:
     verifier, keys = make(signer, revocations)
     token = signer.mint(user_id="u1")
@@ -457,7 +471,52 @@ async def test_a_verified_token_is_not_parsed_again(
     second = await verifier.verify(token)
     assert first == second
     assert first.user_id == "u1"
-    assert keys.calls == 1
+    assert len(decodes) == 1
+    assert keys.calls == 2  # the second only asks whether its key is still the one
+
+
+async def test_a_remembered_token_dies_with_its_key_at_the_next_jwks_refresh(
+    jwks_server: JwksServer, signer: TestSigner, revocations: SessionRevocations
+) -> None:
+    clock = Clock()
+    async with httpx.AsyncClient() as client:
+        keys = JwksKeys(jwks_server.url, client, cache_seconds=300, min_refetch_s=10, clock=clock)
+        verifier = AccessTokenVerifier(keys, ISSUER, AUDIENCE, revocations)
+        token = signer.mint("user-1")
+        await verifier.verify(token)
+
+        # auth-service withdraws the key (leaked): its JWKS now holds only the new one.
+        rotated = TestSigner(ISSUER, AUDIENCE)
+        jwks_server.jwks = rotated.jwks
+        clock.now += 299  # the keys held are still fresh: the bound is the JWKS cache
+        assert (await verifier.verify(token)).user_id == "user-1"
+        clock.now += 2
+        with pytest.raises(TokenInvalidError, match="unknown signing key"):
+            await verifier.verify(token)
+        with pytest.raises(TokenInvalidError, match="unknown signing key"):
+            await verifier.verify(token)  # forgotten, not served from memory again
+        assert (await verifier.verify(rotated.mint("user-2"))).user_id == "user-2"
+
+
+async def test_a_token_whose_key_was_refetched_is_checked_again_under_the_new_one(
+    jwks_server: JwksServer,
+    signer: TestSigner,
+    revocations: SessionRevocations,
+    decodes: list[str],
+) -> None:
+    """The kid still published, but the key object is new (every refresh builds them):
+    the token is verified in full again, once, then remembered with the new key."""
+    clock = Clock()
+    async with httpx.AsyncClient() as client:
+        keys = JwksKeys(jwks_server.url, client, cache_seconds=60, min_refetch_s=10, clock=clock)
+        verifier = AccessTokenVerifier(keys, ISSUER, AUDIENCE, revocations)
+        token = signer.mint("user-1")
+        await verifier.verify(token)
+        clock.now += 61
+        assert (await verifier.verify(token)).user_id == "user-1"
+        assert (await verifier.verify(token)).user_id == "user-1"
+        assert jwks_server.fetches == 2
+        assert decodes == [token, token]
 
 
 async def test_revocation_applies_to_a_remembered_token(
@@ -485,16 +544,31 @@ async def test_an_expired_token_is_never_served_from_memory(
         await verifier.verify(signer.mint(ttl_s=-60))
 
 
-async def test_memory_is_bounded(signer: TestSigner, revocations: SessionRevocations) -> None:
-    verifier, keys = make(signer, revocations, max_remembered=2)
+async def test_memory_is_bounded(
+    signer: TestSigner, revocations: SessionRevocations, decodes: list[str]
+) -> None:
+    verifier, _ = make(signer, revocations, max_remembered=2)
     tokens = [signer.mint() for _ in range(3)]
     for token in tokens:
         await verifier.verify(token)
-    assert keys.calls == 3
+    assert decodes == tokens
     await verifier.verify(tokens[2])  # still remembered
-    assert keys.calls == 3
+    assert decodes == tokens
     await verifier.verify(tokens[0])  # pushed out by the third
-    assert keys.calls == 4
+    assert decodes == [*tokens, tokens[0]]
+
+
+async def test_the_least_recently_used_token_is_forgotten_first(
+    signer: TestSigner, revocations: SessionRevocations, decodes: list[str]
+) -> None:
+    verifier, _ = make(signer, revocations, max_remembered=2)
+    first, second, third = (signer.mint() for _ in range(3))
+    await verifier.verify(first)
+    await verifier.verify(second)
+    await verifier.verify(first)  # used again: now the newest
+    await verifier.verify(third)  # pushes out the second, not the first
+    await verifier.verify(first)
+    assert decodes == [first, second, third]
 
 
 async def test_a_refused_token_is_not_remembered(

@@ -8,8 +8,11 @@ its tokens before they expire.
 A client sends the same access token for its whole life (15 minutes), and parsing and
 checking a JWT is the costliest step of an authenticated request after its database
 round trips. A token string whose signature and claims were verified once stays
-verified until it expires, so the verifier remembers it (bounded, oldest first out);
-the session-revocation lookup in Redis still runs on EVERY request, so logout and
+verified until it expires, so the verifier remembers it (bounded, least recently used
+first out) with the key that verified it. A remembered token is served only while its
+``kid`` still names that key, so a key withdrawn from the JWKS (a leaked key, rotated
+out) stops its tokens at the next JWKS refresh, as it stops tokens never seen. The
+session-revocation lookup in Redis still runs on EVERY request, so logout and
 revocation take effect at once.
 """
 
@@ -82,6 +85,15 @@ class SessionRevocations:
         except (RedisError, OSError) as exc:
             revocation_check_failed()
             raise RevocationUnavailableError("session store unavailable") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token's claims, and the key (under its kid) that verified them."""
+
+    claims: AccessClaims
+    kid: str
+    key: jwt.PyJWK
 
 
 KeyLookup = Callable[[str], Awaitable[jwt.PyJWK]]
@@ -171,7 +183,7 @@ class AccessTokenVerifier:
         self._algorithms = list(algorithms)
         self._leeway_s = leeway_s
         self._max_remembered = max_remembered
-        self._verified: dict[str, AccessClaims] = {}
+        self._verified: dict[str, _Verified] = {}
 
     async def verify(self, token: str) -> AccessClaims:
         claims = await self.signed_claims(token)
@@ -183,17 +195,21 @@ class AccessTokenVerifier:
         """The claims of a token whose signature and claims hold, revocation NOT checked:
         enough to tell who sends a request (the gateway's client limits), never to let
         it in."""
-        claims = self._verified.get(token)
-        # Not past ``exp`` even within the leeway: a token near its end is checked in full.
-        if claims is not None and claims.expires_at > time.time():
-            return claims
-        if claims is not None:
+        verified = self._verified.get(token)
+        if verified is not None:
+            # Not past ``exp`` even within the leeway: a token near its end is checked in
+            # full; nor once its key is no longer the one its kid names (the lookup is
+            # the keys' cache, so it raises for a kid withdrawn from the JWKS).
             del self._verified[token]
-        claims = await self._decode(token)
-        remember(self._verified, token, claims, self._max_remembered)
-        return claims
+            fresh = verified.claims.expires_at > time.time()
+            if fresh and await self._keys(verified.kid) is verified.key:
+                remember(self._verified, token, verified, self._max_remembered)
+                return verified.claims
+        verified = await self._decode(token)
+        remember(self._verified, token, verified, self._max_remembered)
+        return verified.claims
 
-    async def _decode(self, token: str) -> AccessClaims:
+    async def _decode(self, token: str) -> "_Verified":
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -223,12 +239,13 @@ class AccessTokenVerifier:
             raise TokenInvalidError("token is not valid") from exc
         if payload.get("token_use", "access") != "access":
             raise TokenInvalidError("not an access token")
-        return AccessClaims(
+        claims = AccessClaims(
             user_id=str(payload["sub"]),
             session_id=str(payload["sid"]),
             token_id=str(payload["jti"]),
             expires_at=int(payload["exp"]),
         )
+        return _Verified(claims, kid, key)
 
 
 class StaticKeys:
