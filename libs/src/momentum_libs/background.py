@@ -39,15 +39,19 @@ async def stop_background(task: "asyncio.Task[None]", poll_s: float = 1.0) -> No
 
 
 class BackgroundTasks:
-    """The background loops of one service process: started in its lifespan, all stopped
-    (and awaited) when it ends."""
+    """The background tasks of one service process (its loops, started in its lifespan,
+    and jobs that requests start): all stopped, and awaited, when it ends."""
 
     def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, loop: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(loop, name=name))
+        task = asyncio.create_task(loop, name=name)
+        self._tasks.add(task)
+        # A task that ends by itself (an export job) is forgotten: a busy process starts
+        # thousands of them.
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = self._tasks, set()
         await asyncio.gather(*(stop_background(task) for task in tasks))

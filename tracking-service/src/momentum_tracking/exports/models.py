@@ -14,7 +14,14 @@ class Export(Document):
 
     ``expires_at`` is set once, at insert (nx-27017 stores a ``$set`` datetime as a
     string, which a TTL index ignores); MongoDB drops the job and its file after it.
-    Reads also refuse an expired one, as the TTL monitor runs only once a minute."""
+    Reads also refuse an expired one, as the TTL monitor runs only once a minute.
+
+    ``attempt`` and ``lease_until_ms`` tell a job whose builder died (its process killed or
+    restarted) from one being built: the builder renews its lease while it works, and a
+    read of a pending or running job whose lease lapsed takes it over as the next attempt
+    (:mod:`momentum_tracking.exports.service`). Every write of a builder names its attempt,
+    so one that was taken over while it only stalled writes nothing. The lease is epoch
+    milliseconds, not a datetime, for the reason ``expires_at`` is set only at insert."""
 
     id: str = Field(alias="_id")  # type: ignore[assignment]
     user_id: str
@@ -22,6 +29,8 @@ class Export(Document):
     status: ExportStatus = "pending"
     percent: int = 0
     content: bytes | None = None
+    attempt: int = 1
+    lease_until_ms: int = 0
     created_at: UtcDatetime
     expires_at: UtcDatetime
 
