@@ -254,6 +254,21 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
     f = results.get("login_flood")
     if f and not f.get("skipped"):
         lines += _flood_section(f)
+    i = results.get("imports")
+    if i and not i.get("skipped"):
+        lines += [
+            "",
+            "## Import of a file of the largest size",
+            "",
+            f"`POST /imports` through the gateway, a Momentum JSON of {_fmt(i.get('logs'))} "
+            f"daily logs ({_fmt(i.get('bytes'))} bytes; the limit is 1 MiB): "
+            f"**{i.get('status')} in {_fmt(i.get('seconds'))} s** "
+            f"({_fmt(i.get('logs_per_s'), 0)} logs/s, {_fmt(i.get('created'))} created). "
+            f"The same file again (every row matches, {_fmt(i.get('again_skipped'))} skipped): "
+            f"{i.get('again_status')} in {_fmt(i.get('again_seconds'))} s. Analytics then "
+            f"needed {_fmt(i.get('analytics_catch_up_s'))} s to count every imported log "
+            f"({_fmt(i.get('analytics_events_per_s'), 0)} events/s).",
+        ]
     r = results.get("rebuild")
     if r and not r.get("skipped"):
         lines += [
@@ -375,6 +390,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "streak_flatness": ("p50_ms_1_day", "p50_ms_3_years", "ratio"),
     "event_lag": ("p50_ms", "p99_ms", "p99_ms_under_load"),
     "login_flood": ("victim_p99_ms",),
+    "imports": ("logs", "status", "seconds", "logs_per_s", "again_seconds"),
     "rebuild": ("logs", "seconds", "logs_per_s"),
     "partitions": ("events_per_s_1_consumer", "events_per_s_2_consumers", "speedup"),
     "memory_mb": ("gateway", "auth", "tracking", "analytics"),

@@ -26,7 +26,7 @@ import httpx
 import psutil
 from momentum_libs.devstack import Stack
 
-from bench import flood, loadgen, partitions, profiling, rebuild
+from bench import flood, imports, loadgen, partitions, profiling, rebuild
 from bench.api import Api, User, bounded, today_utc
 from bench.monitor import BacklogMonitor, delete_namespace_keys
 from bench.report import machine_info, write_results
@@ -41,6 +41,7 @@ PHASES = (
     "event_lag",
     "write",
     "login_flood",
+    "imports",
     "rebuild",
     "partitions",
 )
@@ -154,6 +155,7 @@ class Bench:
                     "sentinel",
                     "victim",
                     "attacker",
+                    "importer",
                 ]
                 labels += [f"writer{i}" for i in range(sizes.write_users)]
                 users = await bounded(4, [lambda x=x: api.register(x) for x in labels])
@@ -210,6 +212,15 @@ class Bench:
                         log,
                         only_defaults=sizes is QUICK,
                     )
+
+            if self.wanted("imports"):
+                with self.phase("imports"):
+                    importer = by_label["importer"]
+                    await api.fresh(importer, min_left_s=600)
+                    self.results["imports"] = await imports.measure(
+                        api, importer, sizes.import_logs, log
+                    )
+                self.results["imports"].update(await self.drain(api, by_label["sentinel"]))
 
         if self.wanted("rebuild"):
             with self.phase("rebuild"):

@@ -28,6 +28,7 @@ class Sizes:
     drain_timeout_s: float
     flood_s: float  # login_flood: how long the victim is probed, per setting
     rebuild_logs: int
+    import_logs: int  # imports: daily logs in the file (the full size is ~1 MiB)
     partition_events: int  # partitions: log writes per analytics replica count (quick: only
     # with --phases partitions)
 
@@ -58,6 +59,7 @@ FULL = Sizes(
     drain_timeout_s=180.0,
     flood_s=10.0,
     rebuild_logs=100_000,
+    import_logs=11_000,
     partition_events=3_000,
 )
 
@@ -84,5 +86,6 @@ QUICK = Sizes(
     drain_timeout_s=30.0,
     flood_s=2.0,
     rebuild_logs=1_000,
+    import_logs=300,
     partition_events=100,
 )

@@ -30,6 +30,7 @@ KEYS = {
     "dashboard_flatness": {"p50_ms_1_day", "p50_ms_3_years", "ratio"},
     "event_lag": {"p50_ms", "p99_ms", "p99_ms_under_load"},
     "rebuild": {"logs", "seconds", "logs_per_s"},
+    "imports": {"logs", "status", "seconds", "logs_per_s", "again_seconds"},
     "memory_mb": {"gateway", "auth", "tracking", "analytics"},
 }
 
@@ -54,6 +55,9 @@ def test_bench_quick_writes_every_key(tmp_path: Path) -> None:
     assert {"cores", "python"} <= set(data["machine"])
     assert set(CHEAP_PASSWORD_HASHING) <= set(data["service_env"])
     assert data["load_generator"]["gateway_overhead"] in {"wrk", "httpx-driver"}
+    imported = data["imports"]
+    assert (imported["status"], imported["again_status"]) == (200, 200)
+    assert imported["created"] == imported["again_skipped"] == imported["logs"]
     assert (tmp_path / "latest.md").read_text().startswith("# Momentum benchmark results")
     # The bench stopped everything it started.
     line = next(x for x in result.stderr.splitlines() if "stack pids:" in x)

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 STREAM_CHUNKS = [f"chunk-{i};".encode() * 100 for i in range(5)]
 SLOW_S = 5.0
+IMPORT_S = 1.0  # an import's merge, past the tests' usual read timeout
 
 
 class ServerThread:
@@ -178,6 +179,11 @@ class Upstream:
                 hits["slow"] += 1
                 await asyncio.sleep(SLOW_S)
                 return {"late": "yes"}
+
+            @app.post("/imports", include_in_schema=False)
+            async def slow_import() -> dict[str, str]:
+                await asyncio.sleep(IMPORT_S)
+                return {"merged": "yes"}
 
             @app.get("/goals/stream", include_in_schema=False)
             async def stream() -> StreamingResponse:

@@ -261,6 +261,18 @@ def test_slow_upstream_is_504(start_gateway: StartGateway, auth: dict[str, str])
     assert "Traceback" not in str(body)
 
 
+def test_an_import_may_take_longer_than_any_other_request(
+    start_gateway: StartGateway, auth: dict[str, str]
+) -> None:
+    client = start_gateway(read_timeout_seconds=0.3, import_read_timeout_seconds=5)
+    response = client.post("/imports", content=b"{}", headers=auth)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"merged": "yes"}
+    assert_problem(client.get("/goals/slow", headers=auth), 504)  # only POST /imports
+    short = start_gateway(read_timeout_seconds=0.3, import_read_timeout_seconds=0.5)
+    assert_problem(short.post("/imports", content=b"{}", headers=auth), 504)
+
+
 def test_full_connection_pool_is_503_for_that_service_only(
     start_gateway: StartGateway, auth: dict[str, str], upstreams: dict[str, Upstream]
 ) -> None:

@@ -1,10 +1,13 @@
 """Daily logs: bounds, date rules, filters, pagination while writing, moves, ownership."""
 
 import random
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from momentum_libs.problems import ProblemError
+from momentum_tracking.logs.schemas import LogCreate
 from tracking_support import Api
 
 
@@ -163,3 +166,28 @@ async def test_delete_log(api: Api) -> None:
     assert (await api.client.delete(f"/daily-logs/{log['id']}", headers=h)).status_code == 404
     r = await api.client.get("/daily-logs", headers=h)
     assert [x["id"] for x in r.json()["items"]] == [keep["id"]]
+
+
+async def test_many_logs_at_once_keep_the_rules_of_one(api: Api) -> None:
+    """``LogService.create_many`` (an import's writes): each item's own outcome, in order;
+    logs on a goal deleted before the owned-goal check are taken back, not orphaned."""
+    user_id = uuid.uuid4().hex
+    owner = api.user(user_id)
+    kept, doomed = await api.goal(owner, "Kept"), await api.goal(owner, "Doomed")
+    logs = api.app.state.service.logs
+    day = today() - timedelta(days=2)
+    items = [
+        LogCreate(goal_id=kept["id"], date=day, minutes=10),
+        LogCreate(goal_id=doomed["id"], date=day, minutes=20),
+        LogCreate(goal_id=kept["id"], date=today() + timedelta(days=3), minutes=30),
+        LogCreate(goal_id="0123456789abcdef01234567", date=day, minutes=40),
+        LogCreate(goal_id=kept["id"], date=day, minutes=50),
+    ]
+    r = await api.client.delete(f"/goals/{doomed['id']}", headers=owner)
+    assert r.status_code == 204, r.text
+    results = await logs.create_many(user_id, items)
+    assert [getattr(r, "status", None) for r in results] == [None, 404, 422, 404, None]
+    assert isinstance(results[2], ProblemError)
+    assert "after tomorrow" in results[2].detail
+    r = await api.client.get("/daily-logs", headers=owner)
+    assert sorted(lg["minutes"] for lg in r.json()["items"]) == [10, 50]

@@ -53,6 +53,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
 }
 _REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-momentum-")
 NO_STORE = "no-store"
+IMPORTS_PATH = "/imports"
 # Response fields the gateway's own server writes.
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
 
@@ -192,9 +193,15 @@ class ProxyMiddleware:
         raw_path: bytes = scope.get("raw_path") or path.encode("utf-8")
         query: bytes = scope.get("query_string", b"")
         target = raw_path + b"?" + query if query else raw_path
+        # An import answers once its whole file is merged: it alone may take longer.
+        slow = scope["method"] == "POST" and path == IMPORTS_PATH
         try:
             return await runtime.upstreams[service].open(
-                scope["method"], target, request_headers(scope, request_id), body
+                scope["method"],
+                target,
+                request_headers(scope, request_id),
+                body,
+                read_timeout_s=runtime.settings.import_read_timeout_seconds if slow else None,
             )
         except (aiohttp.ClientError, httpx.HTTPError, TimeoutError, PoolTimeoutError) as exc:
             raise upstream_problem(service, exc) from exc

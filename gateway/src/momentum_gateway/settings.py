@@ -30,6 +30,12 @@ class GatewaySettings(VerifyingServiceSettings):
     write_timeout_seconds: float = Field(
         15.0, gt=0, description="Upstream write timeout (per write)"
     )
+    import_read_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Upstream read timeout of POST /imports, which answers once the whole "
+        "file is merged (a file of the largest size takes seconds, more on a loaded node)",
+    )
     pool_timeout_seconds: float = Field(
         2.0, gt=0, description="Wait for a free upstream connection; past it the client gets 503"
     )

@@ -82,6 +82,7 @@ class Upstream:
         self.fallback = fallback
         self.fallback_base = httpx.URL(base_url)
         self.pool_timeout_s = settings.pool_timeout_seconds
+        self.connect_timeout_s = settings.connect_timeout_seconds
         self.slots = asyncio.Semaphore(settings.max_connections)
         connector = aiohttp.TCPConnector(
             limit=settings.max_connections,
@@ -109,8 +110,10 @@ class Upstream:
         target: bytes,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
+        read_timeout_s: float | None = None,
     ) -> Opened:
-        """Send the request; the response's headers are in, its body not yet read."""
+        """Send the request; the response's headers are in, its body not yet read.
+        ``read_timeout_s``: this request's, in place of the session's."""
         if method == "CONNECT":
             # aiohttp turns CONNECT into a tunnel request (authority-form target); the
             # services answer it 405 like any method they lack, so it goes over httpx.
@@ -126,11 +129,19 @@ class Upstream:
                 headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
                 data=body or None,
                 allow_redirects=False,
+                timeout=self.session.timeout
+                if read_timeout_s is None
+                else self._timeout(read_timeout_s),
             )
         except BaseException:
             self.slots.release()
             raise
         return _AiohttpOpened(response, self.slots)
+
+    def _timeout(self, read_timeout_s: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout_s, sock_read=read_timeout_s
+        )
 
     async def _open_httpx(
         self, method: str, target: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes

@@ -33,7 +33,7 @@ guarded update and tombstone goes through the methods below, with the house's on
 policy (:mod:`momentum_libs.retry`).
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from beanie import Document
@@ -171,6 +171,24 @@ class OutboxRepository(Generic[D]):
         if publish:
             self._notify(self.model)
         return doc
+
+    async def insert_many(
+        self, docs: Sequence[tuple[D, Envelope]], *, publish: bool = True
+    ) -> list[D]:
+        """Insert each document with its creation event, in one round trip: each is still
+        one single-document write (its event inside it), so any that lands has its
+        event, and a failure part-way (DuplicateKeyError, a lost connection) propagates
+        with the rest unwritten or written whole. ``publish`` as for :meth:`insert`."""
+        for doc, event in docs:
+            doc.version = 1
+            doc.outbox = [traced(event)]
+            doc.outbox_pending = True
+        written = [doc for doc, _ in docs]
+        if written:
+            await self.model.insert_many(written)
+        if written and publish:
+            self._notify(self.model)
+        return written
 
     def publish(self) -> None:
         """Wake the relay for what this repository wrote with ``publish=False``."""
