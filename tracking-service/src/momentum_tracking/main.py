@@ -160,7 +160,7 @@ async def _build(
     logs = LogService(log_repository, key_repository, goals, days, settings)
     breaks = BreakService(break_repository, goals, days)
     background = BackgroundTasks()
-    consumer, replay = log_consumers(settings, consumer_redis, user_events)
+    consumer, replay = log_consumers(settings, consumer_redis, user_events, user_events.batch)
     return TrackingState(
         settings=settings,
         mongo=mongo,

@@ -3,11 +3,12 @@
 from typing import Any
 
 from momentum_libs.memory import remember
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from momentum_tracking.changes.models import ChangeEntry, ChangeHead
 
 HEAD_ATTEMPTS = 3
+DUPLICATE_KEY = 11000
 MAX_HEADS_HELD = 10_000
 
 
@@ -30,33 +31,46 @@ class ChangeRepository:
         )
         return int(raw["seq"]) if raw else 0
 
-    async def has_event(self, user_id: str, event_id: str) -> bool:
-        found = await ChangeEntry.get_pymongo_collection().find_one(
-            {"user_id": user_id, "event_id": event_id}, projection={"_id": 1}
+    async def known_events(self, user_id: str, event_ids: list[str]) -> set[str]:
+        """Those of ``event_ids`` the user's journal holds already."""
+        found = ChangeEntry.get_pymongo_collection().find(
+            {"user_id": user_id, "event_id": {"$in": event_ids}}, projection={"event_id": 1}
         )
-        return found is not None
+        return {doc["event_id"] async for doc in found}
 
-    async def append(self, user_id: str, fields: dict[str, Any]) -> int:
-        """Store an entry under the user's next free number and return it.
+    async def append(self, user_id: str, *entries: dict[str, Any]) -> int:
+        """Store the entries, in order, under the user's next free numbers and return the
+        last (the head, when ``entries`` is empty).
 
-        The probe starts after the head (every number up to it is stored) and moves on
-        at each duplicate key, which means that number is stored: so N is tried only once
-        N-1 is there, and the numbers stay an unbroken run.
+        The numbers start after the head (every number up to it is stored). The entries
+        go in one ordered insert, which stops at a duplicate key: that number is stored
+        (another replica journaled this user since, their partition moved), so the rest
+        are numbered again after it, or after the head if that is further. So N is tried
+        only once N-1 is there, and the numbers stay an unbroken run.
         """
-        entries = ChangeEntry.get_pymongo_collection()
+        collection = ChangeEntry.get_pymongo_collection()
         remembered = self._last_journaled.pop(user_id, None)
-        seq = (remembered if remembered is not None else await self.head(user_id)) + 1
-        while True:
-            doc = {"_id": entry_id(user_id, seq), "user_id": user_id, "seq": seq, **fields}
+        seq = remembered if remembered is not None else await self.head(user_id)
+        pending = list(entries)
+        while pending:
+            docs = [
+                {"_id": entry_id(user_id, n), "user_id": user_id, "seq": n, **fields}
+                for n, fields in enumerate(pending, start=seq + 1)
+            ]
             try:
-                await entries.insert_one(doc)
-                break
-            except DuplicateKeyError:
-                # Another replica journaled this user since (their partition moved): read
-                # its head once rather than probe every number it stored.
-                seq = seq + 1 if remembered is None else max(seq, await self.head(user_id)) + 1
-                remembered = None
-        await self._raise_head(user_id, seq)
+                await collection.insert_many(docs, ordered=True)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                stored = int(exc.details.get("nInserted", 0))
+                pending = pending[stored:]
+                seq = max(seq + stored + 1, await self.head(user_id))
+                continue
+            seq += len(docs)
+            pending = []
+        if entries:
+            await self._raise_head(user_id, seq)
         remember(self._last_journaled, user_id, seq, MAX_HEADS_HELD)
         return seq
 

@@ -85,6 +85,21 @@ class UserEventsHandler:
         self._days = days
         self._changes = changes
 
+    async def batch(self, events: list[Envelope]) -> None:
+        """One user's events of a read, in order (the consumer's batch handler): runs of
+        tracking's own events are journaled together, the rest one by one between them."""
+        run: list[Envelope] = []
+        for event in events:
+            if _journaled(event):
+                run.append(event)
+                continue
+            if run:
+                await self._changes.record(event.user_id, run)
+                run = []
+            await self(event)
+        if run:
+            await self._changes.record(run[0].user_id, run)
+
     async def __call__(self, event: Envelope) -> None:
         if event.type is EventType.USER_DELETED:
             event.typed_payload()  # an unknown version raises: dead-lettered, not guessed at
@@ -95,5 +110,11 @@ class UserEventsHandler:
             assert isinstance(payload, UserPayload)
             registered = event.type is EventType.USER_REGISTERED
             await self._days.user_changed(event.user_id, payload, event.occurred_at, registered)
-        elif event.type is not EventType.USER_SETTINGS_IMPORTED:  # auth's to apply
-            await self._changes.record(event)
+        elif _journaled(event):
+            await self._changes.record(event.user_id, [event])
+
+
+def _journaled(event: Envelope) -> bool:
+    """Of tracking's own events (a change of a goal, target, log or break)? Not a user
+    event: those are auth's, ``user.settings_imported`` included (auth's to apply)."""
+    return not event.type.value.startswith("user.")
