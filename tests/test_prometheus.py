@@ -32,8 +32,19 @@ class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def ready(self) -> bool:
+        """Prometheus answers 503 in plain text, to every API call too, until its TSDB is
+        open: on a slow machine that outlasts the first scrapes."""
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def query(self, promql: str) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+        assert response.headers.get("content-type", "").startswith("application/json"), (
+            f"{response.status_code} {response.text[:200]}"
+        )
         body = response.json()
         assert body["status"] == "success", body
         return list(body["data"]["result"])
@@ -84,14 +95,12 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         server = Prometheus(f"http://127.0.0.1:{port}")
 
-        def all_up() -> float:
-            try:
-                return server.value("sum(up)")
-            except httpx.HTTPError:
-                return 0.0
-
-        up = eventually_blocking(all_up, lambda v: v == len(JOBS), timeout_s=WAIT_S)
-        assert up == len(JOBS), (workdir / "prometheus.log").read_text()[-2000:]
+        log = workdir / "prometheus.log"
+        assert eventually_blocking(server.ready, timeout_s=WAIT_S), log.read_text()[-2000:]
+        up = eventually_blocking(
+            lambda: server.value("sum(up)"), lambda v: v == len(JOBS), timeout_s=WAIT_S
+        )
+        assert up == len(JOBS), log.read_text()[-2000:]
         yield server
     finally:
         proc.stop()
