@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from analytics_support import FakeTracking, drained
+from .analytics_support import FakeTracking, drained
 
 SettingsFactory = Callable[..., AnalyticsSettings]
 

@@ -1,7 +1,8 @@
 """The first and last days Python's calendar has: a range or a week past them is not a 500."""
 
 import pytest
-from conftest import Service
+
+from .conftest import Service
 
 
 @pytest.mark.parametrize(

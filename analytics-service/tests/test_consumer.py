@@ -2,9 +2,10 @@
 
 from datetime import date
 
-from analytics_support import FakeTracking, publish
-from conftest import Service
 from momentum_libs.events import Envelope, EventType, LogPayload
+
+from .analytics_support import FakeTracking, publish
+from .conftest import Service
 
 
 async def test_garbage_and_unknown_versions_are_dead_lettered(service: Service) -> None:

@@ -5,12 +5,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from analytics_support import FakeTracking
-from conftest import Service, SettingsFactory
 from momentum_analytics.main import create_app
 from momentum_libs.partitions import partition_of, partition_stream
 from momentum_libs.testing.tokens import TestSigner
 from redis.asyncio import Redis
+
+from .analytics_support import FakeTracking
+from .conftest import Service, SettingsFactory
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
-from analytics_support import publish
 from bson import ObjectId
-from conftest import Service
 from momentum_libs.events import Envelope, EventType, GoalPayload
+
+from .analytics_support import publish
+from .conftest import Service
 
 
 def goal_event(

@@ -10,13 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from analytics_support import FakeTracking, drained, projection_matches, publish
-from conftest import Service, SettingsFactory
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_libs.mongo import mongo_client
 from momentum_libs.stores import ManagedProcess, free_port
 from momentum_libs.testing.waiting import eventually
 from redis.asyncio import Redis
+
+from .analytics_support import FakeTracking, drained, projection_matches, publish
+from .conftest import Service, SettingsFactory
 
 
 def start_service(settings: Any, port: int, log_path: Any) -> ManagedProcess:

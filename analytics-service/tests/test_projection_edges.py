@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
 from momentum_analytics.projections import service as projection_service
 from momentum_analytics.projections.models import (
     DayTotal,
@@ -31,6 +30,8 @@ from momentum_libs import streak_rules as rules
 from momentum_libs.events import BreakPayload, Envelope, EventType, PastDaySettings, UserPayload
 from momentum_libs.retry import WRITE_ATTEMPTS
 from momentum_libs.testing.clocks import FixedClock
+
+from .analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
 
 DAY = timedelta(days=1)
 

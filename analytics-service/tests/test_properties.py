@@ -14,8 +14,6 @@ from typing import Any
 
 import bson
 import pytest
-from analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
-from conftest import SettingsFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from momentum_analytics.projections.models import TOMBSTONES_KEPT
@@ -24,6 +22,9 @@ from momentum_analytics.projections.service import LateLogEventError, Projection
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild.source import TrackingSource
 from momentum_libs.events import Envelope, EventType
+
+from .analytics_support import CrashError, CrashingRepository, FakeTracking, projection_matches
+from .conftest import SettingsFactory
 
 BASE = date(2026, 1, 10)  # offsets reach back into 2025: year documents are crossed
 GOALS = 3

@@ -4,8 +4,8 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from analytics_support import FakeTracking, streak_of
-from conftest import Service
+from .analytics_support import FakeTracking, streak_of
+from .conftest import Service
 
 
 def today_utc() -> date:

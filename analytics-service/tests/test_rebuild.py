@@ -8,13 +8,14 @@ import sys
 from datetime import date, timedelta
 from typing import Any
 
-from analytics_support import FakeTracking, projection_matches
-from conftest import Service
 from momentum_analytics.projections.repository import ProjectionRepository
 from momentum_analytics.reads.service import ReadService
 from momentum_analytics.rebuild.cli import run
 from momentum_analytics.rebuild.service import Rebuilder
 from momentum_analytics.rebuild.source import TrackingSource
+
+from .analytics_support import FakeTracking, projection_matches
+from .conftest import Service
 
 
 async def snapshot(repo: ProjectionRepository, user_id: str) -> dict[str, Any]:
