@@ -10,6 +10,8 @@ from momentum_libs import stores
 @pytest.fixture(autouse=True)
 def _own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stores, "_SPOKEN_FOR", set())
+    # Under pytest-xdist this process has a class of ports; these tests choose their own.
+    monkeypatch.delenv(stores.PORT_CLASS_ENV, raising=False)
 
 
 def test_ports_picked_one_after_another_never_repeat() -> None:
@@ -31,3 +33,19 @@ def _kernel_pick() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_ports_of_a_class_are_all_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(stores.PORT_CLASS_ENV, "5/8")
+    picked = [stores.free_port() for _ in range(50)]
+    assert {(port // 2) % 8 for port in picked} == {5}
+
+
+def test_workers_get_different_classes_and_a_bus_port_stays_in_its_node_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    classes = [stores.port_class_of_worker(f"gw{n}") for n in range(stores.PORT_CLASSES)]
+    assert len(set(classes)) == stores.PORT_CLASSES
+    monkeypatch.setenv(stores.PORT_CLASS_ENV, classes[3])
+    port = stores.free_port()
+    assert stores._in_my_class(port + stores.CLUSTER_BUS_OFFSET)

@@ -29,13 +29,34 @@ from momentum_libs.redis_client import sync_redis_client
 _SPOKEN_FOR: set[int] = set()
 
 
+PORT_CLASS_ENV = "MOMENTUM_PORT_CLASS"
+"""``i/8``: :func:`free_port` hands out only ports whose half is ``i`` modulo 8, so that
+processes that cannot see each other's ports (pytest's workers, and what each starts)
+never pick the same one; unset, any port. Halves, because some kernels give bind(0) only
+even ports; 8, because a cluster node's bus port (+10000) must stay in its node's class."""
+PORT_CLASSES = 8
+
+
+def port_class_of_worker(worker: str) -> str:
+    """The class of pytest-xdist's worker ``gw<n>``."""
+    return f"{int(worker.removeprefix('gw')) % PORT_CLASSES}/{PORT_CLASSES}"
+
+
+def _in_my_class(port: int) -> bool:
+    spec = os.environ.get(PORT_CLASS_ENV)
+    if not spec:
+        return True
+    index, classes = (int(part) for part in spec.split("/"))
+    return (port // 2) % classes == index
+
+
 def free_port() -> int:
-    """A port free now that this process has not handed out before."""
+    """A port free now that this process has not handed out before (of its class)."""
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port not in _SPOKEN_FOR:
+        if port not in _SPOKEN_FOR and _in_my_class(port):
             _SPOKEN_FOR.add(port)
             return port
 

@@ -17,7 +17,9 @@ from momentum_libs.devstack import Stack
 from momentum_libs.redis_client import sync_redis_client
 from momentum_libs.sharding import read_violations
 from momentum_libs.stores import (
+    PORT_CLASS_ENV,
     ManagedProcess,
+    port_class_of_worker,
     resolve_redis,
     start_nx_mongo,
     start_redis,
@@ -35,6 +37,14 @@ def _docker_answers() -> bool:
     except Exception:  # no engine, no socket, no permission: all mean "no Docker"
         return False
     return True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker, and every process it starts, takes its ports from a
+    class of its own: workers cannot see the ports the others picked and not yet bound."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        os.environ[PORT_CLASS_ENV] = port_class_of_worker(worker)
 
 
 @pytest.fixture(scope="session")
