@@ -7,11 +7,14 @@ on the stream (the consumer is behind).
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import Any
 
+import httpx
 from momentum_libs.devstack import Stack
 from momentum_libs.redis_client import RedisClient, redis_client
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 GROUP = "analytics"
@@ -89,6 +92,37 @@ class BacklogMonitor:
                 for s in self.samples
             ],
         }
+
+
+DELAY_METRIC = "momentum_consumer_event_delay_seconds"
+SHOWN_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+async def applied_within(stack: Stack) -> dict[float, float]:
+    """analytics' own count of the events it applied within each delay (``le`` seconds from
+    an event's occurred_at, set as tracking wrote it, to its application), from /metrics."""
+    async with httpx.AsyncClient(timeout=BENCH_TIMEOUT_MS / 1000) as client:
+        text = (await client.get(stack.metrics_url(GROUP))).text
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == DELAY_METRIC
+        for sample in family.samples
+        if sample.name.endswith("_bucket") and sample.labels.get("group") == GROUP
+    }
+
+
+def delay_shares(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """Of the events applied between two readings of :func:`applied_within`, the share
+    applied within each of SHOWN_DELAYS_S (bucket bounds: no interpolation)."""
+    applied = after.get(math.inf, 0.0) - before.get(math.inf, 0.0)
+    if not applied:
+        return {}
+    return {
+        f"{le:g}": round((after[le] - before.get(le, 0.0)) / applied, 3)
+        for le in SHOWN_DELAYS_S
+        if le in after
+    }
 
 
 async def delete_namespace_keys(redis_url: str, namespace: str) -> int:

@@ -250,6 +250,7 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
             f"tracking's outbox, {_fmt(load['backlog']['max_consumer_lag'])} on the stream not "
             f"yet read by analytics; analytics then needed {_fmt(load.get('analytics_catch_up_s'))}"
             f" s to catch up ({_fmt(load.get('analytics_events_per_s'), 0)} events/s).",
+            *_lag_parts(load),
         ]
     f = results.get("login_flood")
     if f and not f.get("skipped"):
@@ -332,6 +333,23 @@ def render_markdown(results: dict[str, Any], before: dict[str, Any] | None, note
         "",
     ]
     return "\n".join(lines)
+
+
+def _lag_parts(load: dict[str, Any]) -> list[str]:
+    """Where the lag under load goes: the pipeline (analytics' delay histogram) and the
+    dashboard reads that find the probes (the poller's own timings)."""
+    applied = load.get("applied_within_s")
+    if not applied:
+        return []
+    shares = ", ".join(f"{_fmt(100 * share, 0)} % within {le} s" for le, share in applied.items())
+    return [
+        "",
+        f"Where it goes: of the events of this phase analytics applied {shares} of the write "
+        "that made them (its own histogram `momentum_consumer_event_delay_seconds`: relay, "
+        f"stream and projection); a dashboard read took p50 {_fmt(load.get('poll_ms_p50'))} "
+        f"ms (p99 {_fmt(load.get('poll_ms_p99'))}) under the same load, and a probe is seen "
+        "only when a read that began after its projection returns.",
+    ]
 
 
 def _flood_section(f: dict[str, Any]) -> list[str]:

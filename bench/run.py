@@ -28,7 +28,7 @@ from momentum_libs.devstack import Stack
 
 from bench import flood, imports, loadgen, partitions, profiling, rebuild
 from bench.api import Api, User, bounded, today_utc
-from bench.monitor import BacklogMonitor, delete_namespace_keys
+from bench.monitor import BacklogMonitor, applied_within, delay_shares, delete_namespace_keys
 from bench.report import machine_info, write_results
 from bench.sizes import FULL, QUICK, Sizes
 from bench.stats import LatencySummary
@@ -255,6 +255,7 @@ class Bench:
         monitor = BacklogMonitor(self.stack)
         monitor.start()
         background: dict[str, Any] = {}
+        applied_before = await applied_within(self.stack)
 
         async def stop_load() -> None:
             background.update(await driver.stop())
@@ -268,11 +269,20 @@ class Bench:
             if not background:
                 await stop_load()
             backlog = await monitor.stop()
+        # Where the lag goes: tracking → analytics (the consumer's own delay histogram, over
+        # every event of the phase) against the poller's dashboard reads (poll_ms_*).
+        applied = delay_shares(applied_before, await applied_within(self.stack))
         log(
             f"  background write load: {background['rps']:.0f} rps; peak backlog: outbox "
-            f"{backlog['max_outbox_pending']}, stream lag {backlog['max_consumer_lag']}"
+            f"{backlog['max_outbox_pending']}, stream lag {backlog['max_consumer_lag']}; "
+            f"events applied within s: {applied}"
         )
-        return {**loaded, "background_write": background, "backlog": backlog}
+        return {
+            **loaded,
+            "background_write": background,
+            "backlog": backlog,
+            "applied_within_s": applied,
+        }
 
     async def event_lag_pipelined(
         self,
@@ -297,6 +307,7 @@ class Bench:
         lags: dict[int, float] = {}
         written = asyncio.Event()
         polls = 0
+        poll_s: list[float] = []
 
         async def one_write() -> None:
             await api.post_log(user, goal, today_utc(), 1)
@@ -318,9 +329,11 @@ class Bench:
             nonlocal polls
             deadline: float | None = None
             while len(lags) < probes:
+                asked = time.perf_counter()
                 board = await api.dashboard(user)
                 polls += 1
                 now = time.perf_counter()
+                poll_s.append(now - asked)
                 applied = board["total_minutes"] - base
                 for i in range(min(applied, len(acked))):
                     if i not in lags:
@@ -338,6 +351,7 @@ class Bench:
             # Never seen: its lag is at least the time waited (a lower bound).
             lags.setdefault(i, ended - acked[i] if i < len(acked) else ended - started)
         summary = LatencySummary.of(list(lags.values()), timeouts, 1.0)
+        reads = LatencySummary.of(poll_s, 0, 1.0)
         result = {
             "probes": probes,
             "method": f"open loop: a probe write every {sizes.lag_probe_interval_s * 1000:.0f} ms",
@@ -346,6 +360,8 @@ class Bench:
             "p99_ms": round(summary.p99_ms, 3),
             "max_ms": round(summary.max_ms, 3),
             "polls_per_probe": round(polls / probes, 2),
+            "poll_ms_p50": round(reads.p50_ms, 3),
+            "poll_ms_p99": round(reads.p99_ms, 3),
             "timeouts": timeouts,
             "p99_is_lower_bound": timeouts > 0,
         }

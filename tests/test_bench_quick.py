@@ -55,6 +55,14 @@ def test_bench_quick_writes_every_key(tmp_path: Path) -> None:
     assert {"cores", "python"} <= set(data["machine"])
     assert set(CHEAP_PASSWORD_HASHING) <= set(data["service_env"])
     assert data["load_generator"]["gateway_overhead"] in {"wrk", "httpx-driver"}
+    # The lag under load is split: analytics' share of events applied within each delay
+    # (cumulative: never falling, all of them within the last bound the phase reached)
+    # and the poller's own dashboard reads.
+    under_load = data["event_lag"]["under_load"]
+    shares = list(under_load["applied_within_s"].values())
+    assert shares and shares == sorted(shares) and 0 < shares[-1] <= 1, shares
+    assert 0 < under_load["poll_ms_p50"] <= under_load["poll_ms_p99"]
+    assert "Where it goes:" in (tmp_path / "latest.md").read_text()
     imported = data["imports"]
     assert (imported["status"], imported["again_status"]) == (200, 200)
     assert imported["created"] == imported["again_skipped"] == imported["logs"]
