@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -91,17 +91,7 @@ class LogService:
         goal_id = parse_id(data.goal_id)
         if goal_id is None:
             raise not_found("Goal")
-        t = utcnow()
-        log = DailyLog(
-            id=log_id or ObjectId(),
-            user_id=user_id,
-            goal_id=str(goal_id),
-            date=iso_date(data.date),
-            minutes=data.minutes,
-            note=data.note,
-            created_at=t,
-            updated_at=t,
-        )
+        log = _new_log(user_id, goal_id, data, utcnow(), log_id)
         await self._logs.insert(log, log_event(EventType.LOG_CREATED, log, 1), publish=False)
         await self._undo_unless_goal_lives(log)
         self._logs.publish()
@@ -127,16 +117,7 @@ class LogService:
             except ProblemError as exc:
                 results.append(exc)
                 continue
-            log = DailyLog(
-                id=ObjectId(),
-                user_id=user_id,
-                goal_id=str(goal_id),
-                date=iso_date(data.date),
-                minutes=data.minutes,
-                note=data.note,
-                created_at=t,
-                updated_at=t,
-            )
+            log = _new_log(user_id, goal_id, data, t)
             results.append(log)
             writes.append((log, log_event(EventType.LOG_CREATED, log, 1)))
         await self._logs.insert_many(writes, publish=False)
@@ -304,3 +285,22 @@ class LogService:
 
     async def delete(self, user_id: str, log_id: str, if_match: IfMatch | None = None) -> None:
         await self._logs.change_or_404(user_id, log_id, tombstone, delete=True, if_match=if_match)
+
+
+def _new_log(
+    user_id: str,
+    goal_id: DocumentId,
+    data: LogCreate,
+    at: datetime,
+    log_id: DocumentId | None = None,
+) -> DailyLog:
+    return DailyLog(
+        id=log_id or ObjectId(),
+        user_id=user_id,
+        goal_id=str(goal_id),
+        date=iso_date(data.date),
+        minutes=data.minutes,
+        note=data.note,
+        created_at=at,
+        updated_at=at,
+    )
