@@ -30,6 +30,11 @@ def start_service(settings: Any, port: int, log_path: Any) -> ManagedProcess:
             "MOMENTUM_ANALYTICS_MONGODB_DB": settings.mongodb_db,
             "MOMENTUM_ANALYTICS_CONSUMER_CLAIM_IDLE_MS": "500",
             "MOMENTUM_ANALYTICS_CONSUMER_BLOCK_MS": "100",
+            # Small reads: the burst takes many of them, so a SIGKILL soon after the first
+            # lands mid-burst even when this process gets little CPU (at the default 100
+            # the consumer took the whole burst in a few reads, before the test could kill
+            # it, under make test's workers).
+            "MOMENTUM_ANALYTICS_CONSUMER_BATCH_SIZE": "10",
             "MOMENTUM_LOG_LEVEL": "WARNING",
         }
     )
