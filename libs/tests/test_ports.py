@@ -1,7 +1,5 @@
-"""``free_port`` never hands out a port twice, nor one claimed for something else."""
-
-import socket
-from pathlib import Path
+"""``free_port`` never hands out a port twice, nor one claimed for something else, nor one
+an outgoing connection may take meanwhile."""
 
 import pytest
 from momentum_libs import stores
@@ -22,17 +20,21 @@ def test_ports_picked_one_after_another_never_repeat() -> None:
 
 
 def test_a_claimed_port_is_never_handed_out() -> None:
-    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    # Two ports the kernel hands to bind(0) (some kernels give only odd or even ones).
-    left_free = {_kernel_pick(), _kernel_pick()}
-    stores.claim_ports(*(set(range(low, high + 1)) - left_free))
+    ports = stores._listen_ports()
+    left_free = {p for p in ports[:50] if stores._bindable(p)}
+    left_free = set(sorted(left_free)[:2])
+    assert len(left_free) == 2
+    stores.claim_ports(*(set(ports) - left_free))
     assert {stores.free_port() for _ in range(len(left_free))} == left_free
 
 
-def _kernel_pick() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def test_ports_are_below_the_ephemeral_range_bus_ports_too() -> None:
+    # Outgoing connections take local ports of the kernel's ephemeral range: one could
+    # take a picked port before its server binds it.
+    low = int(stores.EPHEMERAL_PORTS.read_text().split()[0])
+    picked = [stores.free_port() for _ in range(200)]
+    assert max(picked) + stores.CLUSTER_BUS_OFFSET < low
+    assert min(picked) >= 1024
 
 
 def test_ports_of_a_class_are_all_in_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ MongoDB: ``MONGODB_URL`` → a ``mongo:7`` container when a Docker engine answer
 """
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -50,13 +51,48 @@ def _in_my_class(port: int) -> bool:
     return (port // 2) % classes == index
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_WANTED = 12_000
+
+
+def _listen_ports() -> range:
+    """Where :func:`free_port` looks: below the kernel's ephemeral range, a cluster node's
+    bus port (+10000) included. The kernel gives an outgoing connection's socket a local
+    port of that range; one taken between our pick and the server's bind failed a whole
+    session fixture once under make test's workers ("address already in use" on a port
+    free a moment before). Empty (use bind(0)) where the range leaves no room below it."""
+    try:
+        low = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    top = low - CLUSTER_BUS_OFFSET
+    bottom = max(1024, top - LISTEN_PORTS_WANTED)
+    return range(bottom, top) if top - bottom >= 1000 else range(0)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _kernel_pick() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def free_port() -> int:
     """A port free now that this process has not handed out before (of its class)."""
+    ports = _listen_ports()
     while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _SPOKEN_FOR and _in_my_class(port):
+        port = ports[secrets.randbelow(len(ports))] if ports else _kernel_pick()
+        if port in _SPOKEN_FOR or not _in_my_class(port):
+            continue
+        if not ports or _bindable(port):
             _SPOKEN_FOR.add(port)
             return port
 
