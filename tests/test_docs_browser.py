@@ -27,10 +27,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# ReDoc renders the whole document in one long task, and beside make test's other workers
+# that task took more than playwright's default 5 s: the first wait failed with the page
+# rendered a moment later. A bound on a hang, not a speed requirement.
+RENDER_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    expect.set_options(timeout=RENDER_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
