@@ -113,13 +113,17 @@ async def test_handler_failure_leaves_entry_pending_and_it_is_redelivered_after_
     redis: Redis, namespace: str, eventually: Eventually
 ) -> None:
     handler = Recorder(fail_times=1)
-    c = consumer(redis, namespace, handler, block_ms=20, claim_idle_ms=50, max_deliveries=3)
+    applied = Applied(redis, f"{namespace}events", f"{namespace}group")
+    c = consumer(
+        redis, namespace, handler, block_ms=20, claim_idle_ms=50, max_deliveries=3, applied=applied
+    )
     await c.ensure_group()
     e = event()
     await redis.xadd(c.stream, e.to_stream_fields())  # type: ignore[arg-type]
 
     assert await c.process_once() == 0
     assert handler.seen == []
+    assert applied.told == []  # not applied: not told
     assert await pending_count(redis, c.stream, c.group) == 1
 
     async def handled() -> bool:
@@ -128,6 +132,7 @@ async def test_handler_failure_leaves_entry_pending_and_it_is_redelivered_after_
 
     await eventually(handled)
     assert handler.calls[e.event_id] == 2
+    assert applied.told == [[e]]  # the reclaimed entry, once applied
     assert await pending_count(redis, c.stream, c.group) == 0
     assert await redis.xlen(c.dead_letter_stream) == 0
 
@@ -487,6 +492,77 @@ async def test_a_failed_batch_is_handled_again_one_event_at_a_time(
     assert await pending_count(redis, stream, c.group) == 1
 
 
+class Applied:
+    """An ``applied`` hook: records what it was told, and how much was pending then."""
+
+    def __init__(self, redis: Redis, stream: str, group: str) -> None:
+        self._redis, self._stream, self._group = redis, stream, group
+        self.told: list[list[Envelope]] = []
+        self.pending_then: list[int] = []
+
+    async def __call__(self, envelopes: list[Envelope]) -> None:
+        self.told.append(list(envelopes))
+        self.pending_then.append(await pending_count(self._redis, self._stream, self._group))
+
+
+async def xack_calls(redis: Redis) -> int:
+    stats: Any = await redis.info("commandstats")
+    return int(stats.get("cmdstat_xack", {}).get("calls", 0))
+
+
+async def test_a_steps_events_of_every_user_are_acked_in_one_xack_after_applied_was_told(
+    own_redis: OwnRedis, namespace: str
+) -> None:
+    """One round trip per step for the acks and one for the service's bookkeeping, not one
+    of each per user; and ``applied`` runs while the entries are still pending."""
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    try:
+        stream = f"{namespace}events"
+        events = [event(user, tz) for tz in ("UTC", "Asia/Tokyo") for user in ("u1", "u2", "u3")]
+        events.append(event("u4"))  # a user with one event: the single handler's path
+        for e in events:
+            await client.xadd(stream, e.to_stream_fields())  # type: ignore[arg-type]
+        applied = Applied(client, stream, f"{namespace}group")
+        c = consumer(
+            client,
+            namespace,
+            Recorder(),
+            block_ms=10,
+            batch_handler=BatchRecorder(),
+            applied=applied,
+        )
+        await c.ensure_group()
+        await client.config_resetstat()
+
+        assert await c.process_once() == len(events)
+        assert await xack_calls(client) == 1
+        assert len(applied.told) == 1
+        assert sorted(e.event_id for e in applied.told[0]) == sorted(e.event_id for e in events)
+        assert applied.pending_then == [len(events)]
+        assert await pending_count(client, stream, c.group) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_when_applied_fails_the_steps_entries_stay_pending(
+    redis: Redis, namespace: str
+) -> None:
+    stream = f"{namespace}events"
+    for user in ("u1", "u2"):
+        await redis.xadd(stream, event(user).to_stream_fields())  # type: ignore[arg-type]
+
+    async def applied(_: list[Envelope]) -> None:
+        raise RedisConnectionError("Redis went away")
+
+    handler = Recorder()
+    c = consumer(redis, namespace, handler, block_ms=10, applied=applied)
+    await c.ensure_group()
+    with pytest.raises(RedisConnectionError):
+        await c.process_once()
+    assert len(handler.seen) == 2
+    assert await pending_count(redis, stream, c.group) == 2  # delivered again, not lost
+
+
 async def test_users_are_handled_concurrently_up_to_the_limit(redis: Redis, namespace: str) -> None:
     stream = f"{namespace}events"
     for user in range(6):
@@ -710,11 +786,15 @@ async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_
     def broken_predicate(exc: BaseException) -> bool:
         raise TypeError("a bug in the store_unreachable predicate")
 
-    c = consumer(redis, namespace, handler, block_ms=10, store_unreachable=broken_predicate)
+    applied = Applied(redis, f"{namespace}events", f"{namespace}group")
+    c = consumer(
+        redis, namespace, handler, block_ms=10, store_unreachable=broken_predicate, applied=applied
+    )
     await c.ensure_group()
     with pytest.raises(TypeError):
         await c.process_once()
     assert seen == [slow]  # u2's work was done and acked before the error came out
+    assert applied.told == [[slow]]
     pending: Any = await redis.xpending_range(c.stream, c.group, min="-", max="+", count=10)
     assert len(pending) == 1
 

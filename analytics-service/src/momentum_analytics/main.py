@@ -12,7 +12,6 @@ import structlog
 from fastapi import FastAPI
 from momentum_libs.app import create_service_app
 from momentum_libs.background import BackgroundTasks
-from momentum_libs.events import Envelope
 from momentum_libs.mongo import mongo_client
 from momentum_libs.partitioned import LogConsumer, log_consumers
 from momentum_libs.redis_client import redis_client
@@ -70,15 +69,6 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
                 settings.events_partitions,
             )
 
-            # Recorded after the projections took the events: as_of never runs ahead.
-            async def handle(envelope: Envelope) -> None:
-                await projections.handle(envelope)
-                await freshness.record([envelope])
-
-            async def handle_batch(envelopes: list[Envelope]) -> None:
-                await projections.handle_batch(envelopes)
-                await freshness.record(envelopes)
-
             # Events trimmed before this group read them: the users they can have been
             # about (which ones is not known: every user of the partition, of the log
             # on one stream) are rebuilt from tracking's data, page by page; the
@@ -89,8 +79,15 @@ def _lifespan(settings: AnalyticsSettings, token_keys: KeyLookup | None) -> Any:
 
             consumer: LogConsumer | None = None
             if settings.consumer_enabled:
+                # Freshness is recorded once a step's events are applied (as_of never
+                # runs ahead), for all of its users in one round trip.
                 consumer, replay = log_consumers(
-                    settings, consumer_redis, handle, handle_batch, repair=repair
+                    settings,
+                    consumer_redis,
+                    projections.handle,
+                    projections.handle_batch,
+                    repair=repair,
+                    applied=freshness.record,
                 )
                 background.start(consumer.run(), name="analytics-consumer")
                 if replay is not None:

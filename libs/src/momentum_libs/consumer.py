@@ -17,7 +17,9 @@ One cycle (:meth:`StreamConsumer.process_once`):
    nothing was reclaimed);
 3. handle the reclaimed entries one by one, then the new ones: each user's events in
    stream order, different users' concurrently (with a ``batch_handler``, each user's
-   events of the batch in one call). A handler exception leaves the entry pending;
+   events of the batch in one call). The entries whose handlers returned are acked
+   together at the end of the step, in one XACK, after ``applied`` (if given) was told
+   their events. A handler exception leaves the entry pending;
    the next reclaim after ``claim_idle_ms`` delivers it again, so a failed entry may
    be handled after later ones: handlers must not rely on order across failures (the
    payloads carry a ``version`` for that). When a batch handler fails, that user's
@@ -79,6 +81,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -114,9 +117,26 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 """Events of one user in stream order; must do what the handler would do on each in turn."""
+Applied = Callable[[list[Envelope]], Awaitable[None]]
+"""Told, once per step and before their XACK, every event its handlers applied (of every
+user the step read): a service's bookkeeping of what is applied, in one round trip per
+step rather than one per user. If it fails the entries stay pending, and are delivered
+again."""
 Repair = Callable[[list[str]], Awaitable[None]]
 """Makes good what the group lost in the trimmed windows (``"<group> <from> <to>"``);
 returns once it has."""
+
+
+@dataclass
+class _Done:
+    """The entries of one step whose handlers returned: acked together when it ends."""
+
+    entry_ids: list[Any] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+
+    def add(self, entry_id: Any, envelope: Envelope) -> None:
+        self.entry_ids.append(entry_id)
+        self.envelopes.append(envelope)
 
 
 # A repair's lease lives this long unless renewed (every third of it, while it runs).
@@ -177,6 +197,7 @@ class StreamConsumer:
         repair: Repair | None = None,
         trim_check_ms: int = 10_000,
         whole_log: bool = False,
+        applied: Applied | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -190,6 +211,7 @@ class StreamConsumer:
         self.consumer_name = consumer_name
         self._handler = handler
         self._batch_handler = batch_handler
+        self._applied = applied
         self._store_unreachable = store_unreachable
         # Bounds the store connections and memory a batch of many users' events takes.
         self._gate = asyncio.Semaphore(concurrency)
@@ -226,6 +248,7 @@ class StreamConsumer:
         dead_letter_stream: str | None = None,
         consumer_name: str | None = None,
         whole_log: bool = False,
+        applied: Applied | None = None,
     ) -> "StreamConsumer":
         """This process's consumer, as the service's settings describe it; ``stream``: read
         another stream than the events (the group's replay stream, a partition) with the
@@ -246,6 +269,7 @@ class StreamConsumer:
             concurrency=settings.consumer_concurrency,
             repair=repair,
             whole_log=whole_log,
+            applied=applied,
         )
 
     async def ensure_group(self) -> None:
@@ -273,8 +297,7 @@ class StreamConsumer:
             self._next_trim_check_at = now + self._trim_check_ms / 1000
             await self.check_trimmed()
         reclaimed = await self._reclaim()
-        for entry_id, fields, deliveries in reclaimed:
-            handled += await self._handle(entry_id, fields, deliveries)
+        handled += await self._handle_reclaimed(reclaimed)
         block = None if reclaimed or self._block_ms <= 0 else self._block_ms
         response: Any = await self._redis.xreadgroup(
             self.group,
@@ -300,8 +323,7 @@ class StreamConsumer:
         handled = 0
         self._claim_cursor = "0-0"
         while True:
-            for entry_id, fields, deliveries in await self._reclaim(min_idle_ms=0):
-                handled += await self._handle(entry_id, fields, deliveries)
+            handled += await self._handle_reclaimed(await self._reclaim(min_idle_ms=0))
             if text(self._claim_cursor) == "0-0":  # the pending list is scanned to its end
                 return handled
 
@@ -509,6 +531,23 @@ class StreamConsumer:
             result.append((entry_id, fields, int(info[0]["times_delivered"])))
         return result
 
+    async def _handle_reclaimed(self, reclaimed: list[tuple[Any, Any, int]]) -> int:
+        """Entries delivered before: one by one, in stream order."""
+        done = _Done()
+        handled = 0
+        for entry_id, fields, deliveries in reclaimed:
+            handled += await self._handle(entry_id, fields, deliveries, done)
+        await self._ack(done)
+        return handled
+
+    async def _ack(self, done: _Done) -> None:
+        if not done.entry_ids:
+            return
+        if self._applied is not None:
+            await self._applied(done.envelopes)
+        await self._redis.xack(self.stream, self.group, *done.entry_ids)
+        self.metrics.acked(done.envelopes)
+
     async def _handle_new(self, entries: list[tuple[Any, Any]]) -> int:
         """First deliveries: per user in stream order, users concurrently."""
         by_user: dict[str, list[tuple[Any, Any, Envelope]]] = {}
@@ -520,22 +559,25 @@ class StreamConsumer:
                 unreadable.append((entry_id, fields))
                 continue
             by_user.setdefault(envelope.user_id, []).append((entry_id, fields, envelope))
+        done = _Done()
         handled = 0
         for entry_id, fields in unreadable:
-            handled += await self._handle(entry_id, fields, 1)
+            handled += await self._handle(entry_id, fields, 1, done)
         results = await asyncio.gather(
-            *(self._handle_user(items) for items in by_user.values()), return_exceptions=True
+            *(self._handle_user(items, done) for items in by_user.values()),
+            return_exceptions=True,
         )
+        await self._ack(done)
         for result in results:  # every user's work is finished before a failure propagates
             if isinstance(result, BaseException):
                 raise result
         return handled + sum(r for r in results if isinstance(r, int))
 
-    async def _handle_user(self, items: list[tuple[Any, Any, Envelope]]) -> int:
+    async def _handle_user(self, items: list[tuple[Any, Any, Envelope]], done: _Done) -> int:
         async with self._gate:
-            return await self._handle_user_now(items)
+            return await self._handle_user_now(items, done)
 
-    async def _handle_user_now(self, items: list[tuple[Any, Any, Envelope]]) -> int:
+    async def _handle_user_now(self, items: list[tuple[Any, Any, Envelope]], done: _Done) -> int:
         if self._batch_handler is not None and len(items) > 1:
             try:
                 envelopes = [envelope for _, _, envelope in items]
@@ -549,12 +591,12 @@ class StreamConsumer:
                     return 0
                 log.info("event_batch_failed_one_by_one", events=len(items), error=str(exc))
             else:
-                await self._redis.xack(self.stream, self.group, *(e for e, _, _ in items))
-                self.metrics.acked(envelope for _, _, envelope in items)
+                for entry_id, _, envelope in items:
+                    done.add(entry_id, envelope)
                 return len(items)
         handled = 0
         for entry_id, fields, envelope in items:
-            handled += await self._handle(entry_id, fields, 1, envelope)
+            handled += await self._handle(entry_id, fields, 1, done, envelope)
         return handled
 
     async def _handle(
@@ -562,9 +604,11 @@ class StreamConsumer:
         entry_id: Any,
         fields: Mapping[Any, Any],
         deliveries: int,
+        done: _Done,
         envelope: Envelope | None = None,
     ) -> int:
-        """Handle one entry; ``envelope``: its fields already parsed."""
+        """Handle one entry, into ``done`` if its handler returns; ``envelope``: its
+        fields already parsed."""
         if deliveries > self._max_deliveries:
             await self._dead_letter(
                 entry_id,
@@ -600,8 +644,7 @@ class StreamConsumer:
                 exc_info=True,
             )
             return 0
-        await self._redis.xack(self.stream, self.group, entry_id)
-        self.metrics.acked((envelope,))
+        done.add(entry_id, envelope)
         return 1
 
     async def _uncount(self, entry_ids: list[Any], deliveries: dict[Any, int], error: str) -> None:

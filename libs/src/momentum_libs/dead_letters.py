@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from momentum_libs.cli import ToolError
-from momentum_libs.consumer import BatchHandler, Handler, StreamConsumer
+from momentum_libs.consumer import Applied, BatchHandler, Handler, StreamConsumer
 from momentum_libs.events import (
     DEAD_CONSUMER,
     DEAD_DELIVERIES,
@@ -103,10 +103,11 @@ def replay_consumer(
     redis: RedisClient,
     handler: Handler,
     batch_handler: BatchHandler | None = None,
+    applied: Applied | None = None,
 ) -> StreamConsumer:
-    """The group's consumer of its replay stream: same group, handler and dead letters."""
+    """The group's consumer of its replay stream: same group, handlers and dead letters."""
     return StreamConsumer.from_settings(
-        settings, redis, handler, batch_handler, stream=settings.replay_stream
+        settings, redis, handler, batch_handler, stream=settings.replay_stream, applied=applied
     )
 
 

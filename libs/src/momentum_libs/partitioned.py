@@ -46,6 +46,7 @@ from momentum_libs.background import (
 )
 from momentum_libs.consumer import (
     RELEASE_IF_MINE_SCRIPT,
+    Applied,
     BatchHandler,
     Handler,
     Repair,
@@ -139,6 +140,7 @@ class PartitionedConsumer:
         handler: Handler,
         batch_handler: BatchHandler | None = None,
         repair: GroupRepair | None = None,
+        applied: Applied | None = None,
     ) -> "PartitionedConsumer":
         """This process's replica, as the service's settings describe it: for each partition
         it holds, a consumer of the partition (with ``repair``, told the partition's users)
@@ -157,6 +159,7 @@ class PartitionedConsumer:
                     repair=repairing,
                     dead_letter_stream=settings.dead_letters_of(partition),
                     consumer_name=name,
+                    applied=applied,
                 )
 
             index = streams.index(partition)
@@ -334,6 +337,7 @@ def log_consumers(
     handler: Handler,
     batch_handler: BatchHandler | None = None,
     repair: GroupRepair | None = None,
+    applied: Applied | None = None,
 ) -> tuple[LogConsumer, StreamConsumer | None]:
     """The group's reader of the log and of its replay stream, as a service runs them.
 
@@ -348,10 +352,16 @@ def log_consumers(
             batch_handler,
             repair=of_partition(repair, 0, 1),
             whole_log=True,
+            applied=applied,
         )
-        return consumer, replay_consumer(settings, redis, handler, batch_handler)
+        return consumer, replay_consumer(settings, redis, handler, batch_handler, applied)
     return PartitionedConsumer.from_settings(
-        settings, redis, handler, batch_handler, None if repair is None else _serialized(repair)
+        settings,
+        redis,
+        handler,
+        batch_handler,
+        None if repair is None else _serialized(repair),
+        applied,
     ), None
 
 

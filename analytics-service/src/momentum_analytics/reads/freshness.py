@@ -2,9 +2,9 @@
 and ``pending`` (whether the stream still holds events analytics has not applied).
 
 ``as_of`` is kept in one Redis sorted set beside the stream (member: user id, score: the
-newest applied ``occurred_at`` in milliseconds), raised with ``ZADD GT`` after each
-handled batch: a replayed or reordered older event never moves it back. A user's
-erasure drops their member.
+newest applied ``occurred_at`` in milliseconds), raised with ``ZADD GT`` once the
+events of a consumer's read are applied, before their XACK: a replayed or reordered
+older event never moves it back. A user's erasure drops their member.
 
 ``pending`` is the consumer group's backlog, for all users together: entries delivered
 but not yet acknowledged, or not yet delivered at all (the group's last delivered id is
