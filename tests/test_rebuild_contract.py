@@ -103,8 +103,9 @@ def test_a_rebuild_from_trackings_documents_equals_the_live_projection(
         lambda: analytics_reads(gateway, account, goal_ids),
         lambda reads: (
             reads["dashboard"]["total_minutes"] == expected_total
-            and reads["heatmap"]["days"][34]["minutes"] == 0
-        ),  # 2026-11-04, its log deleted
+            and reads["heatmap"]["days"][34]["minutes"] == 0  # 2026-11-04, its log deleted
+            and reads["dashboard"]["pending"] is False  # the activation applied too
+        ),
         timeout_s=30,
     )
     live = wait_for(

@@ -26,7 +26,7 @@ async def started(api: Api, headers: dict[str, str]) -> str:
 
 
 async def until_done(api: Api, export_id: str, headers: dict[str, str]) -> dict[str, Any]:
-    for _ in range(200):  # a bound on waiting, not a timing assertion
+    for _ in range(600):  # a bound on waiting (~30 s), not a timing assertion
         r = await api.client.get(f"/exports/{export_id}", headers=headers)
         assert r.status_code == 200, r.text
         if r.json()["status"] in ("ready", "failed"):
@@ -115,11 +115,13 @@ async def test_a_job_being_built_is_not_taken_over(api: Api, settings: TrackingS
 async def test_a_slow_build_keeps_its_lease(
     api: Api, settings: TrackingSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(export_service, "LEASE_S", 0.3)
+    # Renewed every third of a lease: a second of lease leaves ~0.67 s for a renewal to
+    # land (0.3 s left 0.2 s, and a renewal beside make test's workers took longer).
+    monkeypatch.setattr(export_service, "LEASE_S", 1.0)
     real_records = ExportService.records
 
     async def slow_records(self: ExportService, user_id: str) -> Any:
-        await asyncio.sleep(1.0)  # three leases long: renewed all along
+        await asyncio.sleep(3.0)  # three leases long: renewed all along
         return await real_records(self, user_id)
 
     monkeypatch.setattr(ExportService, "records", slow_records)
