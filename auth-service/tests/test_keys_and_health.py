@@ -70,7 +70,7 @@ async def test_health_db_checks_both_stores(client: httpx.AsyncClient) -> None:
 
 async def test_health_db_names_a_dead_redis(make_settings: SettingsFactory) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    async with running(make_settings(redis_url=dead, store_timeout_ms=300)) as (_, client):
+    async with running(make_settings(redis_url=dead, store_timeout_ms=2000)) as (_, client):
         response = await client.get("/health/db")
     assert response.status_code == 503
     assert response.json() == {"status": "degraded", "mongodb": "ok", "redis": "down"}

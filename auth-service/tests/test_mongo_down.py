@@ -18,7 +18,7 @@ from .conftest import (
 async def test_mongodb_down_is_503_and_recovers(
     make_settings: SettingsFactory, own_mongo: OwnMongo
 ) -> None:
-    settings = make_settings(mongodb_url=own_mongo.url, store_timeout_ms=500)
+    settings = make_settings(mongodb_url=own_mongo.url, store_timeout_ms=1500)
     async with running(settings) as (_, client):
         user = await register(client)
         own_mongo.stop()

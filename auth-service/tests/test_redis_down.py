@@ -26,7 +26,7 @@ async def test_without_redis_register_works_and_its_event_waits(
     pem = ed25519_pem()
     dead = f"redis://127.0.0.1:{free_port()}/0"
     settings = make_settings(
-        redis_url=dead, store_timeout_ms=300, signing_key_pem=pem, signing_key_id="k1"
+        redis_url=dead, store_timeout_ms=2000, signing_key_pem=pem, signing_key_id="k1"
     )
     async with running(settings) as (_, client):
         email = unique_email()

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 STREAM_CHUNKS = [f"chunk-{i};".encode() * 100 for i in range(5)]
 SLOW_S = 5.0
-IMPORT_S = 1.0  # an import's merge, past the tests' usual read timeout
+IMPORT_S = 1.0  # an import's merge, past the read timeout of the test that sets 0.3 s
 
 
 class ServerThread:
@@ -328,11 +328,14 @@ def gateway_settings(
         "jwks_url": f"{upstreams['auth'].url}/.well-known/jwks.json",
         "redis_url": redis_url,
         "mongodb_url": mongodb_url,
-        "read_timeout_seconds": 1.0,
-        "connect_timeout_seconds": 1.0,
-        "store_timeout_ms": 500,
-        "health_timeout_seconds": 0.5,
-        "openapi_fetch_timeout_seconds": 1.0,
+        # Bounds, not speeds: the gateway, its stand-ins and the test client share one
+        # process beside make test's workers, where a stall of a second is ordinary; the
+        # tests of a timeout set their own (dead stores and stopped stand-ins refuse at once).
+        "read_timeout_seconds": 10.0,
+        "connect_timeout_seconds": 5.0,
+        "store_timeout_ms": 2000,
+        "health_timeout_seconds": 5.0,
+        "openapi_fetch_timeout_seconds": 5.0,
         "log_json": False,
         "log_level": "WARNING",
         "metrics_port": 0,  # tests run side by side: never the fixed 9100

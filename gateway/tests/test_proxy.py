@@ -276,7 +276,9 @@ def test_an_import_may_take_longer_than_any_other_request(
 def test_full_connection_pool_is_503_for_that_service_only(
     start_gateway: StartGateway, auth: dict[str, str], upstreams: dict[str, Upstream]
 ) -> None:
-    client = start_gateway(max_connections=1, pool_timeout_seconds=0.2, read_timeout_seconds=2)
+    # The slow request holds the connection until its read timeout (4 s, the stand-in takes
+    # 5): the 503 must come before that, which 2 s left too little room for beside workers.
+    client = start_gateway(max_connections=1, pool_timeout_seconds=0.2, read_timeout_seconds=4)
     results: dict[str, int] = {}
     slow_before = upstreams["tracking"].hits["slow"]
 

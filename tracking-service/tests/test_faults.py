@@ -203,7 +203,7 @@ async def test_killed_before_the_relay_ran_publishes_after_restart(
 async def test_mongodb_down_is_503_then_recovers(
     own_mongo: OwnMongo, signer: TestSigner, settings_for: Callable[..., TrackingSettings]
 ) -> None:
-    settings = settings_for(mongodb_url=own_mongo.url, store_timeout_ms=500)
+    settings = settings_for(mongodb_url=own_mongo.url, store_timeout_ms=1500)
     app = create_app(settings, token_keys=signer.keys)
     h = {"Authorization": f"Bearer {signer.mint('mongo-down-user')}"}
     async with app.router.lifespan_context(app):
