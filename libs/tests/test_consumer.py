@@ -113,7 +113,7 @@ async def test_handler_failure_leaves_entry_pending_and_it_is_redelivered_after_
     redis: Redis, namespace: str, eventually: Eventually
 ) -> None:
     handler = Recorder(fail_times=1)
-    applied = Applied(redis, f"{namespace}events", f"{namespace}group")
+    applied = AppliedRecorder(redis, f"{namespace}events", f"{namespace}group")
     c = consumer(
         redis, namespace, handler, block_ms=20, claim_idle_ms=50, max_deliveries=3, applied=applied
     )
@@ -492,7 +492,7 @@ async def test_a_failed_batch_is_handled_again_one_event_at_a_time(
     assert await pending_count(redis, stream, c.group) == 1
 
 
-class Applied:
+class AppliedRecorder:
     """An ``applied`` hook: records what it was told, and how much was pending then."""
 
     def __init__(self, redis: Redis, stream: str, group: str) -> None:
@@ -522,7 +522,7 @@ async def test_a_steps_events_of_every_user_are_acked_in_one_xack_after_applied_
         events.append(event("u4"))  # a user with one event: the single handler's path
         for e in events:
             await client.xadd(stream, e.to_stream_fields())  # type: ignore[arg-type]
-        applied = Applied(client, stream, f"{namespace}group")
+        applied = AppliedRecorder(client, stream, f"{namespace}group")
         c = consumer(
             client,
             namespace,
@@ -786,7 +786,7 @@ async def test_a_cycle_that_fails_for_one_user_first_finishes_every_other_users_
     def broken_predicate(exc: BaseException) -> bool:
         raise TypeError("a bug in the store_unreachable predicate")
 
-    applied = Applied(redis, f"{namespace}events", f"{namespace}group")
+    applied = AppliedRecorder(redis, f"{namespace}events", f"{namespace}group")
     c = consumer(
         redis, namespace, handler, block_ms=10, store_unreachable=broken_predicate, applied=applied
     )
