@@ -111,7 +111,7 @@ def test_make_up_refuses_a_second_on_its_port_or_data_dir_and_stops_everything_o
             _assert_refused(second_port, second_dir, says)
         # The first stack is untouched: same processes, still healthy.
         assert {p.pid for p in _descendants(first.pid)} == pids_before
-        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        _wait_for_gateway(f"http://127.0.0.1:{port}", first, timeout_s=30)
         _stop_leaves_nothing(first, started, signal.SIGINT, data_dir)
     finally:
         _kill_if_running(first)

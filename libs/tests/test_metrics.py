@@ -266,7 +266,7 @@ async def test_a_relay_with_mongodb_down_counts_each_pass_and_publishes_once_it_
     data = tmp_path / "mongo"
     url, server = start_nx_mongo(data, log_dir=tmp_path)
     port = int(url.rsplit(":", 1)[1].strip("/"))
-    client = mongo_client(url, 300)
+    client = mongo_client(url, 1500)  # each pass while it is down fails within 1.5 s
     stream = f"{namespace}events"
     relay = OutboxRelay(redis, stream, [Memo], sweep_interval_s=0.05, max_backoff_s=0.4)
     task: asyncio.Task[None] | None = None
@@ -286,7 +286,7 @@ async def test_a_relay_with_mongodb_down_counts_each_pass_and_publishes_once_it_
                 now = sample("momentum_relay_failures_total", reason="mongodb_unavailable")
                 return now >= before["mongodb_unavailable"] + 4
 
-            await eventually(failed_4_times)
+            await eventually(failed_4_times, timeout_s=60)
             assert not task.done()  # still retrying
             _, server = start_nx_mongo(data, port=port, log_dir=tmp_path)
 

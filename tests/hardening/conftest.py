@@ -95,6 +95,9 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
                 "MOMENTUM_GATEWAY_CORS_ORIGINS": CORS_ORIGIN,
                 "MOMENTUM_LOG_LEVEL": "DEBUG",
                 "MOMENTUM_AUTH_REFRESH_REUSE_GRACE_SECONDS": str(STACK_REFRESH_GRACE_S),
+                # A service that is up must say "ok" in GET /health beside make test's
+                # workers too (1 s by default); a killed or stopped one is down either way.
+                "MOMENTUM_GATEWAY_HEALTH_TIMEOUT_SECONDS": "5",
             },
         ).start()
         yield OwnStack(stack, redis, mongo)

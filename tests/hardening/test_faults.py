@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -29,6 +30,11 @@ SERVICE_ROUTES: dict[str, tuple[str, str]] = {
 
 def _health(client: httpx.Client) -> httpx.Response:
     return client.get("/health")
+
+
+def _healthy(client: httpx.Client) -> Callable[[], bool | None]:
+    """A probe for wait_for: True once GET /health answers 200."""
+    return lambda: _health(client).status_code == 200 or None
 
 
 def _assert_works(client: httpx.Client, account: Account, except_: str | None = None) -> None:
@@ -80,7 +86,7 @@ def test_a_killed_service_fails_only_its_routes_and_comes_back(
     finally:
         own_stack.stack.start_service(name)
 
-    assert _health(own_gateway).status_code == 200
+    wait_for("the gateway to find every service up", _healthy(own_gateway))
     _assert_works(own_gateway, account)
     # Writes through the restarted service work, and a new account works end to end.
     fresh = new_account(own_gateway)
@@ -113,7 +119,7 @@ def test_a_hung_service_times_out_at_the_gateway_and_the_others_serve(
         "tracking to answer again",
         lambda: own_gateway.get("/goals", headers=account.headers).status_code == 200 or None,
     )
-    assert own_gateway.get("/health").status_code == 200
+    wait_for("the gateway to find every service up", _healthy(own_gateway))
     assert own_stack.service_pids() == pids
 
 
@@ -334,6 +340,11 @@ def test_mongodb_restart_answers_503_then_recovers_with_all_data(
         "tracking to serve again",
         lambda: own_gateway.get("/goals", headers=account.headers).status_code == 200 or None,
     )
+    # auth's MongoDB client reconnects on its own next operation, not with tracking's.
+    wait_for(
+        "auth to serve again",
+        lambda: own_gateway.get("/users/me", headers=account.headers).status_code == 200 or None,
+    )
     # No data lost, the idempotent retry of the failed write now succeeds once.
     stored = all_pages(own_gateway, "/daily-logs", account.headers)
     assert {str(item["id"]): item["minutes"] for item in stored} == before
@@ -357,4 +368,4 @@ def test_mongodb_restart_answers_503_then_recovers_with_all_data(
     )
     assert own_stack.service_pids() == pids
     assert own_gateway.get("/health/db").status_code == 200
-    assert own_gateway.get("/health").status_code == 200
+    wait_for("the gateway to find every service up", _healthy(own_gateway))

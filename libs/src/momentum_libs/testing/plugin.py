@@ -218,6 +218,9 @@ def stack(
         # tracking; beside make test's workers a wait past the default 2 s is 503 "at
         # capacity", which is the gateway working, not what that test is about.
         "MOMENTUM_GATEWAY_POOL_TIMEOUT_SECONDS": "15",
+        # GET /health gives each service 1 s by default; beside the workers one of them
+        # can take longer, and the tests that read it are about what it says, not speed.
+        "MOMENTUM_GATEWAY_HEALTH_TIMEOUT_SECONDS": "5",
         **clock_env,
     }
     with namespaced_stack(data_dir, mongodb_url, redis_url, namespace, extra_env) as running:
