@@ -26,6 +26,7 @@ from .conftest import PASSWORD, new_account
 
 JOBS = ("auth", "tracking", "analytics", "gateway")
 WAIT_S = 60.0  # bounds a hung scrape; nothing here asserts speed
+POLL_S = 0.5  # between queries while waiting: a scrape comes every 2 s
 
 
 class Prometheus:
@@ -58,7 +59,7 @@ class Prometheus:
 
     def rises_above(self, promql: str, before: float) -> bool:
         after = eventually_blocking(
-            lambda: self.value(promql), lambda v: v > before, timeout_s=WAIT_S, interval_s=0.5
+            lambda: self.value(promql), lambda v: v > before, timeout_s=WAIT_S, interval_s=POLL_S
         )
         return after > before
 
@@ -167,7 +168,10 @@ def _series_that_differ(prometheus: Prometheus) -> list[str]:
 
 def test_every_series_exists_for_the_processes_it_describes(prometheus: Prometheus) -> None:
     differ = eventually_blocking(
-        lambda: _series_that_differ(prometheus), lambda d: d == [], timeout_s=WAIT_S
+        lambda: _series_that_differ(prometheus),
+        lambda d: d == [],
+        timeout_s=WAIT_S,
+        interval_s=POLL_S,
     )
     assert differ == []
     # Route templates only: no user id or raw path ever becomes a label.
@@ -239,4 +243,7 @@ def test_every_series_the_alerts_and_the_dashboard_read_is_served(
         response = httpx.get(f"{prometheus.url}/api/v1/label/__name__/values", timeout=10)
         return sorted(set(read) - set(response.json()["data"]))
 
-    assert eventually_blocking(missing, lambda m: m == [], timeout_s=WAIT_S) == []
+    still_missing = eventually_blocking(
+        missing, lambda m: m == [], timeout_s=WAIT_S, interval_s=POLL_S
+    )
+    assert still_missing == []
