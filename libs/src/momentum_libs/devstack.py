@@ -55,6 +55,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
+# Four processes import and create their indexes at once. Beside make test's workers on two
+# cores, auth once went past 30 s (CI, twice in one run); a service that never answers still
+# fails, with the end of its log in the error.
+START_TIMEOUT_S = 60.0
+# Enough of a log to show why a service did not come up, short enough to read in a failure.
+LOG_TAIL_LINES = 20
+
+
 class Stack:
     """The stack as child processes on 127.0.0.1.
 
@@ -129,7 +137,7 @@ class Stack:
             # importing, which the others can do meanwhile (no service needs another to start).
             launched = {spec.name: self._launch(spec.name) for spec in SERVICES}
             for name, proc in launched.items():
-                self._wait_healthy(name, proc, timeout_s=30.0)
+                self._wait_healthy(name, proc, timeout_s=START_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise
@@ -173,11 +181,11 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def start_service(self, name: str, timeout_s: float = 30.0) -> None:
+    def start_service(self, name: str, timeout_s: float = START_TIMEOUT_S) -> None:
         self._wait_healthy(name, self._launch(name), timeout_s)
 
     def start_replica(
-        self, name: str, env: dict[str, str] | None = None, timeout_s: float = 30.0
+        self, name: str, env: dict[str, str] | None = None, timeout_s: float = START_TIMEOUT_S
     ) -> str:
         """One more process of service ``name``, on a port of its own with the same settings
         (``env`` added; the gateway still routes to the first); stopped with the stack.
@@ -208,7 +216,16 @@ class Stack:
 
     def _where_its_output_is(self, name: str) -> str:
         # Without log files (make up) a service writes to this terminal.
-        return f"see {self.log_path(name)}" if self.log_to_files else "see its output above"
+        if not self.log_to_files:
+            return "see its output above"
+        # The log's end goes into the error: a CI run keeps the output, not the files.
+        path = self.log_path(name)
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            return f"see {path} (not readable)"
+        tail = "\n".join(f"  | {line}" for line in lines) or "  | (empty)"
+        return f"see {path}; it ends:\n{tail}"
 
     def _wait_healthy(self, name: str, proc: ManagedProcess, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
