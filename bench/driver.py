@@ -1,4 +1,5 @@
-"""The asyncio httpx load driver: closed-loop, N concurrent workers, for a fixed time.
+"""The asyncio httpx load driver: N concurrent workers for a fixed time, closed-loop, or
+paced to a total rate (``rate_per_s``: each worker keeps to its share of a schedule).
 
 Run as its own process (``python -m bench.driver`` reading a JSON config on stdin and
 printing a JSON result), so the bench's own event loop never skews what it measures
@@ -31,11 +32,26 @@ class DriverConfig(TypedDict, total=False):
     tokens: list[str]
     goal_ids: list[str]  # post_logs: one per token
     concurrency: int
+    rate_per_s: float  # get/post_logs: the workers' total pace; absent: as fast as answered
     duration_s: float
     warmup_s: float
     days_back: int  # post_logs: dates spread over the last N days
     expect_status: int
     credentials: dict[str, str]  # login_bursts: the account every login names
+
+
+class _Pace:
+    """One worker's share of a paced load: at most ``per_s`` sends a second. A worker that
+    falls behind (a slow answer) sends at once and starts its schedule again from there, so
+    the pace is a ceiling: no burst to catch up."""
+
+    def __init__(self, per_s: float, offset_s: float) -> None:
+        self.interval_s = 1 / per_s
+        self.next_at = time.perf_counter() + offset_s  # the workers' turns spread out
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.next_at - time.perf_counter())
+        self.next_at = max(self.next_at, time.perf_counter()) + self.interval_s
 
 
 async def _run(config: DriverConfig) -> dict[str, Any]:
@@ -60,11 +76,15 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
     async with httpx.AsyncClient(
         base_url=config["base_url"], limits=limits, timeout=30.0
     ) as client:
+        rate = config.get("rate_per_s")
 
         async def worker(index: int) -> None:
             rng = random.Random(index)
+            pace = _Pace(rate / concurrency, offset_s=index / rate) if rate else None
             i = index
             while not stop.is_set():
+                if pace:
+                    await pace.wait()
                 slot = i % len(tokens)
                 i += concurrency
                 headers = {"Authorization": f"Bearer {tokens[slot]}"}
@@ -136,6 +156,7 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
         **summary.as_dict(),
         "statuses": dict(statuses),
         "concurrency": concurrency,
+        "rate_per_s": config.get("rate_per_s"),
         # The driver's own cost: CPU it took from the machine the services run on.
         "driver_cpu_ms_per_request": round(1000 * cpu_seconds / sent, 3),
     }

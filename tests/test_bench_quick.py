@@ -28,7 +28,7 @@ KEYS = {
     },
     "write": {"rps", "p50_ms", "p99_ms"},
     "dashboard_flatness": {"p50_ms_1_day", "p50_ms_3_years", "ratio"},
-    "event_lag": {"p50_ms", "p99_ms", "p99_ms_under_load"},
+    "event_lag": {"p50_ms", "p99_ms", "p99_ms_under_load", "p99_ms_paced"},
     "rebuild": {"logs", "seconds", "logs_per_s"},
     "imports": {"logs", "status", "seconds", "logs_per_s", "again_seconds"},
     "memory_mb": {"gateway", "auth", "tracking", "analytics"},
@@ -64,6 +64,11 @@ def test_bench_quick_writes_every_key(tmp_path: Path) -> None:
     assert shares and shares == sorted(shares) and 0 < shares[-1] <= 1, shares
     assert 0 < under_load["poll_ms_p50"] <= under_load["poll_ms_p99"]
     assert "Where it goes:" in (tmp_path / "latest.md").read_text()
+    # The paced phase ran at half the closed loop's rate, and kept under it.
+    paced = data["event_lag"]["under_paced_load"]["background_write"]
+    assert paced["rate_per_s"] == under_load["background_write"]["rps"] / 2
+    assert 0 < paced["rps"] <= paced["rate_per_s"] * 1.1, paced
+    assert data["event_lag"]["p99_ms_paced"] > 0
     imported = data["imports"]
     assert (imported["status"], imported["again_status"]) == (200, 200)
     assert imported["created"] == imported["again_skipped"] == imported["logs"]
