@@ -156,7 +156,7 @@ async def _run(config: DriverConfig) -> dict[str, Any]:
         **summary.as_dict(),
         "statuses": dict(statuses),
         "concurrency": concurrency,
-        "rate_per_s": config.get("rate_per_s"),
+        "rate_per_s": rate,
         # The driver's own cost: CPU it took from the machine the services run on.
         "driver_cpu_ms_per_request": round(1000 * cpu_seconds / sent, 3),
     }

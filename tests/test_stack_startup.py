@@ -4,9 +4,9 @@ A CI run keeps pytest's output, not the services' log files, so the end of the f
 service's log must be in the exception itself.
 """
 
-import os
 from pathlib import Path
 
+import psutil
 import pytest
 from momentum_libs.devstack import Stack
 from momentum_libs.testing.plugin import namespaced_stack, new_namespace
@@ -30,21 +30,18 @@ def test_a_service_that_exits_during_start_up_shows_the_end_of_its_log(
     assert "it ends:" in message
     assert "MOMENTUM_AUTH_SIGNING_KEY_FILE cannot be read" in message
     assert not started
-    leftovers = _children_of_this_test(tmp_path)
+    leftovers = _processes_of_stack(tmp_path)
     assert not leftovers, f"processes of the failed stack still run: {leftovers}"
 
 
-def _children_of_this_test(data_dir: Path) -> list[int]:
+def _processes_of_stack(data_dir: Path) -> list[int]:
     """Processes still running with this stack's data dir in their environment."""
-    marker = f"MOMENTUM_DATA_DIR={data_dir.resolve()}".encode()
+    wanted = str(data_dir.resolve())
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for proc in psutil.process_iter():
         try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile, or not ours to read
+            if proc.environ().get("MOMENTUM_DATA_DIR") == wanted:
+                found.append(proc.pid)
+        except psutil.Error:  # gone meanwhile, or not ours to read
             continue
-        if marker in environ:
-            found.append(int(entry.name))
     return found
