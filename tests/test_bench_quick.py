@@ -64,10 +64,13 @@ def test_bench_quick_writes_every_key(tmp_path: Path) -> None:
     assert shares and shares == sorted(shares) and 0 < shares[-1] <= 1, shares
     assert 0 < under_load["poll_ms_p50"] <= under_load["poll_ms_p99"]
     assert "Where it goes:" in (tmp_path / "latest.md").read_text()
-    # The paced phase ran at half the closed loop's rate, and kept under it.
+    # The paced phase ran at half the closed loop's rate, and kept under it: each worker
+    # sends at most once per concurrency/rate seconds, so a window of T seconds holds at
+    # most T * rate + concurrency requests (--quick's window is about 1 s: 49 at 43/s seen).
     paced = data["event_lag"]["under_paced_load"]["background_write"]
     assert paced["rate_per_s"] == under_load["background_write"]["rps"] / 2
-    assert 0 < paced["rps"] <= paced["rate_per_s"] * 1.1, paced
+    ceiling = paced["seconds"] * paced["rate_per_s"] + paced["concurrency"]
+    assert 0 < paced["count"] + paced["errors"] <= ceiling, paced
     assert data["event_lag"]["p99_ms_paced"] > 0
     imported = data["imports"]
     assert (imported["status"], imported["again_status"]) == (200, 200)
